@@ -1,0 +1,67 @@
+# jobd - `make` builds ./jobd; `make run` and `make test` are the two commands of the README.
+CC      ?= cc
+PKGS    := libmicrohttpd jansson hiredis libcurl libcrypto
+DEPS_PKGS := libmicrohttpd-dev libjansson-dev libhiredis-dev libcriterion-dev \
+             libcurl4-openssl-dev libssl-dev redis-server pkg-config
+WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) -pthread $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -pthread -lm
+BUILD   ?= build
+
+LIB_SRC  := $(filter-out server/main.c,$(wildcard server/*.c handlers/*.c queues/*.c))
+TEST_SRC := $(wildcard tests/*.c)
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
+HEADERS  := $(wildcard server/*.h handlers/*.h queues/*.h tests/*.h)
+
+.PHONY: all run test test-asan deps clean bench check-config
+
+all: jobd
+
+jobd: $(BUILD)/jobd
+	cp $< $@
+
+$(BUILD)/jobd: $(BUILD)/server/main.o $(LIB_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/jobd_tests: $(TEST_OBJ) $(LIB_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) -lcriterion
+
+$(BUILD)/%.o: %.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+# Installs what is missing (Debian 12, as root).
+deps:
+	@missing=""; for p in $(DEPS_PKGS); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+# Starts a local redis-server if none answers, then jobd on the default config.
+run: deps
+	@$(MAKE) --no-print-directory jobd
+	@redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 || { \
+	  mkdir -p /tmp/jobd-redis && \
+	  redis-server --port 6379 --bind 127.0.0.1 --dir /tmp/jobd-redis --appendonly yes \
+	    --daemonize yes --pidfile /tmp/jobd-redis/redis.pid --logfile /tmp/jobd-redis/redis.log && \
+	  echo "started redis-server on 127.0.0.1:6379 (data in /tmp/jobd-redis)"; }
+	JOBD_LISTEN=$${JOBD_LISTEN:-127.0.0.1:8080} ./jobd
+
+# Starts its own redis-server(s) on free ports, runs every test, stops them.
+test: deps
+	@$(MAKE) --no-print-directory jobd $(BUILD)/tests/jobd_tests
+	tests/run.sh $(BUILD)
+
+# The same tests built with AddressSanitizer and UndefinedBehaviorSanitizer.
+test-asan: deps
+	@$(MAKE) --no-print-directory BUILD=build-asan \
+	  CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+	  build-asan/jobd build-asan/tests/jobd_tests
+	JOBD_ASAN=1 tests/run.sh build-asan
+
+clean:
+	rm -rf build build-asan jobd

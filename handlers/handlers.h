@@ -1,0 +1,29 @@
+/* handlers.h - one function per route, one file per HTTP resource. Each reads
+ * the request and sets the answer through http.h's helpers. */
+#ifndef JOBD_HANDLERS_H
+#define JOBD_HANDLERS_H
+
+#include "../server/http.h"
+
+/* handlers/jobs.c */
+void handle_jobs_submit(http_req *req);
+void handle_jobs_list(http_req *req);
+void handle_job_get(http_req *req);
+void handle_job_cancel(http_req *req);
+
+/* handlers/queues.c */
+void handle_queues(http_req *req);
+void handle_queue(http_req *req);
+void handle_queue_pause(http_req *req);
+void handle_queue_resume(http_req *req);
+
+/* handlers/dead.c */
+void handle_dead_list(http_req *req);
+void handle_dead_retry(http_req *req);
+void handle_dead_delete(http_req *req);
+
+/* handlers/health.c */
+void handle_healthz(http_req *req);
+void handle_readyz(http_req *req);
+
+#endif

@@ -1,0 +1,70 @@
+/* job.h - the job model: validation of client input, ids, times, views. */
+#ifndef JOBD_JOB_H
+#define JOBD_JOB_H
+
+#include "../server/jobd.h"
+
+/* A new zeroed job with args = json null. Caller frees with job_free. NULL on OOM. */
+job_t *job_new(void);
+
+/* A new deep copy (args is shared: incref'd, since args are never mutated). */
+job_t *job_dup(const job_t *job);
+
+/* Frees job and what it owns. NULL is fine. */
+void job_free(job_t *job);
+
+/* Replaces job->last_error with a copy of msg cut to JOB_ERROR_MAX bytes
+ * (at a UTF-8 boundary); msg NULL clears it. */
+void job_set_error(job_t *job, const char *msg);
+
+/* Validates one client job object per api.md (type, args depth, id charset,
+ * scheduled_at RFC 3339, delay >= 0 and not with scheduled_at, max_attempts
+ * 1..1000, timeout > 0, no unknown fields) and fills a new job: id (from the
+ * object, else idem_key, else a fresh ULID from ids), queue, type, args,
+ * created_at = now_ms, scheduled_at/run_at, max_attempts (0 if not given),
+ * timeout, state (scheduled when run_at > now_ms, else enqueued).
+ * idem_key may be NULL; if both it and "id" are given and differ: error.
+ * Returns a new job, or NULL with err = 422 invalid_job and err->field set.
+ * Does not check that a handler exists for the type (the caller does). */
+job_t *job_from_request(const json_t *obj, const char *queue, const char *idem_key,
+                        idgen_t *ids, int64_t now_ms, jobd_error *err);
+
+/* The job view of api.md ("id","queue","type","args","state","attempts",
+ * "max_attempts","created_at","scheduled_at","started_at","finished_at","last_error")
+ * plus "run_at" and "timeout" when set. Times as RFC 3339 UTC with ms, or null.
+ * Returns a new reference. */
+json_t *job_view(const job_t *job);
+
+/* Inverse of job_view, used by stores that keep the view as their record.
+ * Returns a new job or NULL when the object is not a valid view. */
+job_t *job_from_view(const json_t *view);
+
+/* The body handed to executors: {"id","queue","type","args","attempt",
+ * "scheduled_at","created_at"}, attempt = job->attempts + 1 (the run in progress).
+ * Returns new memory (json text, NUL-terminated); caller frees with free(). */
+char *job_payload(const job_t *job, size_t *len);
+
+/* "scheduled", "enqueued", ... Static string. */
+const char *job_state_name(job_state s);
+/* The state of that name, or -1. */
+int job_state_parse(const char *name);
+/* True for succeeded, dead, cancelled. */
+bool job_state_final(job_state s);
+
+/* True when s is 1..128 chars of [A-Za-z0-9._:-]. */
+bool job_id_ok(const char *s);
+
+/* Parses RFC 3339 ("2026-11-28T10:00:00Z", "...T10:00:00.123+02:00").
+ * Returns 0 and unix ms in *ms, or -1. */
+int job_time_parse(const char *s, int64_t *ms);
+/* Formats unix ms as "2026-11-28T10:00:00.000Z" into buf (>= 32 bytes). */
+void job_time_format(int64_t ms, char *buf);
+
+/* Initialises a generator (mutex and state). */
+void idgen_init(idgen_t *g);
+/* Writes the next ULID (26 chars + NUL) for time now_ms into out. Thread-safe;
+ * later calls return greater ids even within one millisecond. */
+void idgen_next(idgen_t *g, int64_t now_ms, char out[27]);
+void idgen_destroy(idgen_t *g);
+
+#endif

@@ -1,0 +1,145 @@
+/* pipeline.h - the processor interface and the per-queue pipeline builder.
+ *
+ * As in async-job, a queue is two lists of processors around an executor:
+ *   server = executor wrapped by the dequeue list (last first)
+ *   client = server wrapped by the enqueue list (last first)
+ * Every processor has a delegate (the next stage) and the same small interface.
+ * Exactly one processor of the chain is the queue's store (inline or redis). */
+#ifndef JOBD_PIPELINE_H
+#define JOBD_PIPELINE_H
+
+#include "../server/config.h"
+#include "../server/jobd.h"
+
+typedef struct proc proc_t;
+
+typedef enum outcome_kind {
+    /* answers to a submission */
+    OUT_STORED,    /* accepted: view is the job as stored */
+    OUT_REPLAYED,  /* a job with that id already exists: view is that job */
+    OUT_REFUSED,   /* not accepted: err says why (e.g. 503 unavailable) */
+    /* answers to a run (from the executor) */
+    OUT_SUCCEEDED,
+    OUT_FAILED,          /* retryable failure */
+    OUT_FAILED_PERMANENT /* straight to dead */
+} outcome_kind;
+
+typedef struct outcome {
+    outcome_kind kind;
+    json_t *view;          /* STORED/REPLAYED: borrowed job view, valid during the callback */
+    jobd_error err;        /* REFUSED */
+    const char *message;   /* FAILED*: borrowed error text, NULL = none */
+    double retry_after;    /* FAILED: seconds the handler asked to wait, < 0 = not asked */
+    double duration;       /* SUCCEEDED/FAILED*: seconds the run took */
+} outcome_t;
+
+/* Reports the outcome of jobs[index] of a call. Called exactly once per job,
+ * possibly before call returns, possibly later from another thread. */
+typedef void (*proc_done_fn)(void *done_ctx, size_t index, const outcome_t *out);
+
+/* The read and admin side of a queue, answered by its store. Every function
+ * returns a new reference (or 0) on success, NULL (or -1) with err filled on
+ * error: 404 unknown_job, 409 conflict, 503 unavailable. */
+typedef struct store_ops {
+    json_t *(*get)(proc_t *self, const char *id, jobd_error *err);
+    /* {"jobs": [views], "next_cursor": str|null}, newest created first;
+     * state -1 = any; cursor NULL = first page; bad cursor = 400 invalid_parameter. */
+    json_t *(*list)(proc_t *self, int state, size_t limit, const char *cursor, jobd_error *err);
+    /* Cancels a scheduled, enqueued or retrying job: its new view. */
+    json_t *(*cancel)(proc_t *self, const char *id, jobd_error *err);
+    int (*pause)(proc_t *self, bool paused, jobd_error *err);
+    /* {"paused": bool, "counts": {"scheduled","enqueued","running","retrying","dead"},
+     *  "processed_total": n, "failed_total": n} */
+    json_t *(*info)(proc_t *self, jobd_error *err);
+    /* {"jobs": [views], "next_cursor"}, newest death first. */
+    json_t *(*dead_list)(proc_t *self, size_t limit, const char *cursor, jobd_error *err);
+    /* Dead job back to enqueued with attempts reset: its new view. */
+    json_t *(*dead_retry)(proc_t *self, const char *id, jobd_error *err);
+    int (*dead_delete)(proc_t *self, const char *id, jobd_error *err);
+    /* True when the store can take jobs now (Redis reachable). */
+    bool (*ready)(proc_t *self);
+} store_ops;
+
+typedef struct proc_ops {
+    const char *name;
+    /* Takes jobs[0..n) (borrowed until done is called for each) and reports
+     * each one's outcome exactly once through done. Never blocks on I/O for
+     * longer than redis.timeout. Returns 0; -1 only when it reported nothing. */
+    int (*call)(proc_t *self, job_t *const *jobs, size_t n, proc_done_fn done, void *done_ctx);
+    /* Starts threads (fetch loops, flushers). 0 or -1. NULL = nothing to start. */
+    int (*start)(proc_t *self);
+    /* Stops taking work and winds down before deadline (mono ms): flush
+     * buffers, let running jobs end, give leases back. NULL = nothing to stop. */
+    void (*stop)(proc_t *self, int64_t deadline_ms);
+    /* New reference with this processor's counters, or NULL. */
+    json_t *(*stats)(proc_t *self);
+    /* Frees self->priv. Called after stop. */
+    void (*destroy)(proc_t *self);
+    const store_ops *store; /* non-NULL for store processors */
+} proc_ops;
+
+struct proc {
+    const proc_ops *ops;
+    proc_t *delegate; /* next stage, NULL only for the executor */
+    queue_t *queue;   /* borrowed: the queue this processor belongs to */
+    void *priv;       /* the processor's own state */
+};
+
+/* A kind of processor that a config entry may name. */
+typedef struct proc_kind {
+    const char *name;
+    bool is_store;
+    /* Validates the entry's options (object without "name"). 0, or -1 with a
+     * message in err such as `unknown option "dela"` or `delay: must be a number >= 0`. */
+    int (*check)(const json_t *opts, char *err, size_t errlen);
+    /* A new processor in front of delegate; NULL with err on failure. */
+    proc_t *(*create)(jobd_t *ctx, queue_t *q, const json_t *opts, proc_t *delegate,
+                      char *err, size_t errlen);
+} proc_kind;
+
+/* Borrowed kind of that name (inline, delayed, redis, aggregate), or NULL. */
+const proc_kind *pipeline_kind(const char *name);
+
+struct queue {
+    const queue_cfg *cfg;  /* borrowed from ctx->cfg */
+    jobd_t *ctx;           /* borrowed */
+    proc_t *client;        /* where submissions enter */
+    proc_t *server;        /* the dequeue side's outermost processor */
+    proc_t *store;         /* the inline or redis processor */
+    proc_t **chain;        /* owned: every processor, client first, executor last */
+    size_t n_chain;
+    atomic_int running;    /* jobs of this queue running in this process */
+};
+
+/* Builds the queue's chain from its config (and the executor). Returns a new
+ * queue (free with pipeline_free), or NULL with err. */
+queue_t *pipeline_build(jobd_t *ctx, const queue_cfg *cfg, char *err, size_t errlen);
+
+/* Starts every processor, innermost first. 0 or -1. */
+int pipeline_start(queue_t *q);
+
+/* Submits jobs at the client end: q->client->ops->call(...). */
+int pipeline_submit(queue_t *q, job_t *const *jobs, size_t n, proc_done_fn done, void *done_ctx);
+
+/* Stops every processor, outermost (client) first, before deadline (mono ms). */
+void pipeline_stop(queue_t *q, int64_t deadline_ms);
+
+/* Destroys every processor and the queue. NULL is fine. */
+void pipeline_free(queue_t *q);
+
+/* Allocates a processor with ops, delegate and queue set; priv NULL.
+ * Used by each processor's create. NULL on OOM. */
+proc_t *pipeline_proc_new(const proc_ops *ops, queue_t *q, proc_t *delegate);
+
+/* The processor constructors, one file each (queues/proc_*.c). */
+extern const proc_kind proc_inline_kind;
+extern const proc_kind proc_delayed_kind;
+extern const proc_kind proc_redis_kind;
+extern const proc_kind proc_aggregate_kind;
+
+/* The executor: innermost stage; runs each job on the worker pool through the
+ * handler of its type and reports OUT_SUCCEEDED / OUT_FAILED / OUT_FAILED_PERMANENT.
+ * The caller must hold a worker slot for each job (worker_pool_reserve). */
+proc_t *exec_proc_create(jobd_t *ctx, queue_t *q);
+
+#endif

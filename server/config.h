@@ -1,0 +1,93 @@
+/* config.h - the JSON configuration: load, validate, defaults, env overrides. */
+#ifndef JOBD_CONFIG_H
+#define JOBD_CONFIG_H
+
+#include "jobd.h"
+
+typedef struct backoff_cfg {
+    double base, factor, exponent, jitter, max; /* seconds; design.md's curve */
+} backoff_cfg;
+
+/* One processor entry: "name" or {"name": ..., options...}. */
+typedef struct proc_cfg {
+    char *name;    /* owned */
+    json_t *opts;  /* owned reference: the options object without "name" (empty object when none) */
+} proc_cfg;
+
+typedef struct queue_cfg {
+    char name[QUEUE_NAME_MAX + 1];
+    proc_cfg *enqueue;  /* owned array */
+    size_t n_enqueue;
+    proc_cfg *dequeue;  /* owned array */
+    size_t n_dequeue;
+    int max_attempts;   /* default 25 */
+    double timeout;     /* seconds, default 60 */
+    int concurrency;    /* 0 = all workers */
+    backoff_cfg backoff;
+    json_t *extra;      /* owned reference: the whole queue object as given, for later keys */
+} queue_cfg;
+
+typedef struct handler_cfg {
+    char type[JOB_TYPE_MAX + 1]; /* the key under "handlers" */
+    char *kind;                  /* owned: "builtin", "webhook", "command" */
+    json_t *opts;                /* owned reference: the handler object as given */
+} handler_cfg;
+
+struct config {
+    char listen_host[256];
+    int listen_port;
+    int http_threads;          /* default 2 */
+    int workers;               /* default 2 x cores; 0 = API-only node */
+    bool no_http;              /* --no-http */
+    char *redis_url;           /* owned */
+    char *redis_prefix;        /* owned */
+    double redis_timeout;      /* seconds, default 1 */
+    bool redis_allow_eviction; /* --allow-eviction: run on a maxmemory-policy other than noeviction */
+    double heartbeat;          /* seconds, default 5 */
+    double lease_expiry;       /* seconds, default 15 */
+    double shutdown_timeout;   /* seconds, default 25 */
+    double poll_interval;      /* seconds between moves of due jobs, default 1 */
+    size_t max_body;           /* bytes, default 1 MiB */
+    size_t max_batch;          /* default 1000 */
+    double retention_finished; /* seconds, default 24 h */
+    long max_finished;         /* per queue, default 100000 */
+    double dead_max_age;       /* seconds, default 180 days */
+    long dead_max_jobs;        /* per queue, default 10000 */
+    queue_cfg *queues;         /* owned array, config order */
+    size_t n_queues;
+    handler_cfg *handlers;     /* owned array; always holds the builtins */
+    size_t n_handlers;
+    char **tokens;             /* owned array of owned strings; empty = auth off */
+    size_t n_tokens;
+    bool log_json;             /* log.format "json" */
+};
+
+/* Parses and validates a config from JSON text (NULL text = the built-in
+ * default), then applies the environment overrides of design.md (JOBD_LISTEN,
+ * JOBD_WORKERS, REDIS_URL, JOBD_API_TOKENS, JOBD_LOG_FORMAT), read through
+ * getenv_fn (getenv in jobd; tests pass their own, NULL = no overrides).
+ * Returns a new config, or NULL with a message in err naming the field path and
+ * why, e.g. `queues.default.enqueue[0]: unknown processor "agregate"`. */
+config_t *config_parse(const char *text, size_t len, char *(*getenv_fn)(const char *),
+                       char *err, size_t errlen);
+
+/* Reads the file at path and parses it as config_parse does. NULL + err on error. */
+config_t *config_load_file(const char *path, char *(*getenv_fn)(const char *), char *err,
+                           size_t errlen);
+
+/* The built-in default config as JSON text (static; do not free). */
+const char *config_default_text(void);
+
+/* Borrowed queue config of that name, or NULL. */
+const queue_cfg *config_queue(const config_t *cfg, const char *name);
+
+/* Borrowed handler config of that job type, or NULL. */
+const handler_cfg *config_handler(const config_t *cfg, const char *type);
+
+/* True when name matches [A-Za-z0-9_-]{1,64}. */
+bool config_queue_name_ok(const char *name);
+
+/* Frees cfg and everything it owns. NULL is fine. */
+void config_free(config_t *cfg);
+
+#endif

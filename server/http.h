@@ -1,0 +1,78 @@
+/* http.h - the HTTP daemon (libmicrohttpd) and the request/response helpers
+ * that resource handlers (handlers/) use. */
+#ifndef JOBD_HTTP_H
+#define JOBD_HTTP_H
+
+#include "jobd.h"
+#include "router.h"
+
+typedef struct http_req http_req;
+
+/* Called on a suspended request once http_complete() was called: builds the
+ * answer with http_json/http_error. Runs on an HTTP thread. */
+typedef void (*http_resume_fn)(http_req *req);
+
+struct http_req {
+    jobd_t *ctx;
+    struct MHD_Connection *conn;
+    const char *method;     /* borrowed from MHD */
+    const char *url;        /* borrowed, decoded path */
+    route_match m;
+    char *body;             /* owned by http.c, NUL-terminated */
+    size_t body_len;
+    /* the answer */
+    int status;
+    json_t *resp;           /* owned; NULL = no body (e.g. 204) */
+    char *resp_text;        /* owned; a non-JSON body (metrics, dashboard) */
+    const char *resp_type;  /* content type of resp_text */
+    char location[512];     /* "" = no Location header */
+    char allow[64];         /* "" = no Allow header */
+    int retry_after;        /* 0 = no Retry-After header */
+    bool www_auth;          /* add WWW-Authenticate: Bearer */
+    bool answered;
+    /* asynchronous answers (submissions waiting for their store) */
+    pthread_mutex_t mu;
+    bool completed;
+    bool suspended;
+    http_resume_fn on_resume;
+    void *async;            /* the handler's own state for the suspended request */
+    void (*async_free)(void *async);
+};
+
+/* Starts the daemon on cfg listen address with cfg http_threads threads in
+ * epoll mode, with connection timeout, memory and connection limits. Returns a
+ * new server or NULL (logged). */
+http_server_t *http_start(jobd_t *ctx);
+
+/* Stops accepting, resumes suspended connections, stops and frees. NULL is fine. */
+void http_stop(http_server_t *srv);
+
+/* The port the daemon listens on (useful with port 0). */
+int http_port(http_server_t *srv);
+
+/* Sets the answer: status and a JSON body (stolen reference, may be NULL). */
+void http_json(http_req *req, int status, json_t *body);
+
+/* Sets the error answer of api.md: {"error": {"code","message","field"?,"index"?}},
+ * with Retry-After when err->retry_after > 0. */
+void http_error(http_req *req, const jobd_error *err);
+
+/* Shorthand: http_error with a fresh error. */
+void http_errorf(http_req *req, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Value of a request header (case-insensitive), borrowed, or NULL. */
+const char *http_header(http_req *req, const char *name);
+
+/* Value of a query argument, borrowed, or NULL. */
+const char *http_query(http_req *req, const char *name);
+
+/* Asks http.c to suspend the request until http_complete(req) is called, then
+ * to call on_resume(req) to build the answer. Call from the handler only.
+ * If http_complete was already called, on_resume runs at once. */
+void http_await(http_req *req, http_resume_fn on_resume);
+
+/* Marks an awaited request complete and resumes it. Any thread, once. */
+void http_complete(http_req *req);
+
+#endif

@@ -1,0 +1,103 @@
+/* jobd.h - types shared by every module: errors, the job, the server context.
+ *
+ * Module headers (config.h, job.h, pipeline.h, worker.h, exec.h, http.h, ...)
+ * hold each module's public functions; this file holds only what several
+ * modules need to agree on. */
+#ifndef JOBD_H
+#define JOBD_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define JOBD_VERSION "0.1.0"
+
+#define QUEUE_NAME_MAX 64
+#define JOB_ID_MAX 128
+#define JOB_TYPE_MAX 128
+#define JOB_ERROR_MAX 1024 /* last_error is cut to this many bytes */
+#define JOB_ARGS_MAX_DEPTH 64
+
+/* An error on its way to a client: HTTP status, stable code, human message.
+ * Functions that fail fill one of these and return NULL or -1. */
+typedef struct jobd_error {
+    int status;          /* HTTP status, e.g. 422 */
+    const char *code;    /* static string, e.g. "invalid_job" */
+    char message[256];
+    char field[64];      /* "" = none */
+    long index;          /* batch element, -1 = none */
+    int retry_after;     /* seconds for Retry-After, 0 = no header */
+} jobd_error;
+
+/* Fills err (status, code, printf-style message); clears field and index.
+ * err may be NULL. Always returns -1 so callers can `return jobd_fail(...)`. */
+int jobd_fail(jobd_error *err, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Unix time in milliseconds (CLOCK_REALTIME). */
+int64_t jobd_now_ms(void);
+/* Monotonic milliseconds, for timeouts and durations. */
+int64_t jobd_mono_ms(void);
+
+typedef enum job_state {
+    JOB_SCHEDULED = 0,
+    JOB_ENQUEUED,
+    JOB_RUNNING,
+    JOB_SUCCEEDED,
+    JOB_RETRYING,
+    JOB_DEAD,
+    JOB_CANCELLED,
+    JOB_STATE_COUNT
+} job_state;
+
+/* One job. Plain data: every processor may copy it (job_dup). */
+typedef struct job {
+    char id[JOB_ID_MAX + 1];
+    char queue[QUEUE_NAME_MAX + 1];
+    char type[JOB_TYPE_MAX + 1];
+    json_t *args;          /* owned reference, never NULL (json null when absent) */
+    int64_t created_at;    /* unix ms */
+    int64_t scheduled_at;  /* unix ms the client asked for (scheduled_at or delay), 0 = none */
+    int64_t run_at;        /* unix ms from which it may run (schedule or retry backoff), 0 = now */
+    int64_t started_at;    /* unix ms of the last start, 0 = never */
+    int64_t finished_at;   /* unix ms it reached succeeded/dead/cancelled, 0 = not yet */
+    int attempts;          /* runs that started and ended (design.md) */
+    int max_attempts;      /* 0 = not given by the client: the queue's default applies */
+    double timeout;        /* seconds, 0 = not given: handler, then queue default */
+    job_state state;
+    char *last_error;      /* owned, NULL = none; at most JOB_ERROR_MAX bytes */
+} job_t;
+
+typedef struct config config_t;
+typedef struct queue queue_t;
+typedef struct worker_pool worker_pool_t;
+typedef struct exec_table exec_table_t;
+typedef struct http_server http_server_t;
+
+/* Generator of time-ordered unique ids (ULID, 26 chars of Crockford base32).
+ * Monotonic within a process: ids generated later compare greater (strcmp). */
+typedef struct idgen {
+    pthread_mutex_t mu;
+    int64_t last_ms;
+    unsigned char last_rand[10];
+} idgen_t;
+
+/* The server context: the only mutable state shared across modules. */
+typedef struct jobd {
+    config_t *cfg;            /* owned */
+    queue_t **queues;         /* owned, cfg->n_queues of them, config order */
+    size_t n_queues;
+    worker_pool_t *pool;      /* owned, NULL with --no-workers */
+    exec_table_t *exec;       /* owned: handlers by job type */
+    http_server_t *http;      /* owned, NULL with --no-http */
+    idgen_t ids;
+    atomic_bool shutting_down; /* set by SIGTERM/SIGINT: submissions answer 503 */
+} jobd_t;
+
+/* Borrowed queue of that name, NULL when none is configured. */
+queue_t *jobd_queue(jobd_t *ctx, const char *name);
+
+#endif
