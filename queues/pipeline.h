@@ -131,6 +131,14 @@ void pipeline_free(queue_t *q);
  * Used by each processor's create. NULL on OOM. */
 proc_t *pipeline_proc_new(const proc_ops *ops, queue_t *q, proc_t *delegate);
 
+/* What a store does after a run ended with out (OUT_SUCCEEDED / OUT_FAILED /
+ * OUT_FAILED_PERMANENT) for a job whose attempts already count this run:
+ * returns 0 when it succeeded, -1 when it is dead (permanent failure, or
+ * attempts >= max_attempts), else the seconds to wait before the next attempt
+ * (> 0): design.md's backoff curve with jitter, or the handler's retry_after
+ * when it asked for one. */
+double pipeline_retry_delay(const queue_cfg *cfg, const job_t *job, const outcome_t *out);
+
 /* The processor constructors, one file each (queues/proc_*.c). */
 extern const proc_kind proc_inline_kind;
 extern const proc_kind proc_delayed_kind;
