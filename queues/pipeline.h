@@ -133,11 +133,12 @@ proc_t *pipeline_proc_new(const proc_ops *ops, queue_t *q, proc_t *delegate);
 
 /* What a store does after a run ended with out (OUT_SUCCEEDED / OUT_FAILED /
  * OUT_FAILED_PERMANENT) for a job whose attempts already count this run:
- * returns 0 when it succeeded, -1 when it is dead (permanent failure, or
- * attempts >= max_attempts), else the seconds to wait before the next attempt
- * (> 0): design.md's backoff curve with jitter, or the handler's retry_after
- * when it asked for one. */
-double pipeline_retry_delay(const queue_cfg *cfg, const job_t *job, const outcome_t *out);
+ * returns JOB_SUCCEEDED, JOB_DEAD (permanent failure, or attempts >=
+ * max_attempts) or JOB_RETRYING with *delay = seconds to wait before the next
+ * attempt: design.md's backoff curve with jitter, or the handler's
+ * retry_after when it asked for one. */
+job_state pipeline_next_state(const queue_cfg *cfg, const job_t *job, const outcome_t *out,
+                              double *delay);
 
 /* The processor constructors, one file each (queues/proc_*.c). */
 extern const proc_kind proc_inline_kind;
