@@ -1,0 +1,132 @@
+/* exec_builtin.c - handlers compiled into jobd. A builtin is a name and a
+ * function: add a line to the table below to add one. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../server/log.h"
+#include "exec.h"
+
+typedef void (*exec_builtin_fn)(const exec_job *job, exec_result *res);
+
+typedef struct exec_builtin {
+    const char *name;
+    exec_builtin_fn fn;
+} exec_builtin;
+
+/* Sleeps args.ms milliseconds, or fails with a timeout at the run's deadline. */
+static void builtin_sleep(const exec_job *ej, exec_result *res)
+{
+    json_t *ms = json_object_get(ej->job->args, "ms");
+    double want = json_is_number(ms) ? json_number_value(ms) : 0;
+    if (want < 0)
+        want = 0;
+    int64_t until = jobd_mono_ms() + (int64_t)want;
+    bool timed_out = until > ej->deadline_ms;
+    if (timed_out)
+        until = ej->deadline_ms;
+    struct timespec ts = {until / 1000, (until % 1000) * 1000000L};
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+        ;
+    if (timed_out)
+        exec_fail(res, EXEC_RETRY, "timed out after %gs", ej->timeout);
+}
+
+static void builtin_noop(const exec_job *ej, exec_result *res)
+{
+    (void)ej;
+    (void)res;
+}
+
+static void builtin_fail(const exec_job *ej, exec_result *res)
+{
+    const char *msg = json_string_value(json_object_get(ej->job->args, "message"));
+    exec_fail(res, EXEC_RETRY, "%s", msg ? msg : "fail: this job always fails");
+}
+
+/* Logs the job's args: a visible trace for trying jobd out. */
+static void builtin_echo(const exec_job *ej, exec_result *res)
+{
+    (void)res;
+    char *text = json_dumps(ej->job->args, JSON_COMPACT | JSON_ENCODE_ANY);
+    log_event(LOG_INFO, "job.echo", ej->job, "%s", text ? text : "");
+    free(text);
+}
+
+static const exec_builtin exec_builtins[] = {
+    {"noop", builtin_noop},
+    {"sleep", builtin_sleep},
+    {"fail", builtin_fail},
+    {"echo", builtin_echo},
+};
+
+typedef struct builtin_state {
+    exec_builtin_fn fn;
+    double timeout;
+} builtin_state;
+
+static const exec_builtin *builtin_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof exec_builtins / sizeof exec_builtins[0]; i++)
+        if (strcmp(exec_builtins[i].name, name) == 0)
+            return &exec_builtins[i];
+    return NULL;
+}
+
+static int builtin_check(const char *type, const json_t *opts, char *err, size_t errlen)
+{
+    if (!builtin_find(type)) {
+        snprintf(err, errlen, "kind: no builtin named \"%s\" (noop, sleep, fail, echo)", type);
+        return -1;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)opts, key, v) {
+        if (strcmp(key, "kind") == 0)
+            continue;
+        if (strcmp(key, "timeout") == 0) {
+            if (!json_is_number(v) || json_number_value(v) <= 0) {
+                snprintf(err, errlen, "timeout: must be a number > 0");
+                return -1;
+            }
+            continue;
+        }
+        snprintf(err, errlen, "%s: unknown key", key);
+        return -1;
+    }
+    return 0;
+}
+
+static void *builtin_create(const char *type, const json_t *opts, char *err, size_t errlen)
+{
+    const exec_builtin *b = builtin_find(type);
+    builtin_state *st = b ? malloc(sizeof *st) : NULL;
+    if (!st) {
+        snprintf(err, errlen, "no builtin named \"%s\"", type);
+        return NULL;
+    }
+    st->fn = b->fn;
+    st->timeout = json_number_value(json_object_get(opts, "timeout"));
+    return st;
+}
+
+static void builtin_run(void *state, const exec_job *job, exec_result *res)
+{
+    ((builtin_state *)state)->fn(job, res);
+}
+
+static double builtin_timeout(void *state)
+{
+    return ((builtin_state *)state)->timeout;
+}
+
+const exec_kind exec_builtin_kind = {
+    .name = "builtin",
+    .check = builtin_check,
+    .create = builtin_create,
+    .run = builtin_run,
+    .destroy = free,
+    .timeout = builtin_timeout,
+};
