@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# run.sh BUILDDIR - runs the criterion suite against BUILDDIR/jobd with a
+# redis-server of its own on a free loopback port, in a scratch folder that is
+# removed afterwards. With JOBD_ASAN=1 the run also fails on any sanitizer
+# report, including those of child processes (jobd, written to log files).
+set -euo pipefail
+
+usage() { echo "usage: $0 BUILDDIR (e.g. build or build-asan)" >&2; exit 2; }
+[ $# -eq 1 ] || usage
+builddir=$(cd "$1" && pwd) || usage
+tests_bin="$builddir/tests/jobd_tests"
+jobd_bin="$builddir/jobd"
+for f in "$tests_bin" "$jobd_bin"; do
+    [ -x "$f" ] || { echo "run.sh: $f is missing; build it first" >&2; exit 2; }
+done
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/jobd-tests.XXXXXX")
+redis_pid=""
+
+# Finds leftovers of crashed tests by PID without touching anybody else's
+# processes: jobd children inherit JOBD_TEST_TMP=$tmp, a value unique to this
+# run; redis-servers rewrite their environ (process title) but live in a
+# folder under $tmp.
+is_ours() {
+    local cwd
+    cwd=$(readlink "/proc/$1/cwd" 2>/dev/null) || return 1
+    case "$cwd/" in "$tmp"/*) return 0 ;; esac
+    { tr '\0' '\n' <"/proc/$1/environ" | grep -qxF "JOBD_TEST_TMP=$tmp"; } 2>/dev/null
+}
+
+kill_leftovers() {
+    local dir pid
+    for dir in /proc/[0-9]*; do
+        pid=${dir#/proc/}
+        [ "$pid" = "$$" ] && continue
+        if is_ours "$pid"; then
+            echo "run.sh: killing leftover process $pid" >&2
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+    done
+}
+
+cleanup() {
+    local rc=$?
+    # the helpers started below (tr, grep) must not carry the marker themselves
+    export -n JOBD_TEST_TMP JOBD_TEST_REDIS_PORT JOBD_BIN 2>/dev/null || true
+    if [ -n "$redis_pid" ] && kill -0 "$redis_pid" 2>/dev/null; then
+        kill -TERM "$redis_pid" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$redis_pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$redis_pid" 2>/dev/null || true
+        wait "$redis_pid" 2>/dev/null || true
+    fi
+    kill_leftovers
+    rm -rf "$tmp"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# A port nobody listens on: connecting through bash's /dev/tcp fails.
+port_is_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+pick_port() {
+    local p
+    for _ in $(seq 100); do
+        p=$((20000 + RANDOM % 40000))
+        if port_is_free "$p"; then echo "$p"; return 0; fi
+    done
+    echo "run.sh: no free port found" >&2
+    return 1
+}
+
+# Starts redis on a free port and waits (5 s) for PING; another port if the
+# chosen one was taken in between.
+start_redis() {
+    local attempt i
+    for attempt in 1 2 3; do
+        redis_port=$(pick_port)
+        redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$tmp" --save '' \
+            --appendonly no --daemonize no --logfile "$tmp/redis.log" &
+        redis_pid=$!
+        for i in $(seq 100); do
+            if redis-cli -p "$redis_port" ping 2>/dev/null | grep -q PONG; then return 0; fi
+            kill -0 "$redis_pid" 2>/dev/null || break
+            sleep 0.05
+        done
+        kill -KILL "$redis_pid" 2>/dev/null || true
+        wait "$redis_pid" 2>/dev/null || true
+        redis_pid=""
+        echo "run.sh: redis-server did not start on port $redis_port (attempt $attempt)" >&2
+    done
+    cat "$tmp/redis.log" >&2 || true
+    return 1
+}
+
+start_redis
+
+export JOBD_TEST_REDIS_PORT="$redis_port"
+export JOBD_BIN="$jobd_bin"
+export JOBD_TEST_TMP="$tmp"
+
+if [ "${JOBD_ASAN:-}" = 1 ]; then
+    export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:log_path=$tmp/asan"
+    export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$tmp/ubsan"
+fi
+
+# stderr (criterion's output) goes to the terminal and to the log; stdout stays stdout.
+# --color=never --encoding=ASCII is what the deprecated --ascii does.
+log="$tmp/tests.log"
+set +e
+{ "$tests_bin" --color=never --encoding=ASCII -j2 2>&1 1>&3 3>&- | tee "$log" >&2; } 3>&1
+tests_rc=${PIPESTATUS[0]}
+set -e
+
+status=0
+[ "$tests_rc" -eq 0 ] || status=1
+
+if [ "${JOBD_ASAN:-}" = 1 ]; then
+    pattern='LeakSanitizer|AddressSanitizer|runtime error:'
+    reports=$(find "$tmp" -maxdepth 1 -type f \( -name 'asan.*' -o -name 'ubsan.*' \) | sort)
+    found=0
+    for r in $reports; do
+        echo "==== sanitizer report $r" >&2
+        cat "$r" >&2
+        found=1
+    done
+    for f in "$log" "$tmp"/*.log; do
+        [ -f "$f" ] || continue
+        if grep -Eq "$pattern" "$f"; then
+            echo "==== sanitizer output in $f" >&2
+            grep -E -A30 "$pattern" "$f" >&2 || true
+            found=1
+        fi
+    done
+    if [ "$found" = 1 ]; then
+        echo "run.sh: sanitizer reports found (see above)" >&2
+        status=1
+    fi
+fi
+
+if ! grep -aq 'Synthesis:' "$log"; then
+    echo "run.sh: the test binary printed no summary (exit $tests_rc)" >&2
+elif [ "$status" != 0 ] && [ "$tests_rc" -eq 0 ]; then
+    grep -a 'Synthesis:' "$log" >&2 # criterion's summary stays the last word
+fi
+exit "$status"
