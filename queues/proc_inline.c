@@ -1,0 +1,796 @@
+/* proc_inline.c - the in-memory store: keeps jobs in this process and runs
+ * them on the worker pool. Fast, and lost on a crash by design. Retries,
+ * backoff, max_attempts and the dead set work as on Redis queues.
+ *
+ * Every job lives in one entry, found by id through a hash table, and sits in
+ * at most one ordered structure: the due-time heap (scheduled, retrying), the
+ * ready FIFO (enqueued), the finished FIFO (succeeded, cancelled) or the dead
+ * FIFO; running jobs sit in none. One dispatcher thread per queue moves due
+ * jobs to ready and hands ready jobs to the delegate while it holds a worker
+ * slot. One mutex guards it all: critical sections are short and never call
+ * out of this file. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../server/log.h"
+#include "job.h"
+#include "pipeline.h"
+#include "worker.h"
+
+typedef enum ilist_id { IL_NONE, IL_READY, IL_FINISHED, IL_DEAD, IL_COUNT } ilist_id;
+
+typedef struct ientry {
+    job_t *job;                  /* owned */
+    struct ientry *hnext;        /* hash chain */
+    struct ientry *prev, *next;  /* in list `in` */
+    ilist_id in;
+    size_t heap_idx;             /* valid while in_heap */
+    bool in_heap;
+    proc_t *self;                /* for the run's done callback */
+} ientry;
+
+typedef struct ilist {
+    ientry *head, *tail;
+    size_t n;
+} ilist;
+
+typedef struct inline_store {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;           /* work for the dispatcher, or stop */
+    ientry **buckets;            /* hash table by id */
+    size_t n_buckets, n_entries;
+    ientry **heap;               /* min-heap by run_at */
+    size_t heap_n, heap_cap;
+    ilist lists[IL_COUNT];
+    size_t counts[JOB_STATE_COUNT];
+    uint64_t processed_total, failed_total, trimmed_total;
+    bool paused, stopping, started;
+    pthread_t dispatcher;
+} inline_store;
+
+/* --- hash table --- */
+
+static size_t inline_hash(const char *s)
+{
+    size_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+static ientry *inline_find(inline_store *st, const char *id)
+{
+    for (ientry *e = st->buckets[inline_hash(id) & (st->n_buckets - 1)]; e; e = e->hnext)
+        if (strcmp(e->job->id, id) == 0)
+            return e;
+    return NULL;
+}
+
+static int inline_grow(inline_store *st)
+{
+    size_t n = st->n_buckets * 2;
+    ientry **b = calloc(n, sizeof *b);
+    if (!b)
+        return -1;
+    for (size_t i = 0; i < st->n_buckets; i++) {
+        for (ientry *e = st->buckets[i], *next; e; e = next) {
+            next = e->hnext;
+            size_t k = inline_hash(e->job->id) & (n - 1);
+            e->hnext = b[k];
+            b[k] = e;
+        }
+    }
+    free(st->buckets);
+    st->buckets = b;
+    st->n_buckets = n;
+    return 0;
+}
+
+static int inline_insert(inline_store *st, ientry *e)
+{
+    if (st->n_entries >= st->n_buckets && inline_grow(st) != 0)
+        return -1;
+    ientry **b = &st->buckets[inline_hash(e->job->id) & (st->n_buckets - 1)];
+    e->hnext = *b;
+    *b = e;
+    st->n_entries++;
+    return 0;
+}
+
+static void inline_unhash(inline_store *st, ientry *e)
+{
+    for (ientry **p = &st->buckets[inline_hash(e->job->id) & (st->n_buckets - 1)]; *p;
+         p = &(*p)->hnext) {
+        if (*p == e) {
+            *p = e->hnext;
+            st->n_entries--;
+            return;
+        }
+    }
+}
+
+/* --- lists --- */
+
+static void ilist_push(inline_store *st, ilist_id id, ientry *e)
+{
+    ilist *l = &st->lists[id];
+    e->in = id;
+    e->next = NULL;
+    e->prev = l->tail;
+    if (l->tail)
+        l->tail->next = e;
+    else
+        l->head = e;
+    l->tail = e;
+    l->n++;
+}
+
+static void ilist_remove(inline_store *st, ientry *e)
+{
+    if (e->in == IL_NONE)
+        return;
+    ilist *l = &st->lists[e->in];
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        l->head = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    else
+        l->tail = e->prev;
+    l->n--;
+    e->in = IL_NONE;
+    e->prev = e->next = NULL;
+}
+
+/* --- due-time heap --- */
+
+static void heap_swap(inline_store *st, size_t a, size_t b)
+{
+    ientry *t = st->heap[a];
+    st->heap[a] = st->heap[b];
+    st->heap[b] = t;
+    st->heap[a]->heap_idx = a;
+    st->heap[b]->heap_idx = b;
+}
+
+static void heap_fix(inline_store *st, size_t i)
+{
+    while (i > 0 && st->heap[(i - 1) / 2]->job->run_at > st->heap[i]->job->run_at) {
+        heap_swap(st, i, (i - 1) / 2);
+        i = (i - 1) / 2;
+    }
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < st->heap_n && st->heap[l]->job->run_at < st->heap[m]->job->run_at)
+            m = l;
+        if (r < st->heap_n && st->heap[r]->job->run_at < st->heap[m]->job->run_at)
+            m = r;
+        if (m == i)
+            return;
+        heap_swap(st, i, m);
+        i = m;
+    }
+}
+
+static int heap_push(inline_store *st, ientry *e)
+{
+    if (st->heap_n == st->heap_cap) {
+        size_t cap = st->heap_cap ? st->heap_cap * 2 : 64;
+        ientry **h = realloc(st->heap, cap * sizeof *h);
+        if (!h)
+            return -1;
+        st->heap = h;
+        st->heap_cap = cap;
+    }
+    e->heap_idx = st->heap_n;
+    e->in_heap = true;
+    st->heap[st->heap_n++] = e;
+    heap_fix(st, e->heap_idx);
+    return 0;
+}
+
+static void heap_remove(inline_store *st, ientry *e)
+{
+    if (!e->in_heap)
+        return;
+    size_t i = e->heap_idx;
+    st->heap_n--;
+    if (i != st->heap_n) {
+        st->heap[i] = st->heap[st->heap_n];
+        st->heap[i]->heap_idx = i;
+        heap_fix(st, i);
+    }
+    e->in_heap = false;
+}
+
+/* --- state changes --- */
+
+static void inline_set_state(inline_store *st, ientry *e, job_state s)
+{
+    st->counts[e->job->state]--;
+    e->job->state = s;
+    st->counts[s]++;
+}
+
+/* Moves e to where state s belongs. Called with st->mu held. */
+static void inline_place(inline_store *st, ientry *e, job_state s)
+{
+    ilist_remove(st, e);
+    heap_remove(st, e);
+    inline_set_state(st, e, s);
+    switch (s) {
+    case JOB_SCHEDULED:
+    case JOB_RETRYING:
+        if (heap_push(st, e) != 0) {
+            /* Cannot wait out the delay without memory: run it now instead. */
+            inline_set_state(st, e, JOB_ENQUEUED);
+            ilist_push(st, IL_READY, e);
+        }
+        break;
+    case JOB_ENQUEUED:
+        ilist_push(st, IL_READY, e);
+        break;
+    case JOB_SUCCEEDED:
+    case JOB_CANCELLED:
+        ilist_push(st, IL_FINISHED, e);
+        break;
+    case JOB_DEAD:
+        ilist_push(st, IL_DEAD, e);
+        break;
+    default:
+        break;
+    }
+    pthread_cond_signal(&st->cv);
+}
+
+static void inline_drop(inline_store *st, ientry *e)
+{
+    ilist_remove(st, e);
+    heap_remove(st, e);
+    inline_unhash(st, e);
+    st->counts[e->job->state]--;
+    job_free(e->job);
+    free(e);
+}
+
+/* Finished jobs and the dead set are bounded by count and age (config); what
+ * is trimmed is counted and logged, never dropped silently. */
+static void inline_trim(inline_store *st, proc_t *self, int64_t now)
+{
+    const config_t *cfg = self->queue->ctx->cfg;
+    struct {
+        ilist_id list;
+        size_t max;
+        double age;
+        const char *what;
+    } rules[] = {
+        {IL_FINISHED, (size_t)cfg->max_finished, cfg->retention_finished, "finished"},
+        {IL_DEAD, (size_t)cfg->dead_max_jobs, cfg->dead_max_age, "dead"},
+    };
+    for (size_t r = 0; r < 2; r++) {
+        ilist *l = &st->lists[rules[r].list];
+        int64_t oldest = now - (int64_t)(rules[r].age * 1000);
+        size_t trimmed = 0;
+        while (l->head && (l->n > rules[r].max || l->head->job->finished_at < oldest)) {
+            inline_drop(st, l->head);
+            trimmed++;
+        }
+        if (trimmed) {
+            st->trimmed_total += trimmed;
+            if (rules[r].list == IL_DEAD)
+                log_event(LOG_WARN, "dead.trimmed", NULL, "queue %s: %zu dead jobs removed (bounds)",
+                          self->queue->cfg->name, trimmed);
+        }
+    }
+}
+
+/* --- submission --- */
+
+static ientry *inline_add(inline_store *st, proc_t *self, const job_t *job)
+{
+    ientry *e = calloc(1, sizeof *e);
+    if (!e || !(e->job = job_dup(job))) {
+        free(e);
+        return NULL;
+    }
+    e->self = self;
+    e->job->state = JOB_SCHEDULED; /* counted below by inline_place */
+    st->counts[JOB_SCHEDULED]++;
+    if (inline_insert(st, e) != 0) {
+        st->counts[JOB_SCHEDULED]--;
+        job_free(e->job);
+        free(e);
+        return NULL;
+    }
+    inline_place(st, e, job->run_at > jobd_now_ms() ? JOB_SCHEDULED : JOB_ENQUEUED);
+    return e;
+}
+
+static int inline_call(proc_t *self, job_t *const *jobs, size_t n, proc_done_fn done,
+                       void *done_ctx)
+{
+    inline_store *st = self->priv;
+    outcome_t *outs = calloc(n, sizeof *outs);
+    if (!outs) {
+        outcome_t out = {.kind = OUT_REFUSED};
+        jobd_fail(&out.err, 503, "unavailable", "out of memory");
+        for (size_t i = 0; i < n; i++)
+            done(done_ctx, i, &out);
+        return 0;
+    }
+    pthread_mutex_lock(&st->mu);
+    for (size_t i = 0; i < n; i++) {
+        ientry *e = inline_find(st, jobs[i]->id);
+        outs[i].kind = e ? OUT_REPLAYED : OUT_STORED;
+        if (!e && !(e = inline_add(st, self, jobs[i]))) {
+            outs[i].kind = OUT_REFUSED;
+            jobd_fail(&outs[i].err, 503, "unavailable", "out of memory");
+            outs[i].err.retry_after = 1;
+            continue;
+        }
+        outs[i].view = job_view(e->job);
+    }
+    pthread_mutex_unlock(&st->mu);
+    /* Outcomes are reported outside the lock: done may resume an HTTP request. */
+    for (size_t i = 0; i < n; i++) {
+        done(done_ctx, i, &outs[i]);
+        json_decref(outs[i].view);
+    }
+    free(outs);
+    return 0;
+}
+
+/* --- running --- */
+
+static void inline_run_done(void *done_ctx, size_t index, const outcome_t *out)
+{
+    (void)index;
+    ientry *e = done_ctx;
+    proc_t *self = e->self;
+    inline_store *st = self->priv;
+    const queue_cfg *qc = self->queue->cfg;
+    pthread_mutex_lock(&st->mu);
+    job_t *job = e->job;
+    int64_t now = jobd_now_ms();
+    job->attempts++;
+    double delay;
+    job_state next = pipeline_next_state(qc, job, out, &delay);
+    if (out->kind == OUT_SUCCEEDED) {
+        st->processed_total++;
+        log_event(LOG_INFO, "job.succeeded", job, "in %.3fs", out->duration);
+    } else {
+        st->failed_total++;
+        job_set_error(job, out->message ? out->message : "failed");
+        log_event(next == JOB_DEAD ? LOG_WARN : LOG_INFO,
+                  next == JOB_DEAD ? "job.dead" : "job.failed", job, "%s", job->last_error);
+    }
+    if (next == JOB_RETRYING)
+        job->run_at = now + (int64_t)(delay * 1000);
+    else
+        job->finished_at = now;
+    inline_place(st, e, next);
+    inline_trim(st, self, now);
+    pthread_mutex_unlock(&st->mu);
+}
+
+/* Moves every due job from the heap to the ready list. */
+static void inline_move_due(inline_store *st, int64_t now)
+{
+    while (st->heap_n && st->heap[0]->job->run_at <= now)
+        inline_place(st, st->heap[0], JOB_ENQUEUED);
+}
+
+/* How long the dispatcher may sleep: until the next due job, at most 1 s so
+ * that age-based trimming happens without traffic. */
+static void inline_wait(inline_store *st, int64_t now)
+{
+    int64_t until = now + 1000;
+    if (st->heap_n && st->heap[0]->job->run_at < until)
+        until = st->heap[0]->job->run_at;
+    struct timespec ts = {until / 1000, (until % 1000) * 1000000L};
+    pthread_cond_timedwait(&st->cv, &st->mu, &ts);
+}
+
+static void *inline_dispatch(void *arg)
+{
+    proc_t *self = arg;
+    inline_store *st = self->priv;
+    queue_t *q = self->queue;
+    worker_pool_t *pool = q->ctx->pool;
+    pthread_mutex_lock(&st->mu);
+    while (!st->stopping) {
+        int64_t now = jobd_now_ms();
+        inline_move_due(st, now);
+        inline_trim(st, self, now);
+        if (st->paused || !st->lists[IL_READY].head) {
+            inline_wait(st, now);
+            continue;
+        }
+        pthread_mutex_unlock(&st->mu);
+        int reserved = worker_pool_reserve(pool, q, jobd_mono_ms() + 200);
+        pthread_mutex_lock(&st->mu);
+        if (reserved != 0)
+            continue;
+        ientry *e = st->lists[IL_READY].head;
+        if (!e || st->paused || st->stopping) {
+            /* Cancelled or paused while we waited for a worker. */
+            pthread_mutex_unlock(&st->mu);
+            worker_pool_release(pool, q);
+            pthread_mutex_lock(&st->mu);
+            continue;
+        }
+        inline_place(st, e, JOB_RUNNING);
+        e->job->started_at = jobd_now_ms();
+        job_t *job = e->job;
+        pthread_mutex_unlock(&st->mu);
+        log_event(LOG_DEBUG, "job.started", job, "attempt %d", job->attempts + 1);
+        self->delegate->ops->call(self->delegate, &job, 1, inline_run_done, e);
+        pthread_mutex_lock(&st->mu);
+    }
+    pthread_mutex_unlock(&st->mu);
+    return NULL;
+}
+
+static int inline_start(proc_t *self)
+{
+    inline_store *st = self->priv;
+    if (!self->queue->ctx->pool)
+        return 0; /* API-only node: store, never run */
+    if (pthread_create(&st->dispatcher, NULL, inline_dispatch, self) != 0) {
+        log_event(LOG_ERROR, "inline.start_failed", NULL, "queue %s: cannot start dispatcher",
+                  self->queue->cfg->name);
+        return -1;
+    }
+    st->started = true;
+    return 0;
+}
+
+/* Stops handing out jobs, then waits for this queue's running jobs until the
+ * deadline. Jobs still waiting exist only in memory: say how many are lost. */
+static void inline_stop(proc_t *self, int64_t deadline_ms)
+{
+    inline_store *st = self->priv;
+    pthread_mutex_lock(&st->mu);
+    st->stopping = true;
+    pthread_cond_broadcast(&st->cv);
+    pthread_mutex_unlock(&st->mu);
+    if (st->started)
+        pthread_join(st->dispatcher, NULL);
+    st->started = false;
+    while (atomic_load(&self->queue->running) > 0 && jobd_mono_ms() < deadline_ms) {
+        struct timespec ts = {0, 5 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    pthread_mutex_lock(&st->mu);
+    size_t waiting = st->counts[JOB_SCHEDULED] + st->counts[JOB_ENQUEUED] + st->counts[JOB_RETRYING];
+    size_t running = st->counts[JOB_RUNNING];
+    pthread_mutex_unlock(&st->mu);
+    if (waiting || running)
+        log_event(LOG_WARN, "inline.lost", NULL,
+                  "queue %s: %zu waiting and %zu running jobs existed only in memory", self->queue->cfg->name,
+                  waiting, running);
+}
+
+/* --- store side --- */
+
+static json_t *inline_view_or_404(inline_store *st, const char *id, jobd_error *err)
+{
+    ientry *e = inline_find(st, id);
+    if (!e) {
+        jobd_fail(err, 404, "unknown_job", "no job \"%s\" in this queue", id);
+        return NULL;
+    }
+    return job_view(e->job);
+}
+
+static json_t *inline_get(proc_t *self, const char *id, jobd_error *err)
+{
+    inline_store *st = self->priv;
+    pthread_mutex_lock(&st->mu);
+    json_t *v = inline_view_or_404(st, id, err);
+    pthread_mutex_unlock(&st->mu);
+    return v;
+}
+
+/* Newest first: by created_at, then id, both descending. */
+static int inline_cmp_newest(const void *a, const void *b)
+{
+    const job_t *x = (*(ientry *const *)a)->job, *y = (*(ientry *const *)b)->job;
+    if (x->created_at != y->created_at)
+        return x->created_at < y->created_at ? 1 : -1;
+    return -strcmp(x->id, y->id);
+}
+
+/* A cursor is "<created_at ms>:<id>" of the last job of the previous page. */
+static int inline_cursor_parse(const char *cursor, int64_t *ms, const char **id)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(cursor, &end, 10);
+    if (errno || end == cursor || *end != ':' || v < 0 || !job_id_ok(end + 1))
+        return -1;
+    *ms = v;
+    *id = end + 1;
+    return 0;
+}
+
+static bool inline_after_cursor(const job_t *j, int64_t ms, const char *id)
+{
+    return j->created_at < ms || (j->created_at == ms && strcmp(j->id, id) < 0);
+}
+
+/* Pages over entries (sorted newest first) into {"jobs","next_cursor"}. */
+static json_t *inline_page(ientry **v, size_t n, size_t limit, const char *cursor, jobd_error *err)
+{
+    int64_t cms = 0;
+    const char *cid = NULL;
+    if (cursor && inline_cursor_parse(cursor, &cms, &cid) != 0) {
+        jobd_fail(err, 400, "invalid_parameter", "cursor is not one this server gave");
+        snprintf(err->field, sizeof err->field, "cursor");
+        return NULL;
+    }
+    json_t *jobs = json_array();
+    size_t i = 0, taken = 0;
+    while (i < n && cid && !inline_after_cursor(v[i]->job, cms, cid))
+        i++;
+    const job_t *last = NULL;
+    for (; i < n && taken < limit; i++, taken++) {
+        json_array_append_new(jobs, job_view(v[i]->job));
+        last = v[i]->job;
+    }
+    json_t *next = json_null();
+    if (i < n && last) {
+        char buf[JOB_ID_MAX + 32];
+        snprintf(buf, sizeof buf, "%lld:%s", (long long)last->created_at, last->id);
+        next = json_string(buf);
+    }
+    return json_pack("{s:o,s:o}", "jobs", jobs, "next_cursor", next);
+}
+
+static json_t *inline_list(proc_t *self, int state, size_t limit, const char *cursor,
+                           jobd_error *err)
+{
+    inline_store *st = self->priv;
+    pthread_mutex_lock(&st->mu);
+    ientry **v = malloc((st->n_entries ? st->n_entries : 1) * sizeof *v);
+    json_t *res = NULL;
+    if (!v) {
+        jobd_fail(err, 503, "unavailable", "out of memory");
+    } else {
+        size_t n = 0;
+        for (size_t b = 0; b < st->n_buckets; b++)
+            for (ientry *e = st->buckets[b]; e; e = e->hnext)
+                if (state < 0 || (int)e->job->state == state)
+                    v[n++] = e;
+        qsort(v, n, sizeof *v, inline_cmp_newest);
+        res = inline_page(v, n, limit, cursor, err);
+    }
+    pthread_mutex_unlock(&st->mu);
+    free(v);
+    return res;
+}
+
+static json_t *inline_cancel(proc_t *self, const char *id, jobd_error *err)
+{
+    inline_store *st = self->priv;
+    json_t *v = NULL;
+    pthread_mutex_lock(&st->mu);
+    ientry *e = inline_find(st, id);
+    if (!e) {
+        jobd_fail(err, 404, "unknown_job", "no job \"%s\" in this queue", id);
+    } else if (e->job->state != JOB_SCHEDULED && e->job->state != JOB_ENQUEUED &&
+               e->job->state != JOB_RETRYING) {
+        jobd_fail(err, 409, "conflict", "job \"%s\" is %s and cannot be cancelled", id,
+                  job_state_name(e->job->state));
+    } else {
+        e->job->finished_at = jobd_now_ms();
+        inline_place(st, e, JOB_CANCELLED);
+        log_event(LOG_INFO, "job.cancelled", e->job, "by request %s", "(DELETE)");
+        v = job_view(e->job);
+    }
+    pthread_mutex_unlock(&st->mu);
+    return v;
+}
+
+static int inline_pause(proc_t *self, bool paused, jobd_error *err)
+{
+    (void)err;
+    inline_store *st = self->priv;
+    pthread_mutex_lock(&st->mu);
+    st->paused = paused;
+    pthread_cond_signal(&st->cv);
+    pthread_mutex_unlock(&st->mu);
+    return 0;
+}
+
+static json_t *inline_info(proc_t *self, jobd_error *err)
+{
+    (void)err;
+    inline_store *st = self->priv;
+    pthread_mutex_lock(&st->mu);
+    json_t *info = json_pack(
+        "{s:b,s:{s:I,s:I,s:I,s:I,s:I},s:I,s:I}", "paused", st->paused, "counts", "scheduled",
+        (json_int_t)st->counts[JOB_SCHEDULED], "enqueued", (json_int_t)st->counts[JOB_ENQUEUED],
+        "running", (json_int_t)st->counts[JOB_RUNNING], "retrying",
+        (json_int_t)st->counts[JOB_RETRYING], "dead", (json_int_t)st->counts[JOB_DEAD],
+        "processed_total", (json_int_t)st->processed_total, "failed_total",
+        (json_int_t)st->failed_total);
+    pthread_mutex_unlock(&st->mu);
+    return info;
+}
+
+static json_t *inline_dead_list(proc_t *self, size_t limit, const char *cursor, jobd_error *err)
+{
+    inline_store *st = self->priv;
+    pthread_mutex_lock(&st->mu);
+    ilist *l = &st->lists[IL_DEAD];
+    ientry **v = malloc((l->n ? l->n : 1) * sizeof *v);
+    json_t *res = NULL;
+    if (!v) {
+        jobd_fail(err, 503, "unavailable", "out of memory");
+    } else {
+        /* Newest death first: the dead FIFO walked backwards. The cursor
+         * names the last job shown; its successor in that order follows. */
+        size_t n = 0, start = 0;
+        for (ientry *e = l->tail; e; e = e->prev)
+            v[n++] = e;
+        if (cursor) {
+            const char *cid = strchr(cursor, ':');
+            while (start < n && cid && strcmp(v[start]->job->id, cid + 1) != 0)
+                start++;
+            if (!cid || start == n) {
+                jobd_fail(err, 400, "invalid_parameter", "cursor is not one this server gave");
+                snprintf(err->field, sizeof err->field, "cursor");
+                goto out;
+            }
+            start++;
+        }
+        json_t *jobs = json_array();
+        size_t i = start;
+        for (; i < n && i - start < limit; i++)
+            json_array_append_new(jobs, job_view(v[i]->job));
+        json_t *next = json_null();
+        if (i < n && i > start) {
+            char buf[JOB_ID_MAX + 32];
+            snprintf(buf, sizeof buf, "d:%s", v[i - 1]->job->id);
+            next = json_string(buf);
+        }
+        res = json_pack("{s:o,s:o}", "jobs", jobs, "next_cursor", next);
+    }
+out:
+    pthread_mutex_unlock(&st->mu);
+    free(v);
+    return res;
+}
+
+/* The dead job of that id, or NULL with 404/409 in err. */
+static ientry *inline_find_dead(inline_store *st, const char *id, jobd_error *err)
+{
+    ientry *e = inline_find(st, id);
+    if (!e)
+        jobd_fail(err, 404, "unknown_job", "no job \"%s\" in this queue", id);
+    else if (e->job->state != JOB_DEAD)
+        jobd_fail(err, 409, "conflict", "job \"%s\" is %s, not dead", id, job_state_name(e->job->state));
+    return e && e->job->state == JOB_DEAD ? e : NULL;
+}
+
+static json_t *inline_dead_retry(proc_t *self, const char *id, jobd_error *err)
+{
+    inline_store *st = self->priv;
+    json_t *v = NULL;
+    pthread_mutex_lock(&st->mu);
+    ientry *e = inline_find_dead(st, id, err);
+    if (e) {
+        e->job->attempts = 0;
+        e->job->finished_at = 0;
+        e->job->run_at = 0;
+        inline_place(st, e, JOB_ENQUEUED);
+        v = job_view(e->job);
+    }
+    pthread_mutex_unlock(&st->mu);
+    return v;
+}
+
+static int inline_dead_delete(proc_t *self, const char *id, jobd_error *err)
+{
+    inline_store *st = self->priv;
+    pthread_mutex_lock(&st->mu);
+    ientry *e = inline_find_dead(st, id, err);
+    if (e)
+        inline_drop(st, e);
+    pthread_mutex_unlock(&st->mu);
+    return e ? 0 : -1;
+}
+
+static json_t *inline_stats(proc_t *self)
+{
+    inline_store *st = self->priv;
+    pthread_mutex_lock(&st->mu);
+    json_t *s = json_pack("{s:I,s:I}", "jobs", (json_int_t)st->n_entries, "trimmed_total",
+                          (json_int_t)st->trimmed_total);
+    pthread_mutex_unlock(&st->mu);
+    return s;
+}
+
+static void inline_destroy(proc_t *self)
+{
+    inline_store *st = self->priv;
+    if (!st)
+        return;
+    if (st->started)
+        inline_stop(self, jobd_mono_ms());
+    for (size_t b = 0; b < st->n_buckets; b++) {
+        for (ientry *e = st->buckets[b], *next; e; e = next) {
+            next = e->hnext;
+            job_free(e->job);
+            free(e);
+        }
+    }
+    free(st->buckets);
+    free(st->heap);
+    pthread_cond_destroy(&st->cv);
+    pthread_mutex_destroy(&st->mu);
+    free(st);
+}
+
+static int inline_check(const json_t *opts, char *err, size_t errlen)
+{
+    const char *key = NULL;
+    json_t *v;
+    json_object_foreach((json_t *)opts, key, v) {
+        snprintf(err, errlen, "unknown option \"%s\"", key);
+        return -1;
+    }
+    return 0;
+}
+
+static const store_ops inline_store_ops = {
+    .get = inline_get,
+    .list = inline_list,
+    .cancel = inline_cancel,
+    .pause = inline_pause,
+    .info = inline_info,
+    .dead_list = inline_dead_list,
+    .dead_retry = inline_dead_retry,
+    .dead_delete = inline_dead_delete,
+    .ready = NULL, /* memory is always there */
+};
+
+static const proc_ops inline_ops = {
+    .name = "inline",
+    .call = inline_call,
+    .start = inline_start,
+    .stop = inline_stop,
+    .stats = inline_stats,
+    .destroy = inline_destroy,
+    .store = &inline_store_ops,
+};
+
+static proc_t *inline_create(jobd_t *ctx, queue_t *q, const json_t *opts, proc_t *delegate,
+                             char *err, size_t errlen)
+{
+    (void)ctx;
+    (void)opts;
+    proc_t *p = pipeline_proc_new(&inline_ops, q, delegate);
+    inline_store *st = p ? calloc(1, sizeof *st) : NULL;
+    if (st) {
+        st->n_buckets = 1024;
+        st->buckets = calloc(st->n_buckets, sizeof *st->buckets);
+    }
+    if (!st || !st->buckets) {
+        if (st)
+            free(st);
+        free(p);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&st->mu, NULL);
+    pthread_cond_init(&st->cv, NULL); /* realtime clock: due times are wall-clock ms */
+    p->priv = st;
+    return p;
+}
+
+const proc_kind proc_inline_kind = {"inline", true, inline_check, inline_create};
