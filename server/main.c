@@ -1,0 +1,227 @@
+/* main.c - jobd's process life: options, config, start, signals, shutdown. */
+#include <curl/curl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../queues/exec.h"
+#include "../queues/job.h"
+#include "../queues/pipeline.h"
+#include "../queues/worker.h"
+#include "config.h"
+#include "http.h"
+#include "jobd.h"
+#include "log.h"
+
+static const char usage[] =
+    "usage: jobd [options]\n"
+    "  --config FILE        config file (else $JOBD_CONFIG, else the built-in default)\n"
+    "  --check-config       validate the config and exit (0 valid, 2 invalid)\n"
+    "  --print-default-config  print the built-in default config and exit\n"
+    "  --no-workers         API-only node: store jobs, run none (workers: 0)\n"
+    "  --no-http            worker-only node: no HTTP server\n"
+    "  --log-format FMT     text (default) or json\n"
+    "  --allow-eviction     run even if Redis may evict keys (maxmemory-policy)\n"
+    "  --help, --version\n";
+
+typedef struct jobd_opts {
+    const char *config_path;
+    const char *log_format;
+    bool check_only, no_workers, no_http, allow_eviction;
+} jobd_opts;
+
+/* Parses argv into o. Returns -1 to exit 0 (help/version), 0 to run, 2 on a usage error. */
+static int jobd_parse_args(int argc, char **argv, jobd_opts *o)
+{
+    enum { O_CHECK = 256, O_NO_WORKERS, O_NO_HTTP, O_LOG, O_EVICT, O_HELP, O_VERSION, O_DEFAULT };
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"check-config", no_argument, NULL, O_CHECK},
+        {"print-default-config", no_argument, NULL, O_DEFAULT},
+        {"no-workers", no_argument, NULL, O_NO_WORKERS},
+        {"no-http", no_argument, NULL, O_NO_HTTP},
+        {"log-format", required_argument, NULL, O_LOG},
+        {"allow-eviction", no_argument, NULL, O_EVICT},
+        {"help", no_argument, NULL, O_HELP},
+        {"version", no_argument, NULL, O_VERSION},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+    while ((c = getopt_long(argc, argv, "c:hV", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'c': o->config_path = optarg; break;
+        case O_CHECK: o->check_only = true; break;
+        case O_NO_WORKERS: o->no_workers = true; break;
+        case O_NO_HTTP: o->no_http = true; break;
+        case O_LOG: o->log_format = optarg; break;
+        case O_EVICT: o->allow_eviction = true; break;
+        case O_DEFAULT: fputs(config_default_text(), stdout); return -1;
+        case 'h':
+        case O_HELP: fputs(usage, stdout); return -1;
+        case 'V':
+        case O_VERSION: printf("jobd %s\n", JOBD_VERSION); return -1;
+        default: fputs(usage, stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "jobd: unexpected argument \"%s\"\n%s", argv[optind], usage);
+        return 2;
+    }
+    if (o->log_format && strcmp(o->log_format, "text") != 0 && strcmp(o->log_format, "json") != 0) {
+        fprintf(stderr, "jobd: --log-format: must be text or json\n");
+        return 2;
+    }
+    return 0;
+}
+
+static config_t *jobd_load_config(const jobd_opts *o, char *err, size_t errlen)
+{
+    const char *path = o->config_path ? o->config_path : getenv("JOBD_CONFIG");
+    if (path && *path)
+        return config_load_file(path, getenv, err, errlen);
+    const char *text = config_default_text();
+    return config_parse(text, strlen(text), getenv, err, errlen);
+}
+
+/* Builds queues, handlers and workers into ctx. 0, or -1 with err. */
+static int jobd_build(jobd_t *ctx, char *err, size_t errlen)
+{
+    const config_t *cfg = ctx->cfg;
+    if (!(ctx->exec = exec_table_new(cfg, err, errlen)))
+        return -1;
+    if (cfg->workers > 0 && !(ctx->pool = worker_pool_new(cfg->workers))) {
+        snprintf(err, errlen, "cannot start %d workers", cfg->workers);
+        return -1;
+    }
+    ctx->queues = calloc(cfg->n_queues, sizeof *ctx->queues);
+    if (!ctx->queues) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < cfg->n_queues; i++) {
+        if (!(ctx->queues[i] = pipeline_build(ctx, &cfg->queues[i], err, errlen)))
+            return -1;
+        ctx->n_queues++;
+    }
+    return 0;
+}
+
+static int jobd_start(jobd_t *ctx)
+{
+    for (size_t i = 0; i < ctx->n_queues; i++) {
+        if (pipeline_start(ctx->queues[i]) != 0) {
+            log_event(LOG_ERROR, "jobd.start_failed", NULL, "queue %s did not start",
+                      ctx->queues[i]->cfg->name);
+            return -1;
+        }
+    }
+    if (!ctx->cfg->no_http && !(ctx->http = http_start(ctx)))
+        return -1;
+    return 0;
+}
+
+/* SIGTERM/SIGINT: answer 503 to new jobs, let the pipelines wind down
+ * (flush buffers, finish running jobs, give leases back) until
+ * shutdown_timeout, then stop HTTP. Returns 0 when every job ended in time. */
+static int jobd_shutdown(jobd_t *ctx)
+{
+    atomic_store(&ctx->shutting_down, true);
+    int64_t deadline = jobd_mono_ms() + (int64_t)(ctx->cfg->shutdown_timeout * 1000);
+    log_event(LOG_INFO, "jobd.stopping", NULL, "finishing running jobs (up to %gs)",
+              ctx->cfg->shutdown_timeout);
+    for (size_t i = 0; i < ctx->n_queues; i++)
+        pipeline_stop(ctx->queues[i], deadline);
+    int rc = 0;
+    if (ctx->pool) {
+        worker_pool_close(ctx->pool);
+        rc = worker_pool_wait_idle(ctx->pool, deadline);
+    }
+    if (ctx->http)
+        http_stop(ctx->http);
+    ctx->http = NULL;
+    return rc;
+}
+
+static void jobd_free(jobd_t *ctx)
+{
+    http_stop(ctx->http);
+    worker_pool_free(ctx->pool); /* joins: nothing runs after this */
+    for (size_t i = 0; i < ctx->n_queues; i++)
+        pipeline_free(ctx->queues[i]);
+    free(ctx->queues);
+    exec_table_free(ctx->exec);
+    idgen_destroy(&ctx->ids);
+    config_free(ctx->cfg);
+}
+
+int main(int argc, char **argv)
+{
+    jobd_opts o = {0};
+    int rc = jobd_parse_args(argc, argv, &o);
+    if (rc)
+        return rc < 0 ? 0 : rc;
+
+    /* A peer that hangs up (Redis, a webhook, a command's stdin) must not kill us. */
+    signal(SIGPIPE, SIG_IGN);
+    /* Every thread inherits this mask, so only sigwait below sees these. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+    char err[512] = "";
+    jobd_t ctx = {0};
+    if (!(ctx.cfg = jobd_load_config(&o, err, sizeof err))) {
+        fprintf(stderr, "jobd: config: %s\n", err);
+        return 2;
+    }
+    if (o.check_only) {
+        printf("config ok: %zu queues, %zu handlers\n", ctx.cfg->n_queues, ctx.cfg->n_handlers);
+        config_free(ctx.cfg);
+        return 0;
+    }
+    if (o.no_workers)
+        ctx.cfg->workers = 0;
+    ctx.cfg->no_http = ctx.cfg->no_http || o.no_http;
+    ctx.cfg->redis_allow_eviction = ctx.cfg->redis_allow_eviction || o.allow_eviction;
+    if (o.log_format)
+        ctx.cfg->log_json = strcmp(o.log_format, "json") == 0;
+    log_set_json(ctx.cfg->log_json);
+    json_object_seed(0);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    idgen_init(&ctx.ids);
+    atomic_init(&ctx.shutting_down, false);
+
+    if (jobd_build(&ctx, err, sizeof err) != 0) {
+        log_event(LOG_ERROR, "jobd.start_failed", NULL, "%s", err);
+        jobd_free(&ctx);
+        return 1;
+    }
+    if (jobd_start(&ctx) != 0) {
+        for (size_t i = 0; i < ctx.n_queues; i++)
+            pipeline_stop(ctx.queues[i], jobd_mono_ms());
+        jobd_free(&ctx);
+        return 1;
+    }
+    log_event(LOG_INFO, "jobd.started", NULL, "version %s, %zu queues, %d workers, http %s:%d",
+              JOBD_VERSION, ctx.n_queues, ctx.cfg->workers, ctx.cfg->listen_host,
+              ctx.http ? http_port(ctx.http) : 0);
+
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    log_event(LOG_INFO, "jobd.signal", NULL, "%s received", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    if (jobd_shutdown(&ctx) != 0) {
+        /* Workers still run jobs whose stores would be freed under them:
+         * leave without tearing down. */
+        log_event(LOG_WARN, "jobd.exit", NULL, "shutdown_timeout reached with jobs still running");
+        return 0;
+    }
+    jobd_free(&ctx);
+    curl_global_cleanup();
+    log_event(LOG_INFO, "jobd.exit", NULL, "stopped cleanly");
+    return 0;
+}
