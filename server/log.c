@@ -1,0 +1,130 @@
+/* log.c - one line per event on stderr, text or JSON. */
+#include "log.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../queues/job.h"
+
+/* The one exception to "no global mutable state": the format is set once by
+ * main before any thread starts and only read afterwards, so it needs no lock,
+ * and a log call must work from code that has no jobd_t at hand (config
+ * loading, signal setup, processors' threads). */
+static bool log_json_format;
+
+static const char *const log_level_text[] = {"DEBUG", "INFO", "WARN", "ERROR"};
+static const char *const log_level_json[] = {"debug", "info", "warn", "error"};
+
+void log_set_json(bool json)
+{
+    log_json_format = json;
+}
+
+/* Writes all of line to stderr; a pipe takes it in one write() unless interrupted. */
+static void log_write(const char *line, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(STDERR_FILENO, line, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return;
+        line += n;
+        len -= (size_t)n;
+    }
+}
+
+/* One event is one line: control characters (a program's stderr, a newline
+ * in a message) become spaces, so nothing can forge a line of its own. */
+static void log_flatten(char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            *s = ' ';
+}
+
+/* A new JSON string of s; bytes that are not UTF-8 become '?' (jansson refuses them). */
+static json_t *log_json_string(const char *s)
+{
+    json_t *v = json_string(s);
+    if (v)
+        return v;
+    char *ascii = strdup(s);
+    if (!ascii)
+        return NULL;
+    for (char *p = ascii; *p; p++)
+        if ((unsigned char)*p >= 0x80)
+            *p = '?';
+    v = json_string(ascii);
+    free(ascii);
+    return v;
+}
+
+static char *log_text_line(const char *ts, log_level level, const char *event, const job_t *job,
+                           const char *msg)
+{
+    char *line = NULL;
+    const char *sep = msg[0] ? " " : "";
+    int n = job ? asprintf(&line, "%s %-5s %s id=%s queue=%s type=%s attempt=%d%s%s", ts,
+                           log_level_text[level], event, job->id, job->queue, job->type,
+                           job->attempts, sep, msg)
+                : asprintf(&line, "%s %-5s %s%s%s", ts, log_level_text[level], event, sep, msg);
+    if (n < 0)
+        return NULL;
+    log_flatten(line);
+    return line;
+}
+
+static char *log_json_line(const char *ts, log_level level, const char *event, const job_t *job,
+                           const char *msg)
+{
+    json_t *o = json_object();
+    int rc = 0;
+    rc |= json_object_set_new(o, "ts", json_string(ts));
+    rc |= json_object_set_new(o, "level", json_string(log_level_json[level]));
+    rc |= json_object_set_new(o, "event", log_json_string(event));
+    if (job) {
+        rc |= json_object_set_new(o, "id", json_string(job->id));
+        rc |= json_object_set_new(o, "queue", json_string(job->queue));
+        rc |= json_object_set_new(o, "type", log_json_string(job->type));
+        rc |= json_object_set_new(o, "attempt", json_integer(job->attempts));
+    }
+    rc |= json_object_set_new(o, "msg", log_json_string(msg));
+    char *line = rc ? NULL : json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return line;
+}
+
+void log_event(log_level level, const char *event, const job_t *job, const char *fmt, ...)
+{
+    char *msg = NULL, ts[32];
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        if (vasprintf(&msg, fmt, ap) < 0)
+            msg = NULL;
+        va_end(ap);
+    }
+    if ((unsigned)level > LOG_ERROR)
+        level = LOG_ERROR;
+    job_time_format(jobd_now_ms(), ts);
+    const char *text = msg ? msg : "";
+    const char *name = event ? event : "";
+    char *line = log_json_format ? log_json_line(ts, level, name, job, text)
+                                 : log_text_line(ts, level, name, job, text);
+    free(msg);
+    if (!line)
+        return;
+    size_t len = strlen(line);
+    char *full = realloc(line, len + 2);
+    if (full) {
+        full[len] = '\n';
+        full[len + 1] = '\0';
+        log_write(full, len + 1);
+    }
+    free(full ? full : line);
+}
