@@ -39,7 +39,6 @@ job_t *job_new(void)
     if (!job)
         return NULL;
     job->args = json_null();
-    job->state = JOB_ENQUEUED;
     return job;
 }
 
@@ -413,7 +412,7 @@ static int job_take_type(const json_t *obj, job_t *job, jobd_error *err)
 {
     const char *type = job_json_str(json_object_get(obj, "type"), JOB_TYPE_MAX);
     if (!type)
-        return job_invalid(err, "type", "field 'type' must be a string of 1-%d characters",
+        return job_invalid(err, "type", "field 'type' must be a string of 1-%d bytes",
                            JOB_TYPE_MAX);
     strcpy(job->type, type);
     return 0;
@@ -611,23 +610,42 @@ static int job_view_int(const json_t *view, const char *key, int min, bool nulla
 static int job_view_state(const json_t *view, job_t *job)
 {
     int s = job_state_parse(json_string_value(json_object_get(view, "state")));
-    job->state = s < 0 ? JOB_ENQUEUED : (job_state)s;
-    return s < 0 ? -1 : 0;
+    if (s < 0)
+        return -1;
+    job->state = (job_state)s;
+    return 0;
 }
 
-static int job_view_rest(const json_t *view, job_t *job)
+/* args must be present: a view always carries it, null included. */
+static int job_view_args(const json_t *view, job_t *job)
 {
     const json_t *args = json_object_get(view, "args");
-    const json_t *timeout = json_object_get(view, "timeout");
-    const json_t *error = json_object_get(view, "last_error");
-    if (!args || (timeout && !(json_is_number(timeout) && json_number_value(timeout) > 0)) ||
-        !(json_is_null(error) || json_is_string(error)))
+    if (!args)
         return -1;
     json_decref(job->args);
     job->args = json_incref((json_t *)args); /* shared: args are never mutated */
+    return 0;
+}
+
+/* timeout is absent when not set (0), else a number > 0. */
+static int job_view_timeout(const json_t *view, job_t *job)
+{
+    const json_t *timeout = json_object_get(view, "timeout");
+    if (timeout && !(json_is_number(timeout) && json_number_value(timeout) > 0))
+        return -1;
     job->timeout = timeout ? json_number_value(timeout) : 0;
+    return 0;
+}
+
+static int job_view_error(const json_t *view, job_t *job)
+{
+    const json_t *error = json_object_get(view, "last_error");
+    if (json_is_null(error))
+        return 0;
+    if (!json_is_string(error))
+        return -1;
     job_set_error(job, json_string_value(error));
-    return json_is_string(error) && !job->last_error ? -1 : 0;
+    return job->last_error ? 0 : -1;
 }
 
 job_t *job_from_view(const json_t *view)
@@ -648,7 +666,8 @@ job_t *job_from_view(const json_t *view)
         job_view_time(view, "scheduled_at", false, &job->scheduled_at) < 0 ||
         job_view_time(view, "started_at", false, &job->started_at) < 0 ||
         job_view_time(view, "finished_at", false, &job->finished_at) < 0 ||
-        job_view_time(view, "run_at", true, &job->run_at) < 0 || job_view_rest(view, job) < 0) {
+        job_view_time(view, "run_at", true, &job->run_at) < 0 || job_view_args(view, job) < 0 ||
+        job_view_timeout(view, job) < 0 || job_view_error(view, job) < 0) {
         job_free(job);
         return NULL;
     }
