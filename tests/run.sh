@@ -14,6 +14,9 @@ for f in "$tests_bin" "$jobd_bin"; do
     [ -x "$f" ] || { echo "run.sh: $f is missing; build it first" >&2; exit 2; }
 done
 
+# The tests read their data files relative to the repository root.
+cd "$(dirname "$0")/.."
+
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/jobd-tests.XXXXXX")
 redis_pid=""
 

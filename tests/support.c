@@ -85,8 +85,7 @@ const char *ts_tmpdir(void)
     return d && *d ? d : "/tmp";
 }
 
-/* Reads a whole file into new memory (NUL-terminated; caller frees), or NULL. */
-static char *ts_read_file(const char *path, size_t *len)
+char *ts_read_file(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rbe");
     if (!f)

@@ -91,4 +91,8 @@ void ts_redis_stop(pid_t pid);
 /* Monotonic milliseconds. */
 long long ts_now_ms(void);
 
+/* The whole file at path as new memory (NUL-terminated; caller frees), its
+ * size in *len (may be NULL); NULL when it cannot be read. */
+char *ts_read_file(const char *path, size_t *len);
+
 #endif
