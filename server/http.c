@@ -1,0 +1,747 @@
+/* http.c - the libmicrohttpd daemon: the life of one request (checks common to
+ * every route, body reading, dispatch, answer) and asynchronous answers
+ * through suspend/resume. Handlers only see http_req. */
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../handlers/handlers.h"
+#include "config.h"
+#include "log.h"
+
+#define HTTP_CONN_TIMEOUT_S 30u
+#define HTTP_CONN_LIMIT 4096u
+#define HTTP_CONN_MEMORY (64u * 1024u)
+/* jansson's parser recurses once per nesting level up to 2048 levels. */
+#define HTTP_STACK_SIZE (4u * 1024u * 1024u)
+/* How long http_stop lets suspended submissions wait for their store, and
+ * then how long it gives the ones it had to resume to send their 503. */
+#define HTTP_DRAIN_MS 2000
+#define HTTP_FLUSH_MS 500
+#define HTTP_JSON_TYPE "application/json; charset=utf-8"
+
+typedef struct http_conn http_conn;
+
+struct http_server {
+    jobd_t *ctx;
+    struct MHD_Daemon *daemon;
+    int port;
+    unsigned char (*token_digests)[SHA256_DIGEST_LENGTH]; /* owned, one per cfg token */
+    size_t n_tokens;
+    /* Suspended connections, so http_stop can resume every one of them
+     * (MHD_stop_daemon must not meet a suspended connection), and the count
+     * of awaited requests MHD has not finished, so it can let their answers
+     * go out first. */
+    pthread_mutex_t mu;
+    pthread_cond_t idle; /* signalled when n_awaited drops to 0 */
+    http_conn *suspended;
+    size_t n_awaited;
+};
+
+/* One request. http_req comes first: handlers get &conn->req and http.c gets
+ * the rest back with a cast. */
+struct http_conn {
+    http_req req;
+    http_server_t *srv;
+    http_conn *prev, *next; /* in srv->suspended; guarded by srv->mu */
+    bool listed;            /* guarded by srv->mu */
+    bool awaited;           /* counted in n_awaited; only the connection's MHD thread
+                             * changes it (under srv->mu, which others read it with) */
+    bool keep_body;         /* the route parses the body */
+    bool sent;              /* a response was queued */
+    size_t body_cap;
+};
+
+typedef struct http_route {
+    void (*handle)(http_req *req);
+    bool has_queue; /* path holds /queues/{queue} */
+    bool has_id;    /* path holds a job id */
+    bool open;      /* no auth needed */
+} http_route;
+
+static void http_not_found(http_req *req);
+
+/* Indexed by route_id; NOT_FOUND and METHOD_NOT_ALLOWED never dispatch. */
+static const http_route http_routes[] = {
+    [ROUTE_HEALTHZ] = {handle_healthz, false, false, true},
+    [ROUTE_READYZ] = {handle_readyz, false, false, true},
+    [ROUTE_METRICS] = {http_not_found, false, false, false},
+    [ROUTE_DASHBOARD] = {http_not_found, false, false, false},
+    [ROUTE_QUEUES] = {handle_queues, false, false, false},
+    [ROUTE_QUEUE] = {handle_queue, true, false, false},
+    [ROUTE_QUEUE_PAUSE] = {handle_queue_pause, true, false, false},
+    [ROUTE_QUEUE_RESUME] = {handle_queue_resume, true, false, false},
+    [ROUTE_JOBS_SUBMIT] = {handle_jobs_submit, true, false, false},
+    [ROUTE_JOBS_LIST] = {handle_jobs_list, true, false, false},
+    [ROUTE_JOB_GET] = {handle_job_get, true, true, false},
+    [ROUTE_JOB_CANCEL] = {handle_job_cancel, true, true, false},
+    [ROUTE_DEAD_LIST] = {handle_dead_list, true, false, false},
+    [ROUTE_DEAD_RETRY] = {handle_dead_retry, true, true, false},
+    [ROUTE_DEAD_DELETE] = {handle_dead_delete, true, true, false},
+};
+
+static http_conn *http_conn_of(http_req *req)
+{
+    return (http_conn *)req;
+}
+
+/* ---- answers ---------------------------------------------------------- */
+
+void http_json(http_req *req, int status, json_t *body)
+{
+    json_decref(req->resp);
+    req->resp = body;
+    req->status = status;
+    req->answered = true;
+}
+
+/* A new JSON string of s. Messages may quote client input cut at a byte
+ * limit, i.e. inside a UTF-8 sequence, which jansson refuses: such bytes
+ * become '?' rather than losing the whole error body. */
+static json_t *http_json_text(const char *s)
+{
+    json_t *v = json_string(s);
+    if (v)
+        return v;
+    char buf[sizeof ((jobd_error *)0)->message];
+    snprintf(buf, sizeof buf, "%s", s);
+    for (char *p = buf; *p; p++)
+        if ((unsigned char)*p >= 0x80)
+            *p = '?';
+    return json_string(buf);
+}
+
+void http_error(http_req *req, const jobd_error *err)
+{
+    const char *code = err->code ? err->code : "internal_error";
+    json_t *e = json_pack("{s:s, s:o}", "code", code, "message", http_json_text(err->message));
+    if (e && err->field[0])
+        json_object_set_new(e, "field", http_json_text(err->field));
+    if (e && err->index >= 0)
+        json_object_set_new(e, "index", json_integer(err->index));
+    http_json(req, err->status ? err->status : 500, e ? json_pack("{s:o}", "error", e) : NULL);
+    req->retry_after = err->retry_after;
+}
+
+void http_errorf(http_req *req, int status, const char *code, const char *fmt, ...)
+{
+    jobd_error err = {.status = status, .code = code, .index = -1};
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err.message, sizeof err.message, fmt, ap);
+    va_end(ap);
+    http_error(req, &err);
+}
+
+const char *http_header(http_req *req, const char *name)
+{
+    return req->conn ? MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name) : NULL;
+}
+
+const char *http_query(http_req *req, const char *name)
+{
+    return req->conn ? MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name)
+                     : NULL;
+}
+
+static void http_not_found(http_req *req)
+{
+    http_errorf(req, 404, "not_found", "no such resource");
+}
+
+static bool http_add_header(struct MHD_Response *r, const char *name, const char *value)
+{
+    return MHD_add_response_header(r, name, value) == MHD_YES;
+}
+
+/* The answer's body as new memory for MHD to free, its length and type. */
+static char *http_body_text(http_req *req, size_t *len, const char **type)
+{
+    char *text = NULL;
+    *type = NULL;
+    if (req->resp) {
+        text = json_dumps(req->resp, JSON_COMPACT);
+        *type = HTTP_JSON_TYPE;
+    } else if (req->resp_text) {
+        text = req->resp_text;
+        req->resp_text = NULL;
+        *type = req->resp_type;
+    }
+    *len = text ? strlen(text) : 0;
+    return text;
+}
+
+static struct MHD_Response *http_build_response(http_req *req)
+{
+    size_t len;
+    const char *type;
+    char *text = http_body_text(req, &len, &type);
+    struct MHD_Response *r =
+        text ? MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE)
+             : MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    if (!r) {
+        free(text);
+        return NULL;
+    }
+    char num[24];
+    snprintf(num, sizeof num, "%d", req->retry_after);
+    bool ok = (!type || http_add_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type)) &&
+              (!req->location[0] || http_add_header(r, MHD_HTTP_HEADER_LOCATION, req->location)) &&
+              (!req->allow[0] || http_add_header(r, MHD_HTTP_HEADER_ALLOW, req->allow)) &&
+              (req->retry_after <= 0 || http_add_header(r, MHD_HTTP_HEADER_RETRY_AFTER, num)) &&
+              (!req->www_auth || http_add_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer"));
+    if (!ok) {
+        MHD_destroy_response(r);
+        return NULL;
+    }
+    return r;
+}
+
+static enum MHD_Result http_send(http_conn *c)
+{
+    struct MHD_Response *r = http_build_response(&c->req);
+    if (!r)
+        return MHD_NO; /* out of memory: drop the connection */
+    enum MHD_Result rc = MHD_queue_response(c->req.conn, (unsigned)c->req.status, r);
+    MHD_destroy_response(r);
+    c->sent = true;
+    return rc;
+}
+
+/* ---- checks common to every route ----------------------------------- */
+
+/* True when the Authorization header holds one of the configured bearer
+ * tokens. Comparing SHA-256 digests with CRYPTO_memcmp, and always against
+ * every token, keeps the time independent of where or whether they differ. */
+static bool http_authorized(http_conn *c)
+{
+    const char *h = http_header(&c->req, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0)
+        return false;
+    const char *token = h + 7;
+    token += strspn(token, " ");
+    size_t len = strcspn(token, " \t");
+    if (len == 0 || token[len + strspn(token + len, " \t")] != '\0')
+        return false;
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)token, len, digest);
+    bool match = false;
+    for (size_t i = 0; i < c->srv->n_tokens; i++)
+        match |= CRYPTO_memcmp(digest, c->srv->token_digests[i], sizeof digest) == 0;
+    return match;
+}
+
+/* application/json, with parameters (charset=...) allowed, any case. */
+static bool http_is_json_type(const char *type)
+{
+    static const char want[] = "application/json";
+    if (!type)
+        return false;
+    type += strspn(type, " \t");
+    if (strncasecmp(type, want, sizeof want - 1) != 0)
+        return false;
+    const char *rest = type + sizeof want - 1;
+    rest += strspn(rest, " \t");
+    return *rest == '\0' || *rest == ';';
+}
+
+/* The body size the client announced: its Content-Length, 0 when it sends
+ * none, SIZE_MAX when it is unknown (chunked). */
+static size_t http_declared_body(http_conn *c)
+{
+    const char *cl = http_header(&c->req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl) {
+        errno = 0;
+        unsigned long long v = strtoull(cl, NULL, 10);
+        return errno || v > SIZE_MAX ? SIZE_MAX : (size_t)v;
+    }
+    return http_header(&c->req, MHD_HTTP_HEADER_TRANSFER_ENCODING) ? SIZE_MAX : 0;
+}
+
+/* False after answering 404 unknown_queue. */
+static bool http_check_queue(http_req *req)
+{
+    if (!req->m.queue_ok) {
+        http_errorf(req, 404, "unknown_queue", "no such queue (names match [A-Za-z0-9_-]{1,64})");
+        return false;
+    }
+    if (!jobd_queue(req->ctx, req->m.queue)) {
+        http_errorf(req, 404, "unknown_queue", "no queue \"%s\" is configured", req->m.queue);
+        return false;
+    }
+    return true;
+}
+
+/* Sets an error answer when the request fails a check that does not depend
+ * on its body, in the order api.md promises. */
+static void http_check(http_conn *c)
+{
+    http_req *req = &c->req;
+    const route_match *m = &req->m;
+    if (m->route == ROUTE_NOT_FOUND) {
+        http_not_found(req);
+        return;
+    }
+    if (m->route == ROUTE_METHOD_NOT_ALLOWED) {
+        http_errorf(req, 405, "method_not_allowed", "method not allowed here; allowed: %s",
+                    m->allow);
+        snprintf(req->allow, sizeof req->allow, "%s", m->allow);
+        return;
+    }
+    const http_route *r = &http_routes[m->route];
+    if (r->has_queue && !http_check_queue(req))
+        return;
+    if (r->has_id && !m->id_ok) {
+        http_errorf(req, 404, "unknown_job", "no such job (ids are 1-%d characters of [A-Za-z0-9._:-])",
+                    JOB_ID_MAX);
+        return;
+    }
+    if (!r->open && c->srv->n_tokens > 0 && !http_authorized(c)) {
+        http_errorf(req, 401, "unauthorized", "a valid 'Authorization: Bearer <token>' is required");
+        req->www_auth = true;
+        return;
+    }
+    if (m->route != ROUTE_JOBS_SUBMIT)
+        return;
+    if (!http_is_json_type(http_header(req, MHD_HTTP_HEADER_CONTENT_TYPE))) {
+        http_errorf(req, 415, "unsupported_media_type", "Content-Type must be application/json");
+        return;
+    }
+    size_t declared = http_declared_body(c);
+    if (declared != SIZE_MAX && declared > req->ctx->cfg->max_body)
+        http_errorf(req, 413, "payload_too_large", "the body exceeds %zu bytes",
+                    req->ctx->cfg->max_body);
+    else
+        c->keep_body = true;
+}
+
+/* ---- the request's life ----------------------------------------------- */
+
+static void http_conn_free(http_conn *c)
+{
+    http_req *req = &c->req;
+    json_decref(req->resp);
+    free(req->resp_text);
+    free(req->body);
+    if (req->async && req->async_free)
+        req->async_free(req->async);
+    pthread_mutex_destroy(&req->mu);
+    free(c);
+}
+
+static http_conn *http_conn_new(http_server_t *srv, struct MHD_Connection *conn, const char *url,
+                                const char *method)
+{
+    http_conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->srv = srv;
+    http_req *req = &c->req;
+    req->ctx = srv->ctx;
+    req->conn = conn;
+    req->method = method;
+    req->url = url;
+    pthread_mutex_init(&req->mu, NULL);
+    router_match(method, url, &req->m);
+    return c;
+}
+
+/* First call for a request: headers are in, the body is not. An error found
+ * now is sent at once when a body we would have to drain is big or of unknown
+ * size (MHD then closes the connection); otherwise it is sent after the body
+ * so the connection stays usable. */
+static enum MHD_Result http_begin(http_server_t *srv, struct MHD_Connection *conn,
+                                  const char *url, const char *method, void **con_cls)
+{
+    http_conn *c = http_conn_new(srv, conn, url, method);
+    if (!c)
+        return MHD_NO;
+    *con_cls = c;
+    http_check(c);
+    if (!c->req.answered)
+        return MHD_YES;
+    size_t declared = http_declared_body(c);
+    if (declared == SIZE_MAX || declared > srv->ctx->cfg->max_body)
+        return http_send(c);
+    return MHD_YES;
+}
+
+/* One chunk of the body: kept for routes that parse it, up to max_body;
+ * beyond that the answer is 413 and the rest is read and dropped. */
+static void http_take_body(http_conn *c, const char *data, size_t len)
+{
+    http_req *req = &c->req;
+    if (!c->keep_body || req->answered)
+        return;
+    size_t max = req->ctx->cfg->max_body;
+    if (len > max - req->body_len) {
+        free(req->body);
+        req->body = NULL;
+        req->body_len = 0;
+        c->keep_body = false;
+        http_errorf(req, 413, "payload_too_large", "the body exceeds %zu bytes", max);
+        return;
+    }
+    if (req->body_len + len + 1 > c->body_cap) {
+        size_t cap = c->body_cap ? c->body_cap : 4096;
+        while (cap < req->body_len + len + 1)
+            cap *= 2;
+        char *p = realloc(req->body, cap);
+        if (!p) {
+            http_errorf(req, 500, "internal_error", "out of memory");
+            return;
+        }
+        req->body = p;
+        c->body_cap = cap;
+    }
+    memcpy(req->body + req->body_len, data, len);
+    req->body_len += len;
+    req->body[req->body_len] = '\0';
+}
+
+/* A suspended request is back. Normally because it completed; at shutdown
+ * http_stop may have resumed it before that, and it answers 503. */
+static void http_resumed(http_req *req)
+{
+    pthread_mutex_lock(&req->mu);
+    bool completed = req->completed;
+    pthread_mutex_unlock(&req->mu);
+    if (completed) {
+        req->on_resume(req);
+        return;
+    }
+    jobd_error err;
+    jobd_fail(&err, 503, "unavailable", "the server is shutting down; the job may not be stored");
+    err.retry_after = 1;
+    http_error(req, &err);
+}
+
+static void http_dispatch(http_conn *c)
+{
+    http_req *req = &c->req;
+    if (c->keep_body && !req->body && !(req->body = calloc(1, 1))) {
+        http_errorf(req, 500, "internal_error", "out of memory");
+        return;
+    }
+    http_routes[req->m.route].handle(req);
+    if (!req->answered && !req->on_resume)
+        http_errorf(req, 500, "internal_error", "the handler gave no answer");
+}
+
+static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const char *url,
+                                   const char *method, const char *version,
+                                   const char *upload_data, size_t *upload_data_size,
+                                   void **con_cls)
+{
+    http_conn *c = *con_cls;
+    if (!c)
+        return http_begin(cls, conn, url, method, con_cls);
+    if (*upload_data_size != 0) {
+        http_take_body(c, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (c->sent)
+        return MHD_YES;
+    if (!c->req.answered) {
+        if (c->req.on_resume)
+            http_resumed(&c->req);
+        else
+            http_dispatch(c);
+    }
+    /* Not answered: the request is suspended until http_complete. */
+    return c->req.answered ? http_send(c) : MHD_YES;
+}
+
+/* ---- suspended requests ------------------------------------------------ */
+
+static void http_list_add(http_conn *c)
+{
+    http_server_t *srv = c->srv;
+    pthread_mutex_lock(&srv->mu);
+    c->prev = NULL;
+    c->next = srv->suspended;
+    if (srv->suspended)
+        srv->suspended->prev = c;
+    srv->suspended = c;
+    c->listed = true;
+    c->awaited = true;
+    srv->n_awaited++;
+    pthread_mutex_unlock(&srv->mu);
+}
+
+static void http_list_unlink(http_server_t *srv, http_conn *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        srv->suspended = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->listed = false;
+}
+
+/* Takes c off the list. True when it was on it: the caller then owns the
+ * duty to resume it (exactly one party resumes a suspended connection). */
+static bool http_list_remove(http_conn *c)
+{
+    http_server_t *srv = c->srv;
+    pthread_mutex_lock(&srv->mu);
+    bool was = c->listed;
+    if (was)
+        http_list_unlink(srv, c);
+    pthread_mutex_unlock(&srv->mu);
+    return was;
+}
+
+/* Why req->mu makes this safe: `completed` and `suspended` change only under
+ * it, and MHD_suspend_connection is called while holding it. So
+ * http_complete either runs entirely before http_await takes the lock (then
+ * await sees completed and answers at once, never suspending), or entirely
+ * after await has suspended the connection (then it sees suspended and
+ * resumes it). MHD never sees a resume before its suspend, and a resume
+ * arriving before the handler has returned is fine: MHD processes it on the
+ * connection's own thread after the handler returns, and the answer is
+ * queued there. */
+void http_await(http_req *req, http_resume_fn on_resume)
+{
+    http_conn *c = http_conn_of(req);
+    pthread_mutex_lock(&req->mu);
+    req->on_resume = on_resume;
+    if (req->completed) {
+        pthread_mutex_unlock(&req->mu);
+        on_resume(req);
+        return;
+    }
+    req->suspended = true;
+    http_list_add(c);
+    MHD_suspend_connection(req->conn);
+    pthread_mutex_unlock(&req->mu);
+}
+
+/* Lock order everywhere: req->mu, then srv->mu. A request whose connection
+ * is gone (http_stop gave up on it, conn = NULL) is freed here, the last
+ * user of it; while `suspended` is set the server still exists, because
+ * MHD_stop_daemon's completion callback clears it under req->mu first. */
+void http_complete(http_req *req)
+{
+    http_conn *c = http_conn_of(req);
+    pthread_mutex_lock(&req->mu);
+    req->completed = true;
+    bool orphan = false;
+    if (req->suspended) {
+        req->suspended = false;
+        if (http_list_remove(c))
+            MHD_resume_connection(req->conn);
+    } else {
+        orphan = req->conn == NULL;
+    }
+    pthread_mutex_unlock(&req->mu);
+    if (orphan)
+        http_conn_free(c);
+}
+
+/* The request leaves the server's books: off the list, no longer counted. */
+static void http_list_finish(http_conn *c)
+{
+    http_server_t *srv = c->srv;
+    pthread_mutex_lock(&srv->mu);
+    if (c->listed)
+        http_list_unlink(srv, c);
+    if (c->awaited && --srv->n_awaited == 0)
+        pthread_cond_broadcast(&srv->idle);
+    c->awaited = false;
+    pthread_mutex_unlock(&srv->mu);
+}
+
+/* MHD is done with the connection's request (answered, or closed). A request
+ * still awaiting its store is left for http_complete to free. */
+static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                           enum MHD_RequestTerminationCode toe)
+{
+    http_conn *c = *con_cls;
+    if (!c)
+        return;
+    *con_cls = NULL;
+    http_req *req = &c->req;
+    pthread_mutex_lock(&req->mu);
+    req->suspended = false;
+    if (c->awaited)
+        http_list_finish(c);
+    req->conn = NULL;
+    bool awaited = req->on_resume && !req->completed;
+    pthread_mutex_unlock(&req->mu);
+    if (!awaited)
+        http_conn_free(c);
+}
+
+/* ---- the daemon -------------------------------------------------------- */
+
+static void http_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    msg[strcspn(msg, "\n")] = '\0';
+    log_event(LOG_WARN, "http.mhd", NULL, "%s", msg);
+}
+
+static int http_hash_tokens(http_server_t *srv, const config_t *cfg)
+{
+    if (cfg->n_tokens == 0)
+        return 0;
+    srv->token_digests = calloc(cfg->n_tokens, sizeof *srv->token_digests);
+    if (!srv->token_digests)
+        return -1;
+    for (size_t i = 0; i < cfg->n_tokens; i++)
+        SHA256((const unsigned char *)cfg->tokens[i], strlen(cfg->tokens[i]),
+               srv->token_digests[i]);
+    srv->n_tokens = cfg->n_tokens;
+    return 0;
+}
+
+static void http_server_free(http_server_t *srv)
+{
+    free(srv->token_digests);
+    pthread_cond_destroy(&srv->idle);
+    pthread_mutex_destroy(&srv->mu);
+    free(srv);
+}
+
+static http_server_t *http_server_new(jobd_t *ctx)
+{
+    http_server_t *srv = calloc(1, sizeof *srv);
+    if (!srv)
+        return NULL;
+    srv->ctx = ctx;
+    pthread_mutex_init(&srv->mu, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&srv->idle, &attr);
+    pthread_condattr_destroy(&attr);
+    if (http_hash_tokens(srv, ctx->cfg) != 0) {
+        http_server_free(srv);
+        return NULL;
+    }
+    return srv;
+}
+
+static struct MHD_Daemon *http_daemon_start(http_server_t *srv, const struct sockaddr_in *sa)
+{
+    const config_t *cfg = srv->ctx->cfg;
+    unsigned threads = cfg->http_threads > 1 ? (unsigned)cfg->http_threads : 1u;
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ERROR_LOG;
+    return MHD_start_daemon(
+        flags, (uint16_t)cfg->listen_port, NULL, NULL, http_access, srv,
+        MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log, srv, /* first, or MHD warns */
+        MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)sa,
+        MHD_OPTION_THREAD_POOL_SIZE, threads,
+        MHD_OPTION_CONNECTION_TIMEOUT, HTTP_CONN_TIMEOUT_S,
+        MHD_OPTION_CONNECTION_LIMIT, HTTP_CONN_LIMIT,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY,
+        MHD_OPTION_THREAD_STACK_SIZE, (size_t)HTTP_STACK_SIZE,
+        MHD_OPTION_NOTIFY_COMPLETED, http_completed, srv,
+        MHD_OPTION_END);
+}
+
+http_server_t *http_start(jobd_t *ctx)
+{
+    const config_t *cfg = ctx->cfg;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)cfg->listen_port)};
+    if (inet_pton(AF_INET, cfg->listen_host, &sa.sin_addr) != 1) {
+        log_event(LOG_ERROR, "http.start_failed", NULL, "listen: \"%s\" is not an IPv4 address",
+                  cfg->listen_host);
+        return NULL;
+    }
+    http_server_t *srv = http_server_new(ctx);
+    if (!srv) {
+        log_event(LOG_ERROR, "http.start_failed", NULL, "out of memory");
+        return NULL;
+    }
+    if (!(srv->daemon = http_daemon_start(srv, &sa))) {
+        log_event(LOG_ERROR, "http.start_failed", NULL, "cannot listen on %s:%d",
+                  cfg->listen_host, cfg->listen_port);
+        http_server_free(srv);
+        return NULL;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    srv->port = info ? info->port : cfg->listen_port;
+    log_event(LOG_INFO, "http.start", NULL, "listening on %s:%d (%d threads, auth %s)",
+              cfg->listen_host, srv->port, cfg->http_threads > 1 ? cfg->http_threads : 1,
+              srv->n_tokens ? "on" : "off");
+    return srv;
+}
+
+int http_port(http_server_t *srv)
+{
+    return srv ? srv->port : 0;
+}
+
+/* Waits until every awaited request is answered and finished, or deadline
+ * (mono ms) passes. */
+static void http_wait_idle(http_server_t *srv, int64_t deadline_ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t wait = deadline_ms - jobd_mono_ms();
+    if (wait < 0)
+        wait = 0;
+    ts.tv_sec += wait / 1000;
+    ts.tv_nsec += (long)(wait % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&srv->mu);
+    while (srv->n_awaited > 0)
+        if (pthread_cond_timedwait(&srv->idle, &srv->mu, &ts) != 0)
+            break; /* ETIMEDOUT */
+    pthread_mutex_unlock(&srv->mu);
+}
+
+/* Resumes what is still suspended: MHD_stop_daemon must not meet a
+ * suspended connection. Each then answers 503 (http_resumed). Returns how
+ * many there were. */
+static size_t http_resume_all(http_server_t *srv)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&srv->mu);
+    for (; srv->suspended; n++) {
+        http_conn *c = srv->suspended;
+        http_list_unlink(srv, c);
+        MHD_resume_connection(c->req.conn);
+    }
+    pthread_mutex_unlock(&srv->mu);
+    if (n > 0)
+        log_event(LOG_WARN, "http.stop", NULL,
+                  "%zu submissions still waited for their store; answered 503", n);
+    return n;
+}
+
+void http_stop(http_server_t *srv)
+{
+    if (!srv)
+        return;
+    MHD_socket listen_fd = MHD_quiesce_daemon(srv->daemon);
+    http_wait_idle(srv, jobd_mono_ms() + HTTP_DRAIN_MS);
+    if (http_resume_all(srv) > 0)
+        http_wait_idle(srv, jobd_mono_ms() + HTTP_FLUSH_MS);
+    MHD_stop_daemon(srv->daemon);
+    if (listen_fd != MHD_INVALID_SOCKET)
+        close(listen_fd);
+    http_server_free(srv);
+    log_event(LOG_INFO, "http.stopped", NULL, NULL);
+}
