@@ -26,4 +26,18 @@ void handle_dead_delete(http_req *req);
 void handle_healthz(http_req *req);
 void handle_readyz(http_req *req);
 
+/* handlers/common.c: what several resource files share. */
+typedef struct proc proc_t;
+
+/* Borrowed store of the request's queue (http.c has checked it exists). */
+proc_t *handlers_store(http_req *req);
+
+/* Answers status with body (new reference, stolen) or, when body is NULL,
+ * the error in err (a store's failure). */
+void handlers_reply(http_req *req, int status, json_t *body, const jobd_error *err);
+
+/* Reads ?limit (1..1000, default 100) and ?cursor (borrowed, NULL = first
+ * page). False after answering 400 invalid_parameter. */
+bool handlers_page(http_req *req, size_t *limit, const char **cursor);
+
 #endif

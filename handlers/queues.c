@@ -1,0 +1,72 @@
+/* queues.c - /queues and /queues/{queue}: views, pause, resume. */
+#include "../queues/pipeline.h"
+#include "handlers.h"
+
+/* New reference: the processor names of one list, in config order. */
+static json_t *queue_proc_names(const proc_cfg *procs, size_t n)
+{
+    json_t *names = json_array();
+    for (size_t i = 0; names && i < n; i++)
+        json_array_append_new(names, json_string(procs[i].name));
+    return names;
+}
+
+/* The queue view of api.md: name and processor lists from the config, then
+ * the store's info (paused, counts, totals). New reference, or NULL with err. */
+static json_t *queue_view(queue_t *q, jobd_error *err)
+{
+    json_t *info = q->store->ops->store->info(q->store, err);
+    if (!info)
+        return NULL;
+    json_t *view = json_pack("{s:s, s:o, s:o}", "name", q->cfg->name, "enqueue",
+                             queue_proc_names(q->cfg->enqueue, q->cfg->n_enqueue), "dequeue",
+                             queue_proc_names(q->cfg->dequeue, q->cfg->n_dequeue));
+    if (!view || json_object_update(view, info) != 0) {
+        json_decref(view);
+        view = NULL;
+        jobd_fail(err, 500, "internal_error", "out of memory");
+    }
+    json_decref(info);
+    return view;
+}
+
+void handle_queues(http_req *req)
+{
+    jobd_t *ctx = req->ctx;
+    jobd_error err = {0};
+    json_t *views = json_array();
+    for (size_t i = 0; views && i < ctx->n_queues; i++) {
+        json_t *v = queue_view(ctx->queues[i], &err);
+        if (!v || json_array_append_new(views, v) != 0) {
+            json_decref(views);
+            views = NULL;
+        }
+    }
+    handlers_reply(req, 200, views ? json_pack("{s:o}", "queues", views) : NULL, &err);
+}
+
+void handle_queue(http_req *req)
+{
+    jobd_error err = {0};
+    handlers_reply(req, 200, queue_view(jobd_queue(req->ctx, req->m.queue), &err), &err);
+}
+
+static void queue_set_paused(http_req *req, bool paused)
+{
+    queue_t *q = jobd_queue(req->ctx, req->m.queue);
+    jobd_error err = {0};
+    json_t *view = NULL;
+    if (q->store->ops->store->pause(q->store, paused, &err) == 0)
+        view = queue_view(q, &err);
+    handlers_reply(req, 200, view, &err);
+}
+
+void handle_queue_pause(http_req *req)
+{
+    queue_set_paused(req, true);
+}
+
+void handle_queue_resume(http_req *req)
+{
+    queue_set_paused(req, false);
+}
