@@ -4,8 +4,8 @@ PKGS    := libmicrohttpd jansson hiredis libcurl libcrypto
 DEPS_PKGS := libmicrohttpd-dev libjansson-dev libhiredis-dev libcriterion-dev \
              libcurl4-openssl-dev libssl-dev redis-server pkg-config
 WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
-CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) -pthread $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+OPT     ?= -O2 -g
+CFLAGS  := $(OPT) -std=c11 -D_GNU_SOURCE $(WARN) -pthread $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -pthread -lm
 BUILD   ?= build
 
@@ -30,7 +30,8 @@ $(BUILD)/tests/jobd_tests: $(TEST_OBJ) $(LIB_OBJ)
 
 $(BUILD)/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	@echo "  CC  $<"
+	@$(CC) $(CFLAGS) -c -o $@ $<
 
 # Installs what is missing (Debian 12, as root).
 deps:
@@ -59,7 +60,7 @@ test: deps
 # The same tests built with AddressSanitizer and UndefinedBehaviorSanitizer.
 test-asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan \
-	  CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+	  OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
 	  build-asan/jobd build-asan/tests/jobd_tests
 	JOBD_ASAN=1 tests/run.sh build-asan
 

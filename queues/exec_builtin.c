@@ -23,11 +23,15 @@ static void builtin_sleep(const exec_job *ej, exec_result *res)
     double want = json_is_number(ms) ? json_number_value(ms) : 0;
     if (want < 0)
         want = 0;
-    int64_t until = jobd_mono_ms() + (int64_t)want;
-    bool timed_out = until > ej->deadline_ms;
+    /* In ns: whole ms from jobd_mono_ms() could wake up to 1 ms early. */
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    int64_t until = now.tv_sec * 1000000000LL + now.tv_nsec + (int64_t)(want * 1e6);
+    int64_t deadline = ej->deadline_ms * 1000000LL;
+    bool timed_out = until > deadline;
     if (timed_out)
-        until = ej->deadline_ms;
-    struct timespec ts = {until / 1000, (until % 1000) * 1000000L};
+        until = deadline;
+    struct timespec ts = {until / 1000000000LL, until % 1000000000LL};
     while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
         ;
     if (timed_out)
