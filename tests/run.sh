@@ -121,13 +121,12 @@ status=0
 
 if [ "${JOBD_ASAN:-}" = 1 ]; then
     pattern='LeakSanitizer|AddressSanitizer|runtime error:'
-    reports=$(find "$tmp" -maxdepth 1 -type f \( -name 'asan.*' -o -name 'ubsan.*' \) | sort)
     found=0
-    for r in $reports; do
+    while IFS= read -r -d '' r; do
         echo "==== sanitizer report $r" >&2
         cat "$r" >&2
         found=1
-    done
+    done < <(find "$tmp" -maxdepth 1 -type f \( -name 'asan.*' -o -name 'ubsan.*' \) -print0)
     for f in "$log" "$tmp"/*.log; do
         [ -f "$f" ] || continue
         if grep -Eq "$pattern" "$f"; then

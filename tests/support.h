@@ -95,4 +95,7 @@ long long ts_now_ms(void);
  * size in *len (may be NULL); NULL when it cannot be read. */
 char *ts_read_file(const char *path, size_t *len);
 
+/* Sleeps ms milliseconds (the pause between two polls, never a synchronisation). */
+void ts_sleep_ms(int ms);
+
 #endif

@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #define DATA_DIR "tests/data/api"
 #define FAST_BACKOFF \
@@ -97,12 +96,6 @@ static const char *pathf(char *buf, const char *fmt, ...)
     vsnprintf(buf, PATH_LEN, fmt, ap);
     va_end(ap);
     return buf;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
 }
 
 /* Checks an api.md error answer: status, code and a message. */
@@ -189,7 +182,7 @@ static json_int_t wait_queue_number(int port, const char *queue, const char *key
     long long deadline = ts_now_ms() + timeout_ms;
     json_int_t n = queue_number(port, queue, key);
     while (n != want && ts_now_ms() < deadline) {
-        sleep_ms(10);
+        ts_sleep_ms(10);
         n = queue_number(port, queue, key);
     }
     return n;
@@ -207,7 +200,7 @@ static bool stays_unstarted(int port, const char *queue, const char *id, const c
         json_decref(view);
         if (!same)
             return false;
-        sleep_ms(20);
+        ts_sleep_ms(20);
     } while (ts_now_ms() < end);
     return true;
 }
@@ -1136,7 +1129,7 @@ Test(api, delayed_processor_answers_late_without_blocking_http)
             slowest = r.seconds > slowest ? r.seconds : slowest;
         }
         ts_resp_free(&r);
-        sleep_ms(10);
+        ts_sleep_ms(10);
     }
     pthread_join(t, NULL);
     cr_expect_eq(p.r.status, 202, "delayed POST: %ld %s", p.r.status, p.r.body);
