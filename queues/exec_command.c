@@ -77,7 +77,7 @@ static int exec_command_check_argv(const json_t *opts, char *err, size_t errlen)
     const json_t *arg;
     json_array_foreach(argv, i, arg) {
         if (!exec_command_string_ok(arg)) {
-            snprintf(err, errlen, "argv[%zu]: must be a string without NUL", i);
+            snprintf(err, errlen, "argv[%zu]: must be a string", i);
             return -1;
         }
     }
