@@ -1,0 +1,127 @@
+/* redis_conn.h - hiredis 0.14 connections for the redis processor: URL
+ * parsing, connecting with timeouts, argv commands, pipelines with EVALSHA
+ * and NOSCRIPT handling, and the "link": a small pool of connections for
+ * HTTP threads plus the shared "Redis is down" flag.
+ *
+ * A redisContext is never shared between threads: the pool hands each one to
+ * one caller at a time, and long-lived threads open their own. */
+#ifndef JOBD_REDIS_CONN_H
+#define JOBD_REDIS_CONN_H
+
+#include <hiredis.h>
+
+#include "../server/jobd.h"
+
+/* Where Redis is: redis://[[user]:password@]host[:port][/db]. */
+typedef struct redis_addr {
+    char host[256];
+    int port;
+    int db;
+    char user[128];     /* "" = none (AUTH password only) */
+    char password[256]; /* "" = no AUTH; never logged */
+} redis_addr;
+
+/* A Lua script: its source and the SHA1 that EVALSHA names it by. */
+typedef struct redis_script {
+    const char *name; /* for logs */
+    const char *src;
+    char sha[41];
+} redis_script;
+
+/* One command as an argv. Arguments are borrowed (redis_cmd_add) or owned
+ * copies (redis_cmd_addf); a script command counts its keys as they are added. */
+typedef struct redis_cmd {
+    const char **argv;
+    size_t *lens;
+    bool *owned;
+    size_t argc, cap;
+    const redis_script *script; /* non-NULL for EVALSHA */
+    size_t nkeys;
+    char nkeys_buf[24];
+    bool oom;                   /* an allocation failed: the command must not be sent */
+} redis_cmd;
+
+/* Parses url into a. 0, or -1 with a message in err (the password is not in it). */
+int redis_conn_parse_url(const char *url, redis_addr *a, char *err, size_t errlen);
+
+/* A new connection: connect within timeout seconds, socket read/write
+ * timeout io_timeout, keepalive, AUTH and SELECT as the address says.
+ * NULL with a message in err on failure. Caller frees with redisFree. */
+redisContext *redis_conn_open(const redis_addr *a, double timeout, double io_timeout, char *err,
+                              size_t errlen);
+
+/* Sets the socket timeouts of c to seconds (SO_RCVTIMEO/SO_SNDTIMEO). */
+void redis_conn_set_timeout(redisContext *c, double seconds);
+
+/* Computes s->sha from s->src (SHA1, hex). */
+void redis_conn_script_init(redis_script *s, const char *name, const char *src);
+
+/* Starts a plain command: name is its first word (borrowed, static). */
+void redis_cmd_init(redis_cmd *cmd, const char *name);
+/* Starts EVALSHA of script; add keys first (redis_cmd_key), then arguments. */
+void redis_cmd_init_script(redis_cmd *cmd, const redis_script *script);
+/* Adds a borrowed argument of len bytes (valid until the command is sent). */
+void redis_cmd_add(redis_cmd *cmd, const char *s, size_t len);
+/* Adds a borrowed NUL-terminated argument. */
+void redis_cmd_adds(redis_cmd *cmd, const char *s);
+/* Adds an owned, printf-formatted argument. */
+void redis_cmd_addf(redis_cmd *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Adds a key of a script command (owned copy); keys must precede arguments. */
+void redis_cmd_key(redis_cmd *cmd, const char *key);
+/* Frees what the command owns. */
+void redis_cmd_free(redis_cmd *cmd);
+
+/* Sends cmds[0..n) pipelined and reads their n replies into replies[i]
+ * (new replies, caller frees with freeReplyObject). An EVALSHA answered
+ * NOSCRIPT is loaded with SCRIPT LOAD and sent again. Returns 0, or -1 when
+ * the connection failed (c->err is set, the context is dead; every replies[i]
+ * is NULL) or a command could not be built. */
+int redis_conn_pipeline(redisContext *c, redis_cmd *const *cmds, size_t n, redisReply **replies);
+
+/* One command: redis_conn_pipeline of one. NULL when the connection failed. */
+redisReply *redis_conn_run(redisContext *c, redis_cmd *cmd);
+
+/* Turns a failed command into the error a client sees: 503 unavailable with
+ * Retry-After 1 and a message naming the Redis error (OOM, LOADING, READONLY,
+ * I/O error, timeout). r may be NULL (connection failed). Returns -1 when r is
+ * NULL or an error reply, else 0 (err untouched). */
+int redis_conn_check_reply(const redisContext *c, const redisReply *r, jobd_error *err);
+
+/* The shared state of one processor's connections to Redis. */
+typedef struct redis_link {
+    redis_addr addr;
+    double timeout;       /* redis.timeout: the most an HTTP thread waits */
+    atomic_bool down;     /* set on connection errors; cleared by the prober */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;    /* a pooled connection was given back */
+    redisContext **pool;  /* owned; NULL = not connected */
+    bool *busy;
+    size_t n;
+} redis_link;
+
+/* Initialises l for url with a pool of n connections (opened lazily).
+ * 0, or -1 with err (bad URL, out of memory). */
+int redis_link_init(redis_link *l, const char *url, double timeout, size_t n, char *err,
+                    size_t errlen);
+
+/* Closes every pooled connection and frees the pool. */
+void redis_link_destroy(redis_link *l);
+
+/* A pooled connection for the calling thread, its socket timeout set to what
+ * is left until deadline_ms (mono): borrowed until redis_link_release. NULL
+ * with 503 unavailable in err at once while Redis is known to be down, or
+ * when none could be had or connected before the deadline. */
+redisContext *redis_link_acquire(redis_link *l, int64_t deadline_ms, size_t *slot,
+                                 jobd_error *err);
+
+/* Gives a connection back. A connection with an error is closed and marks
+ * Redis down (the prober clears that). */
+void redis_link_release(redis_link *l, size_t slot, redisContext *c);
+
+/* Marks Redis down (connection trouble seen by any thread); logs the change. */
+void redis_link_set_down(redis_link *l, const char *why);
+
+/* Marks Redis reachable again (the prober, after its checks); logs the change. */
+void redis_link_set_up(redis_link *l);
+
+#endif
