@@ -304,12 +304,13 @@ static void http_check(http_conn *c)
     if (r->has_queue && !http_check_queue(req))
         return;
     if (r->has_id && !m->id_ok) {
-        http_errorf(req, 404, "unknown_job", "no such job (ids are 1-%d characters of [A-Za-z0-9._:-])",
-                    JOB_ID_MAX);
+        http_errorf(req, 404, "unknown_job",
+                    "no such job (ids are 1-%d characters of [A-Za-z0-9._:-])", JOB_ID_MAX);
         return;
     }
     if (!r->open && c->srv->n_tokens > 0 && !http_authorized(c)) {
-        http_errorf(req, 401, "unauthorized", "a valid 'Authorization: Bearer <token>' is required");
+        http_errorf(req, 401, "unauthorized",
+                    "a valid 'Authorization: Bearer <token>' is required");
         req->www_auth = true;
         return;
     }
