@@ -649,12 +649,13 @@ static struct MHD_Daemon *http_daemon_start(http_server_t *srv, const struct soc
         flags, (uint16_t)cfg->listen_port, NULL, NULL, http_access, srv,
         MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log, srv, /* first, or MHD warns */
         MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)sa,
-        MHD_OPTION_THREAD_POOL_SIZE, threads,
         MHD_OPTION_CONNECTION_TIMEOUT, HTTP_CONN_TIMEOUT_S,
         MHD_OPTION_CONNECTION_LIMIT, HTTP_CONN_LIMIT,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY,
         MHD_OPTION_THREAD_STACK_SIZE, (size_t)HTTP_STACK_SIZE,
         MHD_OPTION_NOTIFY_COMPLETED, http_completed, srv,
+        /* MHD warns about a pool of 0 or 1, so one thread ends the list here */
+        threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, threads,
         MHD_OPTION_END);
 }
 
@@ -680,7 +681,7 @@ http_server_t *http_start(jobd_t *ctx)
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
     srv->port = info ? info->port : cfg->listen_port;
-    log_event(LOG_INFO, "http.start", NULL, "listening on %s:%d (%d threads, auth %s)",
+    log_event(LOG_INFO, "http.start", NULL, "listening on %s:%d (%d HTTP threads, auth %s)",
               cfg->listen_host, srv->port, cfg->http_threads > 1 ? cfg->http_threads : 1,
               srv->n_tokens ? "on" : "off");
     return srv;
