@@ -285,7 +285,7 @@ static bool http_check_queue(http_req *req)
 }
 
 /* Sets an error answer when the request fails a check that does not depend
- * on its body, in the order api.md promises. */
+ * on its body: route, method, auth, queue, id, then the body's type and size. */
 static void http_check(http_conn *c)
 {
     http_req *req = &c->req;
@@ -301,17 +301,19 @@ static void http_check(http_conn *c)
         return;
     }
     const http_route *r = &http_routes[m->route];
+    /* Before the queue and id checks: a caller without a token must not
+     * learn which queues exist. */
+    if (!r->open && c->srv->n_tokens > 0 && !http_authorized(c)) {
+        http_errorf(req, 401, "unauthorized",
+                    "a valid 'Authorization: Bearer <token>' is required");
+        req->www_auth = true;
+        return;
+    }
     if (r->has_queue && !http_check_queue(req))
         return;
     if (r->has_id && !m->id_ok) {
         http_errorf(req, 404, "unknown_job",
                     "no such job (ids are 1-%d characters of [A-Za-z0-9._:-])", JOB_ID_MAX);
-        return;
-    }
-    if (!r->open && c->srv->n_tokens > 0 && !http_authorized(c)) {
-        http_errorf(req, 401, "unauthorized",
-                    "a valid 'Authorization: Bearer <token>' is required");
-        req->www_auth = true;
         return;
     }
     if (m->route != ROUTE_JOBS_SUBMIT)
