@@ -426,7 +426,7 @@ static void *inline_dispatch(void *arg)
         e->job->started_at = jobd_now_ms();
         job_t *job = e->job;
         pthread_mutex_unlock(&st->mu);
-        log_event(LOG_DEBUG, "job.started", job, "attempt %d", job->attempts + 1);
+        log_event(LOG_DEBUG, "job.started", job, "on a worker");
         self->delegate->ops->call(self->delegate, &job, 1, inline_run_done, e);
         pthread_mutex_lock(&st->mu);
     }

@@ -15,6 +15,7 @@
  * and a log call must work from code that has no jobd_t at hand (config
  * loading, signal setup, processors' threads). */
 static bool log_json_format;
+static log_level log_min_level = LOG_INFO;
 
 static const char *const log_level_text[] = {"DEBUG", "INFO", "WARN", "ERROR"};
 static const char *const log_level_json[] = {"debug", "info", "warn", "error"};
@@ -22,6 +23,17 @@ static const char *const log_level_json[] = {"debug", "info", "warn", "error"};
 void log_set_json(bool json)
 {
     log_json_format = json;
+}
+
+void log_set_level(log_level min)
+{
+    log_min_level = min;
+}
+
+/* The attempt a line speaks of: while a job runs, the run in progress. */
+static int log_attempt(const job_t *job)
+{
+    return job->state == JOB_RUNNING ? job->attempts + 1 : job->attempts;
 }
 
 /* Writes all of line to stderr; a pipe takes it in one write() unless interrupted. */
@@ -71,7 +83,7 @@ static char *log_text_line(const char *ts, log_level level, const char *event, c
     const char *sep = msg[0] ? " " : "";
     int n = job ? asprintf(&line, "%s %-5s %s id=%s queue=%s type=%s attempt=%d%s%s", ts,
                            log_level_text[level], event, job->id, job->queue, job->type,
-                           job->attempts, sep, msg)
+                           log_attempt(job), sep, msg)
                 : asprintf(&line, "%s %-5s %s%s%s", ts, log_level_text[level], event, sep, msg);
     if (n < 0)
         return NULL;
@@ -91,7 +103,7 @@ static char *log_json_line(const char *ts, log_level level, const char *event, c
         rc |= json_object_set_new(o, "id", json_string(job->id));
         rc |= json_object_set_new(o, "queue", json_string(job->queue));
         rc |= json_object_set_new(o, "type", log_json_string(job->type));
-        rc |= json_object_set_new(o, "attempt", json_integer(job->attempts));
+        rc |= json_object_set_new(o, "attempt", json_integer(log_attempt(job)));
     }
     rc |= json_object_set_new(o, "msg", log_json_string(msg));
     char *line = rc ? NULL : json_dumps(o, JSON_COMPACT);
@@ -101,6 +113,8 @@ static char *log_json_line(const char *ts, log_level level, const char *event, c
 
 void log_event(log_level level, const char *event, const job_t *job, const char *fmt, ...)
 {
+    if (level < log_min_level)
+        return;
     char *msg = NULL, ts[32];
     if (fmt) {
         va_list ap;

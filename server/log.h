@@ -9,6 +9,9 @@ typedef enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR } log_level;
 /* Chooses the format once at start (before threads): json = one JSON object a line. */
 void log_set_json(bool json);
 
+/* Drops events below min (default LOG_INFO). Set once at start, like the format. */
+void log_set_level(log_level min);
+
 /* Logs an event ("job.succeeded", "http.start", ...). job may be NULL; when
  * given, its id, queue, type and attempt are part of the line. Thread-safe:
  * each line is written with a single write(). */

@@ -24,19 +24,20 @@ static const char usage[] =
     "  --no-workers         API-only node: store jobs, run none (workers: 0)\n"
     "  --no-http            worker-only node: no HTTP server\n"
     "  --log-format FMT     text (default) or json\n"
+    "  --verbose            also log debug events (every job start)\n"
     "  --allow-eviction     run even if Redis may evict keys (maxmemory-policy)\n"
     "  --help, --version\n";
 
 typedef struct jobd_opts {
     const char *config_path;
     const char *log_format;
-    bool check_only, no_workers, no_http, allow_eviction;
+    bool check_only, no_workers, no_http, allow_eviction, verbose;
 } jobd_opts;
 
 /* Parses argv into o. Returns -1 to exit 0 (help/version), 0 to run, 2 on a usage error. */
 static int jobd_parse_args(int argc, char **argv, jobd_opts *o)
 {
-    enum { O_CHECK = 256, O_NO_WORKERS, O_NO_HTTP, O_LOG, O_EVICT, O_HELP, O_VERSION, O_DEFAULT };
+    enum { O_CHECK = 256, O_NO_WORKERS, O_NO_HTTP, O_LOG, O_EVICT, O_HELP, O_VERSION, O_DEFAULT, O_VERBOSE };
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
         {"check-config", no_argument, NULL, O_CHECK},
@@ -45,6 +46,7 @@ static int jobd_parse_args(int argc, char **argv, jobd_opts *o)
         {"no-http", no_argument, NULL, O_NO_HTTP},
         {"log-format", required_argument, NULL, O_LOG},
         {"allow-eviction", no_argument, NULL, O_EVICT},
+        {"verbose", no_argument, NULL, O_VERBOSE},
         {"help", no_argument, NULL, O_HELP},
         {"version", no_argument, NULL, O_VERSION},
         {NULL, 0, NULL, 0},
@@ -58,6 +60,7 @@ static int jobd_parse_args(int argc, char **argv, jobd_opts *o)
         case O_NO_HTTP: o->no_http = true; break;
         case O_LOG: o->log_format = optarg; break;
         case O_EVICT: o->allow_eviction = true; break;
+        case O_VERBOSE: o->verbose = true; break;
         case O_DEFAULT: fputs(config_default_text(), stdout); return -1;
         case 'h':
         case O_HELP: fputs(usage, stdout); return -1;
@@ -191,6 +194,7 @@ int main(int argc, char **argv)
     if (o.log_format)
         ctx.cfg->log_json = strcmp(o.log_format, "json") == 0;
     log_set_json(ctx.cfg->log_json);
+    log_set_level(o.verbose ? LOG_DEBUG : LOG_INFO);
     json_object_seed(0);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     idgen_init(&ctx.ids);
