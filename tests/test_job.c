@@ -909,7 +909,7 @@ Test(log, json_line)
     json_decref(o);
     free(line);
 
-    line = tj_capture_log(true, LOG_DEBUG, NULL, "plain");
+    line = tj_capture_log(true, LOG_INFO, NULL, "plain");
     o = json_loads(line, 0, NULL);
     cr_assert_not_null(o, "not JSON: %s", line);
     cr_expect_null(json_object_get(o, "id"), "no job, no id");
@@ -955,4 +955,16 @@ Test(jobd, queue_lookup_by_name)
     cr_expect_null(jobd_queue(&ctx, "Local"));
     cr_expect_null(jobd_queue(&ctx, ""));
     cr_expect_null(jobd_queue(&ctx, NULL));
+}
+
+Test(log, debug_events_only_when_asked)
+{
+    char *line = tj_capture_log(false, LOG_DEBUG, NULL, "hidden");
+    cr_expect_str_eq(line, "", "debug is dropped by default");
+    free(line);
+    log_set_level(LOG_DEBUG);
+    line = tj_capture_log(false, LOG_DEBUG, NULL, "shown");
+    cr_expect(strstr(line, "DEBUG job.succeeded shown") != NULL, "got: %s", line);
+    free(line);
+    log_set_level(LOG_INFO);
 }
