@@ -435,3 +435,147 @@ Test(command, fd_count_is_stable_after_1000_concurrent_runs)
     exec_command_kind.destroy(cat);
     exec_command_kind.destroy(fail);
 }
+
+/* ---- end to end through jobd -------------------------------------------------- */
+
+/* Criterion's fixtures take no arguments: the jobd of the running test. */
+static ts_jobd jobd_srv;
+
+static void jobd_teardown(void)
+{
+    if (jobd_srv.pid > 0)
+        ts_jobd_stop(&jobd_srv, SIGTERM, 10000);
+}
+
+#define FAST_BACKOFF \
+    "\"backoff\": {\"base\": 0.01, \"factor\": 0, \"exponent\": 1, \"jitter\": 0, \"max\": 0.05}"
+
+/* Starts jobd with one inline queue "q" (max_attempts as given) and the
+ * handlers object handlers_json. Returns its port. */
+static int jobd_up(int max_attempts, const char *handlers_json)
+{
+    char *config = malloc(16384);
+    snprintf(config, 16384,
+             "{\"workers\": 4, \"shutdown_timeout\": 2, \"queues\": {\"q\": {\"dequeue\":"
+             " [\"inline\"], \"max_attempts\": %d, " FAST_BACKOFF "}}, \"handlers\": %s}",
+             max_attempts, handlers_json);
+    int rc = ts_jobd_start(&jobd_srv, config, NULL);
+    free(config);
+    cr_assert_eq(rc, 0, "jobd did not start");
+    return jobd_srv.port;
+}
+
+/* Submits body (one job or a batch) to queue q; the first job's id into id (>= 160). */
+static void submit(int port, const char *body, char *id)
+{
+    ts_resp r;
+    cr_assert_eq(ts_post(&r, port, "/queues/q/jobs", body), 0);
+    cr_assert_eq(r.status, 202, "%ld %s", r.status, r.body);
+    const json_t *job = json_is_array(json_object_get(r.json, "jobs"))
+                            ? json_array_get(json_object_get(r.json, "jobs"), 0)
+                            : r.json;
+    snprintf(id, 160, "%s", json_string_value(json_object_get(job, "id")));
+    ts_resp_free(&r);
+}
+
+/* Polls GET /queues/q until processed_total reaches n (60 s). True if it did. */
+static bool wait_processed(int port, long n)
+{
+    long long deadline = ts_now_ms() + 60000;
+    long done = -1;
+    do {
+        ts_resp r;
+        if (ts_get(&r, port, "/queues/q") == 0 && r.json)
+            done = (long)json_integer_value(json_object_get(r.json, "processed_total"));
+        ts_resp_free(&r);
+        if (done < n)
+            usleep(20000);
+    } while (done < n && ts_now_ms() < deadline);
+    return done >= n;
+}
+
+/* Children of pid in /proc (zombies included). */
+static int count_children(pid_t pid)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *de;
+    int n = 0;
+    while (d && (de = readdir(d)) != NULL) {
+        char path[300], stat[512] = "";
+        snprintf(path, sizeof path, "/proc/%s/stat", de->d_name);
+        FILE *f = fopen(path, "re");
+        if (!f)
+            continue;
+        int ppid = 0;
+        if (fgets(stat, sizeof stat, f) && strrchr(stat, ')') &&
+            sscanf(strrchr(stat, ')') + 2, "%*c %d", &ppid) == 1 && ppid == pid)
+            n++;
+        fclose(f);
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
+Test(command, e2e_exit_status_and_stdin_through_jobd, .fini = jobd_teardown)
+{
+    char fail_bin[PATH_MAX], stdin_bin[PATH_MAX], in_path[512], env_path[512], handlers[8192];
+    snprintf(handlers, sizeof handlers,
+             "{\"cmd_fail\": {\"kind\": \"command\", \"argv\": [\"%s\"]},"
+             " \"cmd_stdin\": {\"kind\": \"command\", \"argv\": [\"%s\", \"%s\", \"%s\"]}}",
+             et_bin("fail_stderr.sh", fail_bin), et_bin("read_stdin.sh", stdin_bin),
+             tmp_path("stdin", in_path, 512), tmp_path("env", env_path, 512));
+    int port = jobd_up(2, handlers);
+    char fail_id[160], stdin_id[160];
+    submit(port, "{\"type\": \"cmd_fail\"}", fail_id);
+    submit(port, "{\"type\": \"cmd_stdin\", \"args\": {\"file\": \"report.pdf\"}}", stdin_id);
+
+    json_t *view = NULL;
+    cr_expect(ts_wait_state(port, "q", fail_id, "dead", 15000, &view));
+    cr_expect_eq(json_integer_value(json_object_get(view, "attempts")), 2);
+    cr_expect_str_eq(json_string_value(json_object_get(view, "last_error")),
+                     "exit status 3: warming up\ndisk quota exceeded on /data");
+    json_decref(view);
+
+    cr_assert(ts_wait_state(port, "q", stdin_id, "succeeded", 15000, NULL));
+    char *got = ts_read_file(in_path, NULL);
+    json_t *body = got ? json_loads(got, 0, NULL) : NULL;
+    cr_assert_not_null(body, "stdin was %s", got ? got : "(no file)");
+    cr_expect_str_eq(json_string_value(json_object_get(body, "id")), stdin_id);
+    cr_expect_str_eq(json_string_value(json_object_get(body, "type")), "cmd_stdin");
+    cr_expect_eq(json_integer_value(json_object_get(body, "attempt")), 1);
+    cr_expect_str_eq(json_string_value(json_object_get(json_object_get(body, "args"), "file")),
+                     "report.pdf");
+    json_decref(body);
+    free(got);
+}
+
+Test(command, e2e_jobd_fd_count_stable_after_1000_commands, .fini = jobd_teardown)
+{
+    int port = jobd_up(1, "{\"cmd_cat\": {\"kind\": \"command\", \"argv\": [\"/bin/cat\"]}}");
+    size_t cap = 1000 * 32 + 16;
+    char *batch = malloc(cap), id[160];
+    snprintf(batch, cap, "[");
+    for (int i = 0; i < 1000; i++)
+        snprintf(batch + strlen(batch), cap - strlen(batch), "%s{\"type\": \"cmd_cat\"}",
+                 i ? "," : "");
+    snprintf(batch + strlen(batch), cap - strlen(batch), "]");
+
+    /* a first round opens whatever jobd keeps open for good (worker stacks, logs) */
+    submit(port, "[{\"type\": \"cmd_cat\"}, {\"type\": \"cmd_cat\"}, {\"type\": \"cmd_cat\"},"
+                 " {\"type\": \"cmd_cat\"}, {\"type\": \"cmd_cat\"}]",
+           id);
+    cr_assert(wait_processed(port, 5));
+    int before = et_fd_count(jobd_srv.pid);
+    cr_assert_gt(before, 0);
+    submit(port, batch, id);
+    cr_assert(wait_processed(port, 1005), "1000 commands did not finish in time");
+    /* the test's own HTTP connections come and go: give them a moment */
+    long long deadline = ts_now_ms() + 3000;
+    int after;
+    while ((after = et_fd_count(jobd_srv.pid)) > before && ts_now_ms() < deadline)
+        usleep(10000);
+    cr_expect_leq(after, before, "jobd leaked fds");
+    cr_expect_eq(count_children(jobd_srv.pid), 0, "jobd left children (zombies?)");
+    free(batch);
+}
