@@ -20,34 +20,34 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define COMMAND_KILL_GRACE 5.0  /* seconds between SIGTERM and SIGKILL by default */
-#define COMMAND_TAIL 1024       /* bytes of stderr kept for the error */
-#define COMMAND_CHUNK 16384     /* bytes per read or write */
-#define COMMAND_DRAIN_READS 64  /* reads per pipe once the program has ended */
-#define COMMAND_TICK_MS 10      /* exit checks without a pidfd (kernel < 5.3) */
+#define COMMAND_KILL_GRACE  5.0   /* seconds between SIGTERM and SIGKILL by default */
+#define COMMAND_TAIL        1024  /* bytes of stderr kept for the error */
+#define COMMAND_CHUNK       16384 /* bytes per read or write */
+#define COMMAND_DRAIN_READS 64    /* reads per pipe once the program has ended */
+#define COMMAND_TICK_MS     10    /* exit checks without a pidfd (kernel < 5.3) */
 
 enum { COMMAND_IN, COMMAND_OUT, COMMAND_ERR, COMMAND_NFD };
 
 typedef struct exec_command {
-    char **argv;      /* owned, NULL-terminated */
-    char **env;       /* owned "NAME=value" of allowed variables set at create, NULL-terminated */
+    char **argv; /* owned, NULL-terminated */
+    char **env;  /* owned "NAME=value" of allowed variables set at create, NULL-terminated */
     size_t n_env;
-    double timeout;   /* 0 = none of its own */
+    double timeout; /* 0 = none of its own */
     double kill_grace;
 } exec_command;
 
 /* One running program, as the parent sees it. */
 typedef struct exec_command_child {
     pid_t pid;
-    int pidfd;               /* readable when the program ends; -1 = unavailable */
-    int fd[COMMAND_NFD];     /* parent's ends of stdin, stdout, stderr; -1 = closed */
-    const char *input;       /* the payload, written to stdin */
+    int pidfd;           /* readable when the program ends; -1 = unavailable */
+    int fd[COMMAND_NFD]; /* parent's ends of stdin, stdout, stderr; -1 = closed */
+    const char *input;   /* the payload, written to stdin */
     size_t input_len, input_off;
     char tail[COMMAND_TAIL]; /* the last bytes of stderr */
     size_t tail_len;
-    bool ended;              /* the program exited (not yet reaped) */
+    bool ended; /* the program exited (not yet reaped) */
     bool timed_out;
-    bool status_known;       /* false when someone else reaped it */
+    bool status_known; /* false when someone else reaped it */
     int wstatus;
 } exec_command_child;
 
@@ -75,7 +75,7 @@ static int exec_command_check_argv(const json_t *opts, char *err, size_t errlen)
     }
     size_t i;
     const json_t *arg;
-    json_array_foreach(argv, i, arg) {
+    json_array_foreach (argv, i, arg) {
         if (!exec_command_string_ok(arg)) {
             snprintf(err, errlen, "argv[%zu]: must be a string", i);
             return -1;
@@ -111,7 +111,7 @@ static int exec_command_check_env(const json_t *opts, char *err, size_t errlen)
     }
     size_t i;
     const json_t *name;
-    json_array_foreach(env, i, name) {
+    json_array_foreach (env, i, name) {
         const char *s = json_string_value(name);
         if (!exec_command_string_ok(name) || !exec_command_env_name_ok(s)) {
             snprintf(err, errlen, "env[%zu]: must be a variable name ([A-Za-z_][A-Za-z0-9_]*)", i);
@@ -262,7 +262,8 @@ static int exec_command_attrs(posix_spawnattr_t *at)
 
 /* The child's fds: the pipes as 0, 1, 2 and nothing else, whatever other
  * libraries of jobd opened without O_CLOEXEC. */
-static int exec_command_file_actions(posix_spawn_file_actions_t *fa, const int child_fd[COMMAND_NFD])
+static int exec_command_file_actions(posix_spawn_file_actions_t *fa,
+                                     const int child_fd[COMMAND_NFD])
 {
     if (posix_spawn_file_actions_init(fa) != 0)
         return -1;
@@ -279,8 +280,8 @@ static int exec_command_file_actions(posix_spawn_file_actions_t *fa, const int c
 }
 
 /* Starts the program with attributes and fds prepared; errno-style result. */
-static int exec_command_exec(const exec_command *c, const exec_job *job, const int child_fd[COMMAND_NFD],
-                        pid_t *pid)
+static int exec_command_exec(const exec_command *c, const exec_job *job,
+                             const int child_fd[COMMAND_NFD], pid_t *pid)
 {
     char id_var[JOB_ID_MAX + 16], attempt_var[32];
     snprintf(id_var, sizeof id_var, "JOBD_JOB_ID=%s", job->job->id);
@@ -304,7 +305,7 @@ static int exec_command_exec(const exec_command *c, const exec_job *job, const i
 
 /* Creates the pipes and starts the program. 0, or -1 with res filled. */
 static int exec_command_spawn(const exec_command *c, const exec_job *job, exec_command_child *ch,
-                         exec_result *res)
+                              exec_result *res)
 {
     int pipes[COMMAND_NFD][2] = {{-1, -1}, {-1, -1}, {-1, -1}};
     int child_fd[COMMAND_NFD];
@@ -416,13 +417,15 @@ static void exec_command_poll(exec_command_child *ch, int64_t timeout_ms)
 static void exec_command_drain(exec_command_child *ch)
 {
     for (int i = COMMAND_OUT; i < COMMAND_NFD; i++)
-        for (int n = 0; n < COMMAND_DRAIN_READS && ch->fd[i] >= 0 && exec_command_read(ch, i); n++) {
+        for (int n = 0; n < COMMAND_DRAIN_READS && ch->fd[i] >= 0 && exec_command_read(ch, i);
+             n++) {
         }
 }
 
 /* Runs the I/O loop until the program ends or its time (then the grace after
  * SIGTERM) is up. Leaves the program ended or SIGKILLed, not yet reaped. */
-static void exec_command_supervise(const exec_command *c, const exec_job *job, exec_command_child *ch)
+static void exec_command_supervise(const exec_command *c, const exec_job *job,
+                                   exec_command_child *ch)
 {
     int64_t deadline = job->deadline_ms;
     for (;;) {
@@ -484,8 +487,7 @@ static void exec_command_run(void *state, const exec_job *job, exec_result *res)
 {
     const exec_command *c = state;
     if (job->deadline_ms <= jobd_mono_ms()) {
-        exec_fail(res, EXEC_RETRY, "timed out after %gs before the program started",
-                  job->timeout);
+        exec_fail(res, EXEC_RETRY, "timed out after %gs before the program started", job->timeout);
         return;
     }
     exec_command_child ch = {.pidfd = -1, .input = job->payload, .input_len = job->payload_len};

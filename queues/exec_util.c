@@ -5,12 +5,11 @@
 #include <stdio.h>
 #include <string.h>
 
-int exec_util_check_keys(const json_t *opts, const char *const *allowed, char *err,
-                         size_t errlen)
+int exec_util_check_keys(const json_t *opts, const char *const *allowed, char *err, size_t errlen)
 {
     const char *key;
     json_t *value;
-    json_object_foreach((json_t *)opts, key, value) {
+    json_object_foreach ((json_t *)opts, key, value) {
         bool known = false;
         for (size_t i = 0; allowed[i] && !known; i++)
             known = strcmp(key, allowed[i]) == 0;

@@ -15,8 +15,7 @@
 
 /* 0 when every key of opts is in the NULL-terminated list allowed; else -1
  * with `unknown key "x"` in err. */
-int exec_util_check_keys(const json_t *opts, const char *const *allowed, char *err,
-                         size_t errlen);
+int exec_util_check_keys(const json_t *opts, const char *const *allowed, char *err, size_t errlen);
 
 /* Reads the optional number of seconds opts[key] into *out (def when absent).
  * 0, or -1 with `key: must be a number of seconds > 0` in err. */

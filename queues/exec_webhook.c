@@ -17,9 +17,9 @@
 #include <strings.h>
 #include <time.h>
 
-#define WEBHOOK_CONNECT_TIMEOUT 5.0 /* seconds, default of connect_timeout */
-#define WEBHOOK_BODY_KEEP 1024      /* bytes of a failed answer's body kept for last_error */
-#define WEBHOOK_HEADER_MAX 8192     /* one "Name: value" line */
+#define WEBHOOK_CONNECT_TIMEOUT 5.0  /* seconds, default of connect_timeout */
+#define WEBHOOK_BODY_KEEP       1024 /* bytes of a failed answer's body kept for last_error */
+#define WEBHOOK_HEADER_MAX      8192 /* one "Name: value" line */
 
 /* One thread's curl handle for one handler. */
 typedef struct exec_webhook_conn {
@@ -30,15 +30,15 @@ typedef struct exec_webhook_conn {
 
 typedef struct exec_webhook {
     char *url;
-    double timeout;          /* 0 = none of its own */
+    double timeout; /* 0 = none of its own */
     double connect_timeout;
     struct curl_slist *headers; /* fixed headers of every request; read-only after create */
-    unsigned char *secret;   /* NULL = requests are not signed */
+    unsigned char *secret;      /* NULL = requests are not signed */
     size_t secret_len;
-    EVP_MAC *mac;            /* HMAC implementation, fetched once */
-    pthread_key_t key;       /* this thread's exec_webhook_conn */
-    pthread_mutex_t mu;      /* guards conns */
-    exec_webhook_conn *conns;     /* every thread's handle, so destroy can free them all */
+    EVP_MAC *mac;             /* HMAC implementation, fetched once */
+    pthread_key_t key;        /* this thread's exec_webhook_conn */
+    pthread_mutex_t mu;       /* guards conns */
+    exec_webhook_conn *conns; /* every thread's handle, so destroy can free them all */
 } exec_webhook;
 
 /* The first bytes of the answer's body, for the error message. */
@@ -112,7 +112,7 @@ static int exec_webhook_check_headers(const json_t *opts, char *err, size_t errl
     }
     const char *name;
     json_t *value;
-    json_object_foreach((json_t *)h, name, value) {
+    json_object_foreach ((json_t *)h, name, value) {
         const char *why = NULL;
         if (!exec_webhook_token_ok(name))
             why = "invalid header name";
@@ -239,7 +239,7 @@ static int exec_webhook_build_headers(exec_webhook *w, const json_t *opts)
         return -1;
     const char *name;
     json_t *value;
-    json_object_foreach(json_object_get(opts, "headers"), name, value) {
+    json_object_foreach (json_object_get(opts, "headers"), name, value) {
         if (exec_webhook_add_header(w, name, json_string_value(value)) != 0)
             return -1;
     }
@@ -451,8 +451,7 @@ static void exec_webhook_run(void *state, const exec_job *job, exec_result *res)
     exec_webhook *w = state;
     int64_t left_ms = job->deadline_ms - jobd_mono_ms();
     if (left_ms <= 0) {
-        exec_fail(res, EXEC_RETRY, "timed out after %gs before the request was sent",
-                  job->timeout);
+        exec_fail(res, EXEC_RETRY, "timed out after %gs before the request was sent", job->timeout);
         return;
     }
     CURL *curl = exec_webhook_handle(w);
@@ -464,7 +463,9 @@ static void exec_webhook_run(void *state, const exec_job *job, exec_result *res)
     snprintf(id_line, sizeof id_line, "Jobd-Job-Id: %s", job->job->id);
     snprintf(attempt_line, sizeof attempt_line, "Jobd-Attempt: %d", job->job->attempts + 1);
     struct curl_slist lines[3] = {
-        {id_line, &lines[1]}, {attempt_line, w->headers}, {sig_line, w->headers},
+        {id_line, &lines[1]},
+        {attempt_line, w->headers},
+        {sig_line, w->headers},
     };
     if (w->secret) {
         if (exec_webhook_sign(w, job, sig_line, sizeof sig_line) != 0) {
@@ -482,7 +483,8 @@ static void exec_webhook_run(void *state, const exec_job *job, exec_result *res)
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
     curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)left_ms);
-    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, connect_ms < left_ms ? connect_ms : (long)left_ms);
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
+                     connect_ms < left_ms ? connect_ms : (long)left_ms);
     CURLcode rc = curl_easy_perform(curl);
     /* The handle outlives this frame: leave no pointer into it behind. */
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, NULL);

@@ -12,7 +12,7 @@
 #include "support.h"
 
 /* Relative to the repository root, where `make test` runs the binary. */
-#define ET_DATA_DIR "tests/data/exec"
+#define ET_DATA_DIR  "tests/data/exec"
 #define ET_MAX_CASES 200
 
 job_t *et_job(const char *id, int attempts, const char *args_json)
@@ -53,8 +53,7 @@ void *et_create(const exec_kind *k, const char *opts_json)
     return state;
 }
 
-double et_run(const exec_kind *k, void *state, const job_t *job, double timeout,
-              exec_result *res)
+double et_run(const exec_kind *k, void *state, const job_t *job, double timeout, exec_result *res)
 {
     exec_job ej = {.job = job, .timeout = timeout};
     char *payload = job_payload(job, &ej.payload_len);
@@ -132,7 +131,7 @@ static void et_check_valid(const char *dir, const char *name)
 
 int et_check_data_cases(const char *kind)
 {
-    char (*names)[128] = malloc(ET_MAX_CASES * sizeof *names);
+    char(*names)[128] = malloc(ET_MAX_CASES * sizeof *names);
     char dir[PATH_MAX];
     cr_assert_not_null(names);
     int total = 0;

@@ -21,8 +21,7 @@ void *et_try_create(const exec_kind *k, const char *opts_json, char *err, size_t
 
 /* Runs job once through state of kind k with a deadline timeout seconds from
  * now, as exec_table_run would. Fills res; returns the seconds it took. */
-double et_run(const exec_kind *k, void *state, const job_t *job, double timeout,
-              exec_result *res);
+double et_run(const exec_kind *k, void *state, const job_t *job, double timeout, exec_result *res);
 
 /* Checks every tests/data/exec/<kind>/invalid/NAME.json handler object against
  * the exact message in NAME.err (via exec_check_handler), and that every

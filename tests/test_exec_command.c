@@ -22,7 +22,7 @@
 #include "exec_test.h"
 #include "support.h"
 
-#define FD_THREADS 4
+#define FD_THREADS         4
 #define FD_RUNS_PER_THREAD 250
 
 static void command_setup(void)
@@ -276,9 +276,20 @@ Test(command, group_ignoring_sigterm_is_killed_after_the_grace)
 Test(command, argv_is_passed_verbatim)
 {
     char bin[PATH_MAX], out_path[512];
-    const char *argv[] = {et_bin("print_args.sh", bin), tmp_path("args", out_path, 512),
-                          "two words", "it's", "\"double\"", "$HOME", "a;b|c && d", "*", "",
-                          "  padded  ", "tab\there", "ünïcødé", "`id`", NULL};
+    const char *argv[] = {et_bin("print_args.sh", bin),
+                          tmp_path("args", out_path, 512),
+                          "two words",
+                          "it's",
+                          "\"double\"",
+                          "$HOME",
+                          "a;b|c && d",
+                          "*",
+                          "",
+                          "  padded  ",
+                          "tab\there",
+                          "ünïcødé",
+                          "`id`",
+                          NULL};
     void *st = create_cmd(argv, "");
     job_t *job = et_job("job-args", 0, NULL);
     exec_result res;
@@ -562,8 +573,9 @@ Test(command, e2e_jobd_fd_count_stable_after_1000_commands, .fini = jobd_teardow
     snprintf(batch + strlen(batch), cap - strlen(batch), "]");
 
     /* a first round opens whatever jobd keeps open for good (worker stacks, logs) */
-    submit(port, "[{\"type\": \"cmd_cat\"}, {\"type\": \"cmd_cat\"}, {\"type\": \"cmd_cat\"},"
-                 " {\"type\": \"cmd_cat\"}, {\"type\": \"cmd_cat\"}]",
+    submit(port,
+           "[{\"type\": \"cmd_cat\"}, {\"type\": \"cmd_cat\"}, {\"type\": \"cmd_cat\"},"
+           " {\"type\": \"cmd_cat\"}, {\"type\": \"cmd_cat\"}]",
            id);
     cr_assert(wait_processed(port, 5));
     int before = et_fd_count(jobd_srv.pid);

@@ -21,9 +21,9 @@
 #include "exec_test.h"
 #include "support.h"
 
-#define RX_SECRET "topsecret-0b8f"
-#define RX_HANG_MS 10000   /* a /hang request is held this long at most */
-#define RX_SLOW_MS 200     /* a /slow request is held this long */
+#define RX_SECRET    "topsecret-0b8f"
+#define RX_HANG_MS   10000 /* a /hang request is held this long at most */
+#define RX_SLOW_MS   200   /* a /slow request is held this long */
 #define RX_MAX_TIMES 16    /* request times kept per route */
 #define FAST_BACKOFF \
     "\"backoff\": {\"base\": 0.01, \"factor\": 0, \"exponent\": 1, \"jitter\": 0, \"max\": 0.05}"
@@ -45,7 +45,7 @@ static const rx_route rx_routes[] = {
     {"/missing", 404, "no such route", NULL},
     {"/408", 408, "too slow", NULL},
     {"/redirect", 302, "", NULL},
-    {"/big", 500, NULL, NULL},  /* body: 3000 x "é" */
+    {"/big", 500, NULL, NULL},    /* body: 3000 x "é" */
     {"/hang", 200, "late", NULL}, /* held until the test ends */
     {"/slow", 200, "done", NULL}, /* held RX_SLOW_MS, counting concurrency */
 };
@@ -67,12 +67,12 @@ typedef struct rx {
     int port;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    bool released;                 /* stop holding requests */
-    int connections;               /* TCP connections accepted */
-    int count[RX_NROUTES];         /* requests per route */
+    bool released;                             /* stop holding requests */
+    int connections;                           /* TCP connections accepted */
+    int count[RX_NROUTES];                     /* requests per route */
     long long times[RX_NROUTES][RX_MAX_TIMES]; /* mono ms of the first requests */
-    int sig_ok, sig_bad;           /* requests whose signature verified / did not */
-    int active, max_active;        /* concurrent /slow requests */
+    int sig_ok, sig_bad;                       /* requests whose signature verified / did not */
+    int active, max_active;                    /* concurrent /slow requests */
     int slow_done;
     rx_seen last;
 } rx;
@@ -104,14 +104,13 @@ static void rx_hex(const unsigned char *in, size_t n, char *out)
 
 /* True when header is exactly "t=<digits>,v1=<hex HMAC-SHA256(secret, t.body)>"
  * and t is within 60 s of now. */
-static bool rx_signature_ok(const char *header, const char *secret, const char *body,
-                            size_t len)
+static bool rx_signature_ok(const char *header, const char *secret, const char *body, size_t len)
 {
     long long t;
     int used = 0;
     char hex[65] = "";
-    if (sscanf(header, "t=%lld,v1=%64[0-9a-f]%n", &t, hex, &used) != 2 ||
-        header[used] != '\0' || strlen(hex) != 64)
+    if (sscanf(header, "t=%lld,v1=%64[0-9a-f]%n", &t, hex, &used) != 2 || header[used] != '\0' ||
+        strlen(hex) != 64)
         return false;
     if (llabs(t - (long long)time(NULL)) > 60)
         return false;
@@ -211,8 +210,8 @@ static struct MHD_Response *rx_response(const rx_route *route)
 }
 
 static enum MHD_Result rx_access(void *cls, struct MHD_Connection *c, const char *url,
-                                 const char *method, const char *version,
-                                 const char *upload_data, size_t *upload_size, void **con_cls)
+                                 const char *method, const char *version, const char *upload_data,
+                                 size_t *upload_size, void **con_cls)
 {
     rx *r = cls;
     rx_upload *up = *con_cls;
@@ -245,8 +244,8 @@ static enum MHD_Result rx_access(void *cls, struct MHD_Connection *c, const char
     pthread_mutex_unlock(&r->mu);
     static const rx_route not_found = {"", 404, "unknown path", NULL};
     struct MHD_Response *resp = rx_response(i >= 0 ? &rx_routes[i] : &not_found);
-    enum MHD_Result ret = MHD_queue_response(c, (unsigned)(i >= 0 ? rx_routes[i].status : 404),
-                                             resp);
+    enum MHD_Result ret =
+        MHD_queue_response(c, (unsigned)(i >= 0 ? rx_routes[i].status : 404), resp);
     MHD_destroy_response(resp);
     return ret;
 }
@@ -468,8 +467,7 @@ Test(webhook, retry_after_as_an_http_date)
     run_hook("/date", "", 10, &res);
     cr_expect_eq(res.status, EXEC_RETRY);
     cr_expect_str_eq(res.error, "HTTP 503: maintenance");
-    cr_expect(res.retry_after >= 115 && res.retry_after <= 121, "retry_after %g",
-              res.retry_after);
+    cr_expect(res.retry_after >= 115 && res.retry_after <= 121, "retry_after %g", res.retry_after);
 }
 
 Test(webhook, redirect_is_not_followed)
@@ -594,8 +592,9 @@ static int jobd_up(const char *queues_json, const char *hook_extra)
                  i ? ", " : "", rx_routes[i].path + 1, recv_srv.port, rx_routes[i].path,
                  hook_extra);
     char *config = malloc(8192);
-    snprintf(config, 8192, "{\"workers\": 4, \"shutdown_timeout\": 2, \"queues\": %s,"
-                           " \"handlers\": {%s}}",
+    snprintf(config, 8192,
+             "{\"workers\": 4, \"shutdown_timeout\": 2, \"queues\": %s,"
+             " \"handlers\": {%s}}",
              queues_json, handlers);
     int rc = ts_jobd_start(&jobd_srv, config, NULL);
     free(config);
@@ -637,9 +636,8 @@ static void expect_final(int port, const char *queue, const char *id, const char
 
 Test(webhook, e2e_job_states_follow_the_answers)
 {
-    int port = jobd_up("{\"q\": {\"dequeue\": [\"inline\"], \"max_attempts\": 3, " FAST_BACKOFF
-                       "}}",
-                       "");
+    int port =
+        jobd_up("{\"q\": {\"dequeue\": [\"inline\"], \"max_attempts\": 3, " FAST_BACKOFF "}}", "");
     char ok[160], missing[160], fail[160];
     submit(port, "q", "hook_ok", ok);
     submit(port, "q", "hook_missing", missing);
@@ -656,9 +654,8 @@ Test(webhook, e2e_job_states_follow_the_answers)
 
 Test(webhook, e2e_attempt_header_counts_up)
 {
-    int port = jobd_up("{\"q\": {\"dequeue\": [\"inline\"], \"max_attempts\": 2, " FAST_BACKOFF
-                       "}}",
-                       "");
+    int port =
+        jobd_up("{\"q\": {\"dequeue\": [\"inline\"], \"max_attempts\": 2, " FAST_BACKOFF "}}", "");
     char id[160];
     submit(port, "q", "hook_fail", id);
     expect_final(port, "q", id, "dead", 2, "HTTP 500: ");
@@ -675,9 +672,8 @@ Test(webhook, e2e_attempt_header_counts_up)
 
 Test(webhook, e2e_retry_after_delays_the_next_attempt)
 {
-    int port = jobd_up("{\"q\": {\"dequeue\": [\"inline\"], \"max_attempts\": 2, " FAST_BACKOFF
-                       "}}",
-                       "");
+    int port =
+        jobd_up("{\"q\": {\"dequeue\": [\"inline\"], \"max_attempts\": 2, " FAST_BACKOFF "}}", "");
     char id[160];
     submit(port, "q", "hook_busy1", id);
     expect_final(port, "q", id, "dead", 2, "HTTP 429: slow down");
@@ -689,9 +685,9 @@ Test(webhook, e2e_retry_after_delays_the_next_attempt)
 
 Test(webhook, e2e_timeout_of_the_handler_fails_the_attempt)
 {
-    int port = jobd_up("{\"q\": {\"dequeue\": [\"inline\"], \"max_attempts\": 1, " FAST_BACKOFF
-                       "}}",
-                       ", \"timeout\": 0.3");
+    int port =
+        jobd_up("{\"q\": {\"dequeue\": [\"inline\"], \"max_attempts\": 1, " FAST_BACKOFF "}}",
+                ", \"timeout\": 0.3");
     char id[160];
     long long t0 = ts_now_ms();
     submit(port, "q", "hook_hang", id);
