@@ -64,10 +64,13 @@ trap 'exit 143' TERM
 # A port nobody listens on: connecting through bash's /dev/tcp fails.
 port_is_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# Below the kernel's ephemeral range, so no outgoing connection holds the port.
 pick_port() {
-    local p
+    local p lo=32768
+    read -r lo _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+    [ "$lo" -gt 11000 ] || lo=32768
     for _ in $(seq 100); do
-        p=$((20000 + RANDOM % 40000))
+        p=$((10000 + RANDOM % (lo - 10000)))
         if port_is_free "$p"; then echo "$p"; return 0; fi
     done
     echo "run.sh: no free port found" >&2
@@ -91,9 +94,9 @@ start_redis() {
         kill -KILL "$redis_pid" 2>/dev/null || true
         wait "$redis_pid" 2>/dev/null || true
         redis_pid=""
-        echo "run.sh: redis-server did not start on port $redis_port (attempt $attempt)" >&2
+        echo "run.sh: redis-server did not start on port $redis_port (attempt $attempt):" >&2
+        tail -5 "$tmp/redis.log" >&2 || true
     done
-    cat "$tmp/redis.log" >&2 || true
     return 1
 }
 

@@ -192,6 +192,18 @@ static void ts_env_free(char **env)
     free(env);
 }
 
+/* In the forked child after a failed exec: says so in its log (only write(2):
+ * little else is safe after fork in a threaded process) and exits 127. */
+static void ts_exec_failed(const char *prog)
+{
+    static const char why[] = "ts_spawn: exec failed: ";
+    ssize_t rc = write(2, why, sizeof why - 1);
+    rc += write(2, prog, strlen(prog));
+    rc += write(2, "\n", 1);
+    (void)rc;
+    _exit(127);
+}
+
 /* Forks a child in a process group of its own with stdin from /dev/null,
  * stdout and stderr to log_path and no other inherited fd, which execs
  * argv[0] (execve when it contains a '/', else searched in PATH). Returns the
@@ -211,7 +223,7 @@ static pid_t ts_spawn(char *const argv[], char *const envp[], const char *log_pa
             execve(argv[0], argv, envp);
         else
             execvpe(argv[0], argv, envp);
-        _exit(127);
+        ts_exec_failed(argv[0]);
     }
     if (pid > 0)
         setpgid(pid, pid); /* also from here: no race with a kill of the group */
@@ -275,7 +287,10 @@ static bool ts_jobd_wait_healthy(ts_jobd *j, int timeout_ms)
         ts_resp_free(&r);
         if (status == 200)
             return true;
-        if (waitpid(j->pid, NULL, WNOHANG) == j->pid) {
+        int st;
+        if (waitpid(j->pid, &st, WNOHANG) == j->pid) {
+            fprintf(stderr, "ts_jobd_start: jobd exited with %s %d\n",
+                    WIFEXITED(st) ? "status" : "signal", WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
             j->pid = 0;
             return false;
         }
