@@ -277,7 +277,7 @@ static redisReply *redis_conn_reload(redisContext *c, redis_cmd *cmd)
     if (!r)
         return NULL;
     freeReplyObject(r);
-    log_event(LOG_INFO, "redis.script_loaded", NULL, "script %s loaded", cmd->script->name);
+    log_event(LOG_DEBUG, "redis.script_loaded", NULL, "script %s loaded", cmd->script->name);
     return redisCommandArgv(c, (int)cmd->argc, cmd->argv, cmd->lens);
 }
 

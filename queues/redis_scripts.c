@@ -744,7 +744,7 @@ int redis_script_finish(redisContext *c, const redis_model *m, const char *plist
 
 /* One requeue script call over ids[0..n) of pid's list. */
 static long rs_requeue(redisContext *c, const redis_model *m, const char *pid, bool abandon,
-                       const char *why, const redisReply *ids)
+                       const char *why, const char *const *ids, size_t n)
 {
     char plist[REDIS_KEY_MAX];
     redis_script_proc_key(m, pid, plist);
@@ -754,27 +754,28 @@ static long rs_requeue(redisContext *c, const redis_model *m, const char *pid, b
                            m->state[JOB_DEAD], m->dead, m->failed, m->seq, m->orphans};
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
         redis_cmd_key(&cmd, fixed[i]);
-    for (size_t i = 0; i < ids->elements; i++)
-        rs_job_key(&cmd, m, ids->element[i]->str);
+    for (size_t i = 0; i < n; i++)
+        rs_job_key(&cmd, m, ids[i]);
     redis_cmd_adds(&cmd, abandon ? "abandon" : "release");
     redis_cmd_addf(&cmd, "%d", m->default_max);
     redis_cmd_adds(&cmd, pid);
     redis_cmd_adds(&cmd, why);
-    for (size_t i = 0; i < ids->elements; i++)
-        redis_cmd_add(&cmd, ids->element[i]->str, ids->element[i]->len);
+    for (size_t i = 0; i < n; i++)
+        redis_cmd_adds(&cmd, ids[i]);
     return (long)rs_run_int(c, &cmd);
 }
 
-/* Up to RS_GIVE_BACK_BATCH ids of pid's list (its oldest, at the right). */
-static redisReply *rs_proc_ids(redisContext *c, const redis_model *m, const char *pid)
+/* Ids [start, stop] of pid's list (LRANGE): an array reply, or NULL. */
+static redisReply *rs_proc_ids(redisContext *c, const redis_model *m, const char *pid, int start,
+                               int stop)
 {
     char plist[REDIS_KEY_MAX];
     redis_script_proc_key(m, pid, plist);
     redis_cmd cmd;
     redis_cmd_init(&cmd, "LRANGE");
     redis_cmd_adds(&cmd, plist);
-    redis_cmd_addf(&cmd, "%d", -RS_GIVE_BACK_BATCH);
-    redis_cmd_adds(&cmd, "-1");
+    redis_cmd_addf(&cmd, "%d", start);
+    redis_cmd_addf(&cmd, "%d", stop);
     redisReply *r = rs_run(c, &cmd, NULL);
     if (r && r->type != REDIS_REPLY_ARRAY) {
         freeReplyObject(r);
@@ -783,17 +784,34 @@ static redisReply *rs_proc_ids(redisContext *c, const redis_model *m, const char
     return r;
 }
 
+/* Requeues the ids of an LRANGE reply for which keep (may be NULL) says no. */
+static long rs_requeue_reply(redisContext *c, const redis_model *m, const char *pid, bool abandon,
+                             const char *why, const redisReply *r,
+                             bool (*keep)(void *arg, const char *id), void *arg)
+{
+    const char **ids = calloc(r->elements ? r->elements : 1, sizeof *ids);
+    if (!ids)
+        return -1;
+    size_t n = 0;
+    for (size_t i = 0; i < r->elements; i++)
+        if (!keep || !keep(arg, r->element[i]->str))
+            ids[n++] = r->element[i]->str;
+    long moved = rs_requeue(c, m, pid, abandon, why, ids, n);
+    free(ids);
+    return moved;
+}
+
 long redis_script_give_back(redisContext *c, const redis_model *m, const char *pid, bool abandon,
                             const char *why)
 {
     long total = 0;
     for (int round = 0; round < RS_GIVE_BACK_ROUNDS; round++) {
-        redisReply *ids = rs_proc_ids(c, m, pid);
+        redisReply *ids = rs_proc_ids(c, m, pid, -RS_GIVE_BACK_BATCH, -1);
         if (!ids)
             return -1;
         size_t got = ids->elements;
         /* Run even with no ids: the script forgets an orphan whose list is empty. */
-        long moved = rs_requeue(c, m, pid, abandon, why, ids);
+        long moved = rs_requeue_reply(c, m, pid, abandon, why, ids, NULL, NULL);
         freeReplyObject(ids);
         if (moved < 0)
             return -1;
@@ -802,6 +820,17 @@ long redis_script_give_back(redisContext *c, const redis_model *m, const char *p
             break;
     }
     return total;
+}
+
+long redis_script_release_strays(redisContext *c, const redis_model *m, const char *pid,
+                                 bool (*held)(void *arg, const char *id), void *arg)
+{
+    redisReply *ids = rs_proc_ids(c, m, pid, 0, RS_BATCH_MAX - 1);
+    if (!ids)
+        return -1;
+    long moved = rs_requeue_reply(c, m, pid, false, "", ids, held, arg);
+    freeReplyObject(ids);
+    return moved;
 }
 
 int redis_script_beat(redisContext *c, const redis_model *m, const char *pid, const char *mode,

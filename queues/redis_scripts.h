@@ -122,6 +122,13 @@ int redis_script_finish(redisContext *c, const redis_model *m, const char *plist
 long redis_script_give_back(redisContext *c, const redis_model *m, const char *pid, bool abandon,
                             const char *why);
 
+/* After a lost reply on a fetch connection: gives back, without counting an
+ * attempt, the ids in pid's lease list that held(arg, id) says this process
+ * does not hold (taken or leased, but the answer never arrived). Returns how
+ * many went back, or -1 when the connection failed. */
+long redis_script_release_strays(redisContext *c, const redis_model *m, const char *pid,
+                                 bool (*held)(void *arg, const char *id), void *arg);
+
 /* Registers process pid (mode "register"), renews its heartbeat ("beat"),
  * or deregisters it ("leave"); ttl_ms is the heartbeat's lifetime.
  * 1 = done; 0 = refused: pid was declared dead (its leases are gone); -1 = failed. */
