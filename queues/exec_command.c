@@ -25,6 +25,7 @@
 #define COMMAND_CHUNK       16384 /* bytes per read or write */
 #define COMMAND_DRAIN_READS 64    /* reads per pipe once the program has ended */
 #define COMMAND_TICK_MS     10    /* exit checks without a pidfd (kernel < 5.3) */
+#define COMMAND_POLL_MAX_MS 60000 /* longest single poll(); the loop recomputes (no int overflow) */
 
 enum { COMMAND_IN, COMMAND_OUT, COMMAND_ERR, COMMAND_NFD };
 
@@ -401,6 +402,8 @@ static void exec_command_poll(exec_command_child *ch, int64_t timeout_ms)
     for (int i = 0; i < COMMAND_NFD; i++)
         p[i] = (struct pollfd){.fd = ch->fd[i], .events = i == COMMAND_IN ? POLLOUT : POLLIN};
     p[COMMAND_NFD] = (struct pollfd){.fd = ch->pidfd, .events = POLLIN};
+    if (timeout_ms > COMMAND_POLL_MAX_MS)
+        timeout_ms = COMMAND_POLL_MAX_MS;
     if (ch->pidfd < 0 && timeout_ms > COMMAND_TICK_MS)
         timeout_ms = COMMAND_TICK_MS;
     if (poll(p, COMMAND_NFD + 1, (int)timeout_ms) <= 0)

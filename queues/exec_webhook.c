@@ -215,6 +215,15 @@ static void exec_webhook_destroy(void *state)
     curl_global_cleanup();
 }
 
+static int exec_webhook_add_line(exec_webhook *w, const char *line)
+{
+    struct curl_slist *l = curl_slist_append(w->headers, line);
+    if (!l)
+        return -1;
+    w->headers = l;
+    return 0;
+}
+
 /* Appends one "Name: value" line; an empty value needs curl's "Name;" form
  * (a bare "Name:" would remove the header instead). */
 static int exec_webhook_add_header(exec_webhook *w, const char *name, const char *value)
@@ -224,18 +233,14 @@ static int exec_webhook_add_header(exec_webhook *w, const char *name, const char
         snprintf(line, sizeof line, "%s: %s", name, value);
     else
         snprintf(line, sizeof line, "%s;", name);
-    struct curl_slist *l = curl_slist_append(w->headers, line);
-    if (!l)
-        return -1;
-    w->headers = l;
-    return 0;
+    return exec_webhook_add_line(w, line);
 }
 
 static int exec_webhook_build_headers(exec_webhook *w, const json_t *opts)
 {
     /* "Expect:" keeps curl from waiting for a 100-continue on large bodies. */
-    if (exec_webhook_add_header(w, "Content-Type", "application/json") != 0 ||
-        !(w->headers = curl_slist_append(w->headers, "Expect:")))
+    if (exec_webhook_add_line(w, "Content-Type: application/json") != 0 ||
+        exec_webhook_add_line(w, "Expect:") != 0)
         return -1;
     const char *name;
     json_t *value;
