@@ -10,10 +10,10 @@
 
 #include "../queues/job.h"
 
-/* The one exception to "no global mutable state": the format is set once by
- * main before any thread starts and only read afterwards, so it needs no lock,
- * and a log call must work from code that has no jobd_t at hand (config
- * loading, signal setup, processors' threads). */
+/* The one exception to "no global mutable state": format and level are set
+ * once by main before any thread starts and only read afterwards, so they need
+ * no lock, and a log call must work from code that has no jobd_t at hand
+ * (config loading, signal setup, processors' threads). */
 static bool log_json_format;
 static log_level log_min_level = LOG_INFO;
 
