@@ -11,6 +11,7 @@ static const proc_kind *const pipeline_kinds[] = {
     &proc_inline_kind,
     &proc_delayed_kind,
     &proc_redis_kind,
+    &proc_aggregate_kind,
 };
 
 const proc_kind *pipeline_kind(const char *name)

@@ -1,0 +1,686 @@
+/* proc_aggregate.c - group commit in front of a store (async-job's Aggregate).
+ *
+ * Submitters append to `pending` under a mutex; one flusher thread swaps
+ * pending with `flushing` and hands the batch to the delegate in one call per
+ * max_batch jobs. There is no timer: the flusher takes the next batch as soon
+ * as the previous one is answered, so at low load a job waits one delegate
+ * round trip, and under load batches grow by themselves.
+ *
+ * Each entry either has a submitter waiting for its outcome (ack durable: the
+ * delegate's outcome is passed on) or is owned here (ack buffered, after the
+ * submitter was told "stored" at once; or replayed from the spill file).
+ * Owned entries that the store refuses for lack of service (5xx) are kept and
+ * retried with capped backoff; what is still unstored at stop() goes to the
+ * spill file, which the next start() replays. A replay of a job that was
+ * stored after all is answered "replayed" by the store (idempotency by id),
+ * so nothing is stored twice. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../server/log.h"
+#include "job.h"
+#include "pipeline.h"
+
+#define AGG_MAX_BUFFER_DEFAULT 100000
+#define AGG_MAX_BATCH_DEFAULT 1000
+#define AGG_MAX_BATCH_LIMIT 100000
+#define AGG_BACKOFF_MIN_MS 100
+#define AGG_BACKOFF_MAX_MS 5000
+
+/* Where one buffered job's outcome goes. */
+typedef struct agg_ref {
+    proc_done_fn done; /* NULL: the job is owned here, nobody waits for it */
+    void *done_ctx;
+    size_t index;
+    bool from_spill;   /* counted in spill_left until stored */
+    bool keep;         /* set by the batch: refused for lack of service, retry */
+} agg_ref;
+
+/* Jobs and their refs as parallel arrays: the delegate takes jobs[] as is. */
+typedef struct agg_buf {
+    job_t **jobs;
+    agg_ref *refs;
+    size_t n, cap;
+} agg_buf;
+
+typedef struct aggregate {
+    bool buffered;          /* ack: buffered */
+    size_t max_buffer;
+    size_t max_batch;
+    char *spill;            /* owned path, NULL = no spill file */
+    pthread_mutex_t mu;
+    pthread_cond_t work_cv;  /* pending grew, or stop */
+    pthread_cond_t batch_cv; /* a batch got its last outcome */
+    agg_buf pending;         /* under mu */
+    agg_buf flushing;        /* the flusher's own */
+    size_t held;             /* jobs in both buffers, under mu */
+    size_t waiters;          /* entries of pending with a submitter waiting */
+    size_t spill_left;       /* replayed spill entries not stored yet (flusher's) */
+    bool stopping, started;
+    int64_t deadline_ms;     /* of stop(), mono */
+    pthread_t flusher;
+    uint64_t batches, jobs, largest, stored, refused, spilled; /* under mu */
+} aggregate;
+
+/* One delegate call in flight; lives on the flusher's stack. */
+typedef struct agg_batch {
+    aggregate *a;
+    agg_ref *refs;
+    atomic_size_t remaining;
+    atomic_size_t stored;
+    bool complete; /* under a->mu */
+} agg_batch;
+
+/* --- options --- */
+
+static bool agg_opt_int(const json_t *v, json_int_t lo, json_int_t hi)
+{
+    return json_is_integer(v) && json_integer_value(v) >= lo && json_integer_value(v) <= hi;
+}
+
+static int agg_check(const json_t *opts, char *err, size_t errlen)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)opts, key, v) {
+        const char *why = NULL;
+        const char *s = json_string_value(v);
+        if (strcmp(key, "ack") == 0) {
+            if (!s || (strcmp(s, "durable") != 0 && strcmp(s, "buffered") != 0))
+                why = "ack: must be \"durable\" or \"buffered\"";
+        } else if (strcmp(key, "max_buffer") == 0) {
+            if (!agg_opt_int(v, 1, INT32_MAX))
+                why = "max_buffer: must be an integer >= 1";
+        } else if (strcmp(key, "max_batch") == 0) {
+            if (!agg_opt_int(v, 1, AGG_MAX_BATCH_LIMIT))
+                why = "max_batch: must be an integer from 1 to 100000";
+        } else if (strcmp(key, "spill") == 0) {
+            if (!s || !*s)
+                why = "spill: must be a file path";
+        } else {
+            snprintf(err, errlen, "unknown option \"%s\"", key);
+            return -1;
+        }
+        if (why) {
+            snprintf(err, errlen, "%s", why);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* --- buffers --- */
+
+/* Room for extra more entries. 0, or -1 on OOM (the buffer is unchanged). */
+static int agg_buf_reserve(agg_buf *b, size_t extra)
+{
+    if (b->n + extra <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap : 64;
+    while (cap < b->n + extra)
+        cap *= 2;
+    job_t **jobs = realloc(b->jobs, cap * sizeof *jobs);
+    if (jobs)
+        b->jobs = jobs;
+    agg_ref *refs = jobs ? realloc(b->refs, cap * sizeof *refs) : NULL;
+    if (!refs)
+        return -1;
+    b->refs = refs;
+    b->cap = cap;
+    return 0;
+}
+
+/* Moves every entry of from to the end of to. 0, or -1 on OOM (nothing moved). */
+static int agg_buf_move(agg_buf *to, agg_buf *from)
+{
+    if (from->n == 0)
+        return 0; /* memcpy must not see the NULL arrays of an unused buffer */
+    if (agg_buf_reserve(to, from->n) != 0)
+        return -1;
+    memcpy(to->jobs + to->n, from->jobs, from->n * sizeof *from->jobs);
+    memcpy(to->refs + to->n, from->refs, from->n * sizeof *from->refs);
+    to->n += from->n;
+    from->n = 0;
+    return 0;
+}
+
+static void agg_buf_free(agg_buf *b)
+{
+    free(b->jobs);
+    free(b->refs);
+    *b = (agg_buf){0};
+}
+
+/* --- reporting --- */
+
+static void agg_refuse(proc_done_fn done, void *done_ctx, size_t index, const char *why)
+{
+    outcome_t out = {.kind = OUT_REFUSED};
+    jobd_fail(&out.err, 503, "unavailable", "%s", why);
+    out.err.retry_after = 1;
+    done(done_ctx, index, &out);
+}
+
+static void agg_refuse_all(proc_done_fn done, void *done_ctx, size_t n, const char *why)
+{
+    for (size_t i = 0; i < n; i++)
+        agg_refuse(done, done_ctx, i, why);
+}
+
+/* Why a call of n jobs cannot be taken now, or NULL. Called with a->mu held. */
+static const char *agg_full(const aggregate *a, size_t n)
+{
+    if (a->stopping)
+        return "the server is shutting down";
+    if (a->held + n > a->max_buffer)
+        return "the submission buffer is full";
+    return NULL;
+}
+
+/* --- submission --- */
+
+/* ack durable: the submitter's done waits for the batch. */
+static int agg_call_durable(aggregate *a, job_t *const *jobs, size_t n, proc_done_fn done,
+                            void *done_ctx)
+{
+    pthread_mutex_lock(&a->mu);
+    const char *why = agg_full(a, n);
+    if (!why && agg_buf_reserve(&a->pending, n) != 0)
+        why = "out of memory";
+    if (why) {
+        pthread_mutex_unlock(&a->mu);
+        agg_refuse_all(done, done_ctx, n, why);
+        return 0;
+    }
+    agg_buf *p = &a->pending;
+    for (size_t i = 0; i < n; i++) {
+        p->jobs[p->n] = jobs[i];
+        p->refs[p->n++] = (agg_ref){.done = done, .done_ctx = done_ctx, .index = i};
+    }
+    a->held += n;
+    a->waiters += n;
+    pthread_cond_signal(&a->work_cv);
+    pthread_mutex_unlock(&a->mu);
+    return 0;
+}
+
+/* Copies jobs and their views (done is called with the views after the
+ * copies left our hands). 0, or -1 on OOM with nothing left allocated. */
+static int agg_copy(job_t *const *jobs, size_t n, job_t **copies, json_t **views)
+{
+    for (size_t i = 0; i < n; i++) {
+        copies[i] = job_dup(jobs[i]);
+        views[i] = job_view(jobs[i]);
+        if (!copies[i] || !views[i]) {
+            for (size_t k = 0; k <= i; k++) {
+                job_free(copies[k]);
+                json_decref(views[k]);
+            }
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Appends owned copies to pending. NULL, or why they were not taken. */
+static const char *agg_take_copies(aggregate *a, job_t **copies, size_t n)
+{
+    pthread_mutex_lock(&a->mu);
+    const char *why = agg_full(a, n);
+    if (!why && agg_buf_reserve(&a->pending, n) != 0)
+        why = "out of memory";
+    if (!why) {
+        agg_buf *p = &a->pending;
+        for (size_t i = 0; i < n; i++) {
+            p->jobs[p->n] = copies[i];
+            p->refs[p->n++] = (agg_ref){0};
+        }
+        a->held += n;
+        pthread_cond_signal(&a->work_cv);
+    }
+    pthread_mutex_unlock(&a->mu);
+    return why;
+}
+
+/* ack buffered: "stored" at once, with the view of the job as submitted. */
+static int agg_call_buffered(aggregate *a, job_t *const *jobs, size_t n, proc_done_fn done,
+                             void *done_ctx)
+{
+    job_t **copies = calloc(n, sizeof *copies);
+    json_t **views = calloc(n, sizeof *views);
+    const char *why = "out of memory";
+    if (copies && views && agg_copy(jobs, n, copies, views) == 0) {
+        why = agg_take_copies(a, copies, n);
+        for (size_t i = 0; i < n; i++) {
+            if (why) {
+                job_free(copies[i]);
+                agg_refuse(done, done_ctx, i, why);
+            } else {
+                outcome_t out = {.kind = OUT_STORED, .view = views[i]};
+                done(done_ctx, i, &out);
+            }
+            json_decref(views[i]);
+        }
+    } else {
+        agg_refuse_all(done, done_ctx, n, why);
+    }
+    free(copies);
+    free(views);
+    return 0;
+}
+
+static int agg_call(proc_t *self, job_t *const *jobs, size_t n, proc_done_fn done,
+                    void *done_ctx)
+{
+    aggregate *a = self->priv;
+    if (n == 0)
+        return 0;
+    return a->buffered ? agg_call_buffered(a, jobs, n, done, done_ctx)
+                       : agg_call_durable(a, jobs, n, done, done_ctx);
+}
+
+/* --- flushing --- */
+
+/* The delegate's outcome for refs[index]: passed on to a waiting submitter,
+ * or noted for an owned job. The last one wakes the flusher. */
+static void agg_batch_done(void *done_ctx, size_t index, const outcome_t *out)
+{
+    agg_batch *b = done_ctx;
+    agg_ref *r = &b->refs[index];
+    bool refused = out->kind == OUT_REFUSED;
+    if (!refused)
+        atomic_fetch_add_explicit(&b->stored, 1, memory_order_relaxed);
+    if (r->done) {
+        r->done(r->done_ctx, r->index, out);
+    } else if (refused && out->err.status < 500) {
+        /* Refused for what the job is, not for lack of service: a retry
+         * cannot help. Said loudly, since the submitter was told "stored". */
+        log_event(LOG_ERROR, "aggregate.dropped", NULL, "a buffered job was refused: %s (%s)",
+                  out->err.message, out->err.code);
+    } else {
+        r->keep = refused;
+    }
+    if (atomic_fetch_sub_explicit(&b->remaining, 1, memory_order_acq_rel) == 1) {
+        pthread_mutex_lock(&b->a->mu);
+        b->complete = true;
+        pthread_cond_signal(&b->a->batch_cv);
+        pthread_mutex_unlock(&b->a->mu);
+    }
+}
+
+/* Hands jobs[0..n) to the delegate in one call and waits for every outcome
+ * (the entries are reused right after). */
+static void agg_batch_run(proc_t *self, job_t **jobs, agg_ref *refs, size_t n)
+{
+    aggregate *a = self->priv;
+    agg_batch b = {.a = a, .refs = refs};
+    atomic_init(&b.remaining, n);
+    atomic_init(&b.stored, 0);
+    for (size_t i = 0; i < n; i++)
+        refs[i].keep = false;
+    proc_t *d = self->delegate;
+    if (d->ops->call(d, jobs, n, agg_batch_done, &b) != 0) {
+        for (size_t i = 0; i < n; i++) {
+            outcome_t out = {.kind = OUT_REFUSED};
+            jobd_fail(&out.err, 503, "unavailable", "the store cannot take jobs now");
+            agg_batch_done(&b, i, &out);
+        }
+    }
+    pthread_mutex_lock(&a->mu);
+    while (!b.complete)
+        pthread_cond_wait(&a->batch_cv, &a->mu);
+    size_t stored = atomic_load_explicit(&b.stored, memory_order_relaxed);
+    a->batches++;
+    a->jobs += n;
+    a->largest = n > a->largest ? n : a->largest;
+    a->stored += stored;
+    a->refused += n - stored;
+    pthread_mutex_unlock(&a->mu);
+}
+
+/* After a flush: drops what is done with (freeing owned copies), keeps what
+ * is to be retried in order. Removes the spill file once every job replayed
+ * from it is stored. Returns how many entries were dropped. */
+static size_t agg_compact(aggregate *a, agg_buf *f)
+{
+    size_t kept = 0, n = f->n, spill_before = a->spill_left;
+    for (size_t i = 0; i < n; i++) {
+        if (f->refs[i].keep) {
+            f->jobs[kept] = f->jobs[i];
+            f->refs[kept++] = f->refs[i];
+            continue;
+        }
+        if (!f->refs[i].done)
+            job_free(f->jobs[i]);
+        if (f->refs[i].from_spill)
+            a->spill_left--;
+    }
+    f->n = kept;
+    if (spill_before && !a->spill_left && a->spill && unlink(a->spill) != 0 && errno != ENOENT)
+        log_event(LOG_ERROR, "aggregate.spill_unlink", NULL, "cannot remove %s: %s", a->spill,
+                  strerror(errno));
+    return n - kept;
+}
+
+/* Flushes the flusher's buffer in batches of max_batch. Returns how many
+ * entries left the buffer. */
+static size_t agg_flush(proc_t *self)
+{
+    aggregate *a = self->priv;
+    agg_buf *f = &a->flushing;
+    for (size_t off = 0; off < f->n; off += a->max_batch) {
+        size_t n = f->n - off < a->max_batch ? f->n - off : a->max_batch;
+        agg_batch_run(self, f->jobs + off, f->refs + off, n);
+    }
+    return agg_compact(a, f);
+}
+
+/* Waits out the retry delay of owned jobs the store refused. Ends early on
+ * stop (to retry at once and again until the deadline) and when submitters
+ * wait (durable ones are answered by the store, not kept waiting here).
+ * Called with a->mu held. */
+static void agg_backoff(aggregate *a, int64_t *delay_ms)
+{
+    *delay_ms = *delay_ms ? *delay_ms * 2 : AGG_BACKOFF_MIN_MS;
+    if (*delay_ms > AGG_BACKOFF_MAX_MS)
+        *delay_ms = AGG_BACKOFF_MAX_MS;
+    int64_t until = jobd_mono_ms() + *delay_ms;
+    bool was_stopping = a->stopping;
+    while (a->stopping == was_stopping && !a->waiters) {
+        int64_t limit = a->stopping && a->deadline_ms < until ? a->deadline_ms : until;
+        if (jobd_mono_ms() >= limit)
+            break;
+        struct timespec ts = {limit / 1000, (limit % 1000) * 1000000L};
+        pthread_cond_timedwait(&a->work_cv, &a->mu, &ts);
+    }
+}
+
+/* True when the flusher is done for good: stopped and drained, or stopped
+ * with only retries left and past the deadline (stop() takes the rest). Every
+ * submitted job gets at least one attempt, even after the deadline. Waits for
+ * work otherwise. Called with a->mu held. */
+static bool agg_wait_work(aggregate *a)
+{
+    while (!a->pending.n && !a->flushing.n && !a->stopping)
+        pthread_cond_wait(&a->work_cv, &a->mu);
+    if (a->pending.n)
+        return false;
+    if (!a->flushing.n)
+        return true;
+    return a->stopping && jobd_mono_ms() >= a->deadline_ms;
+}
+
+static void *agg_main(void *arg)
+{
+    proc_t *self = arg;
+    aggregate *a = self->priv;
+    int64_t delay = 0;
+    pthread_mutex_lock(&a->mu);
+    while (!agg_wait_work(a)) {
+        if (!a->flushing.n) {
+            agg_buf t = a->flushing; /* the swap: pending starts over empty */
+            a->flushing = a->pending;
+            a->pending = t;
+        } else if (agg_buf_move(&a->flushing, &a->pending) != 0) {
+            log_event(LOG_WARN, "aggregate.oom", NULL, "retrying the refused jobs alone");
+        }
+        for (size_t i = 0; i < a->flushing.n; i++)
+            a->waiters -= a->flushing.refs[i].done != NULL;
+        pthread_mutex_unlock(&a->mu);
+        size_t gone = agg_flush(self);
+        pthread_mutex_lock(&a->mu);
+        a->held -= gone;
+        if (a->flushing.n)
+            agg_backoff(a, &delay);
+        else
+            delay = 0;
+    }
+    pthread_mutex_unlock(&a->mu);
+    return NULL;
+}
+
+/* --- spill file --- */
+
+/* Writes the owned jobs of b to the spill file (one view per line) through a
+ * temporary file and rename, so a crash leaves the old file or the new one.
+ * Returns how many were written; 0 with an error logged on failure. */
+static size_t agg_spill_write(aggregate *a, const agg_buf *b, size_t owned)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", a->spill);
+    FILE *f = fopen(tmp, "we");
+    int rc = f ? 0 : -1;
+    for (size_t i = 0; f && rc == 0 && i < b->n; i++) {
+        if (b->refs[i].done)
+            continue;
+        json_t *v = job_view(b->jobs[i]);
+        char *line = v ? json_dumps(v, JSON_COMPACT) : NULL;
+        rc = line && fprintf(f, "%s\n", line) > 0 ? 0 : -1;
+        free(line);
+        json_decref(v);
+    }
+    if (f && (fflush(f) != 0 || fsync(fileno(f)) != 0))
+        rc = -1;
+    if (f && fclose(f) != 0)
+        rc = -1;
+    if (rc == 0 && rename(tmp, a->spill) != 0)
+        rc = -1;
+    if (rc != 0) {
+        log_event(LOG_ERROR, "aggregate.lost", NULL, "cannot write spill file %s: %s; %zu jobs lost",
+                  a->spill, strerror(errno), owned);
+        unlink(tmp);
+        return 0;
+    }
+    log_event(LOG_WARN, "aggregate.spilled", NULL, "%zu unstored jobs written to %s", owned,
+              a->spill);
+    return owned;
+}
+
+/* What the flusher left at stop: waiting submitters are told "not accepted";
+ * owned jobs go to the spill file, or are lost (and said to be). */
+static void agg_leftovers(aggregate *a, agg_buf *b)
+{
+    size_t owned = 0;
+    for (size_t i = 0; i < b->n; i++)
+        owned += b->refs[i].done == NULL;
+    if (owned && a->spill)
+        a->spilled += agg_spill_write(a, b, owned);
+    else if (owned)
+        log_event(LOG_ERROR, "aggregate.lost", NULL,
+                  "%zu buffered jobs could not be stored before shutdown (no spill file set)",
+                  owned);
+    for (size_t i = 0; i < b->n; i++) {
+        agg_ref *r = &b->refs[i];
+        if (r->done)
+            agg_refuse(r->done, r->done_ctx, r->index, "the server is shutting down");
+        else
+            job_free(b->jobs[i]);
+    }
+    a->held -= b->n;
+    b->n = 0;
+}
+
+/* One spill line into pending as an owned job. 0, or -1 when the line is
+ * not a job view. */
+static int agg_spill_line(aggregate *a, const char *line, size_t len)
+{
+    json_t *v = json_loadb(line, len, JSON_REJECT_DUPLICATES, NULL);
+    job_t *job = v ? job_from_view(v) : NULL;
+    json_decref(v);
+    if (!job || agg_buf_reserve(&a->pending, 1) != 0) {
+        job_free(job);
+        return -1;
+    }
+    a->pending.jobs[a->pending.n] = job;
+    a->pending.refs[a->pending.n++] = (agg_ref){.from_spill = true};
+    a->held++;
+    a->spill_left++;
+    return 0;
+}
+
+/* Reads the spill file of an earlier run into pending, to be replayed. A file
+ * that is not what we wrote is left alone and the queue does not start:
+ * better than silently dropping jobs. 0, or -1 with an error logged. */
+static int agg_spill_load(proc_t *self)
+{
+    aggregate *a = self->priv;
+    FILE *f = fopen(a->spill, "re");
+    if (!f && errno == ENOENT)
+        return 0;
+    if (!f) {
+        log_event(LOG_ERROR, "aggregate.spill_unreadable", NULL, "queue %s: cannot read %s: %s",
+                  self->queue->cfg->name, a->spill, strerror(errno));
+        return -1;
+    }
+    char *line = NULL;
+    size_t cap = 0, lineno = 0, first = a->pending.n;
+    ssize_t len;
+    int rc = 0;
+    while (rc == 0 && (len = getline(&line, &cap, f)) > 0) {
+        lineno++;
+        if (len > 1 && agg_spill_line(a, line, (size_t)len) != 0) {
+            log_event(LOG_ERROR, "aggregate.spill_invalid", NULL,
+                      "queue %s: %s line %zu is not a job view; fix or move the file",
+                      self->queue->cfg->name, a->spill, lineno);
+            rc = -1;
+        }
+    }
+    free(line);
+    fclose(f);
+    if (rc != 0) {
+        /* The file stays as it is: the jobs read so far are dropped here. */
+        for (size_t i = first; i < a->pending.n; i++)
+            job_free(a->pending.jobs[i]);
+        a->held -= a->pending.n - first;
+        a->pending.n = first;
+        a->spill_left = 0;
+    }
+    if (rc == 0 && a->spill_left)
+        log_event(LOG_INFO, "aggregate.spill_replay", NULL, "queue %s: replaying %zu jobs from %s",
+                  self->queue->cfg->name, a->spill_left, a->spill);
+    return rc;
+}
+
+/* --- life --- */
+
+static int agg_start(proc_t *self)
+{
+    aggregate *a = self->priv;
+    pthread_mutex_lock(&a->mu);
+    int rc = a->spill ? agg_spill_load(self) : 0;
+    pthread_mutex_unlock(&a->mu);
+    if (rc != 0)
+        return -1;
+    if (pthread_create(&a->flusher, NULL, agg_main, self) != 0) {
+        log_event(LOG_ERROR, "aggregate.start_failed", NULL, "queue %s: cannot start flusher",
+                  self->queue->cfg->name);
+        return -1;
+    }
+    a->started = true;
+    return 0;
+}
+
+/* Takes no more jobs, flushes what it holds (owned jobs are retried until the
+ * deadline), then answers or spills the rest. Without a started flusher the
+ * flushing happens on the caller's thread. */
+static void agg_stop(proc_t *self, int64_t deadline_ms)
+{
+    aggregate *a = self->priv;
+    pthread_mutex_lock(&a->mu);
+    a->stopping = true;
+    a->deadline_ms = deadline_ms;
+    pthread_cond_signal(&a->work_cv);
+    pthread_mutex_unlock(&a->mu);
+    if (a->started)
+        pthread_join(a->flusher, NULL);
+    else
+        agg_main(self);
+    a->started = false;
+    pthread_mutex_lock(&a->mu);
+    agg_buf_move(&a->flushing, &a->pending);
+    agg_leftovers(a, &a->flushing);
+    agg_leftovers(a, &a->pending); /* only if the move above ran out of memory */
+    pthread_mutex_unlock(&a->mu);
+}
+
+static json_t *agg_stats(proc_t *self)
+{
+    aggregate *a = self->priv;
+    pthread_mutex_lock(&a->mu);
+    json_t *s = json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "ack",
+                          a->buffered ? "buffered" : "durable", "batches", (json_int_t)a->batches,
+                          "jobs", (json_int_t)a->jobs, "largest_batch", (json_int_t)a->largest,
+                          "buffered", (json_int_t)a->held, "stored", (json_int_t)a->stored,
+                          "refused", (json_int_t)a->refused, "spilled", (json_int_t)a->spilled);
+    pthread_mutex_unlock(&a->mu);
+    return s;
+}
+
+static void agg_destroy(proc_t *self)
+{
+    aggregate *a = self->priv;
+    if (!a)
+        return;
+    if (!a->stopping || a->held)
+        agg_stop(self, jobd_mono_ms());
+    agg_buf_free(&a->pending);
+    agg_buf_free(&a->flushing);
+    free(a->spill);
+    pthread_cond_destroy(&a->work_cv);
+    pthread_cond_destroy(&a->batch_cv);
+    pthread_mutex_destroy(&a->mu);
+    free(a);
+}
+
+static const proc_ops agg_ops = {
+    .name = "aggregate",
+    .call = agg_call,
+    .start = agg_start,
+    .stop = agg_stop,
+    .stats = agg_stats,
+    .destroy = agg_destroy,
+};
+
+static json_int_t agg_opt_or(const json_t *opts, const char *key, json_int_t dflt)
+{
+    const json_t *v = json_object_get(opts, key);
+    return v ? json_integer_value(v) : dflt;
+}
+
+static proc_t *agg_create(jobd_t *ctx, queue_t *q, const json_t *opts, proc_t *delegate,
+                          char *err, size_t errlen)
+{
+    (void)ctx;
+    if (agg_check(opts, err, errlen) != 0)
+        return NULL;
+    proc_t *p = pipeline_proc_new(&agg_ops, q, delegate);
+    aggregate *a = p ? calloc(1, sizeof *a) : NULL;
+    const char *spill = json_string_value(json_object_get(opts, "spill"));
+    if (a && spill && !(a->spill = strdup(spill))) {
+        free(a);
+        a = NULL;
+    }
+    if (!a) {
+        free(p);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    const char *ack = json_string_value(json_object_get(opts, "ack"));
+    a->buffered = ack && strcmp(ack, "buffered") == 0;
+    a->max_buffer = (size_t)agg_opt_or(opts, "max_buffer", AGG_MAX_BUFFER_DEFAULT);
+    a->max_batch = (size_t)agg_opt_or(opts, "max_batch", AGG_MAX_BATCH_DEFAULT);
+    pthread_mutex_init(&a->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&a->work_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_cond_init(&a->batch_cv, NULL);
+    p->priv = a;
+    return p;
+}
+
+const proc_kind proc_aggregate_kind = {"aggregate", false, agg_check, agg_create};
