@@ -128,8 +128,7 @@ static void proc_redis_drop(redis_store *st, redisContext **c)
 {
     if (*c && (*c)->err)
         redis_link_set_down(&st->link, (*c)->errstr);
-    if (*c)
-        redisFree(*c);
+    redis_conn_close(*c);
     *c = NULL;
 }
 
@@ -625,8 +624,7 @@ static void proc_redis_maint_connect(redis_store *st, proc_redis_maint_state *ms
     if (rc == -1)
         log_event(LOG_ERROR, "redis.refused", NULL, "queue %s: %s", st->q->cfg->name, why);
     redis_link_set_down(&st->link, rc == -1 ? why : "connection failed");
-    if (ms->c)
-        redisFree(ms->c);
+    redis_conn_close(ms->c);
     ms->c = NULL;
     ms->next_try = now + (rc == -1 ? PR_BACKOFF_MAX_MS : proc_redis_backoff_next(&ms->backoff));
 }
@@ -841,8 +839,7 @@ static void proc_redis_give_back(redis_store *st)
                   "queue %s: Redis unreachable; leases return after lease_expiry",
                   st->q->cfg->name);
     }
-    if (c)
-        redisFree(c);
+    redis_conn_close(c);
 }
 
 static void proc_redis_stop(proc_t *self, int64_t deadline_ms)

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "../server/log.h"
@@ -150,6 +151,19 @@ redisContext *redis_conn_open(const redis_addr *a, double timeout, double io_tim
 fail:
     redisFree(c);
     return NULL;
+}
+
+void redis_conn_close(redisContext *c)
+{
+    if (!c)
+        return;
+    if (c->err && c->fd >= 0) {
+        /* Reset instead of FIN: a frozen Redis that wakes up drops what it
+         * has not read yet rather than running a command we gave up on. */
+        struct linger lg = {1, 0};
+        setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    }
+    redisFree(c);
 }
 
 void redis_conn_script_init(redis_script *s, const char *name, const char *src)
@@ -467,7 +481,7 @@ void redis_link_release(redis_link *l, size_t slot, redisContext *c)
 {
     if (c && c->err) {
         redis_link_set_down(l, c->errstr);
-        redisFree(c);
+        redis_conn_close(c);
         c = NULL;
     }
     pthread_mutex_lock(&l->mu);

@@ -50,6 +50,10 @@ int redis_conn_parse_url(const char *url, redis_addr *a, char *err, size_t errle
 redisContext *redis_conn_open(const redis_addr *a, double timeout, double io_timeout, char *err,
                               size_t errlen);
 
+/* Closes c (NULL is fine). A connection with an error is reset rather than
+ * closed, so that Redis discards a command it has not read yet. */
+void redis_conn_close(redisContext *c);
+
 /* Sets the socket timeouts of c to seconds (SO_RCVTIMEO/SO_SNDTIMEO). */
 void redis_conn_set_timeout(redisContext *c, double seconds);
 
