@@ -11,6 +11,10 @@
 #include "../queues/job.h"
 #include "support.h"
 
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/lsan_interface.h>
+#endif
+
 /* Relative to the repository root, where `make test` runs the binary. */
 #define ET_DATA_DIR  "tests/data/exec"
 #define ET_MAX_CASES 200
@@ -171,4 +175,11 @@ int et_fd_count(int pid)
         n += de->d_name[0] != '.';
     closedir(dir);
     return pid ? n : n - 1; /* not counting the fd of the listing itself */
+}
+
+void et_leak_check(void)
+{
+#ifdef __SANITIZE_ADDRESS__
+    cr_expect_eq(__lsan_do_recoverable_leak_check(), 0, "LeakSanitizer found leaks (see stderr)");
+#endif
 }

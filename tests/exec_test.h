@@ -34,4 +34,9 @@ const char *et_bin(const char *name, char *buf);
 /* Number of open fds of process pid (0 = this process), or -1. */
 int et_fd_count(int pid);
 
+/* Under AddressSanitizer: runs LeakSanitizer now, since criterion's workers
+ * exit without its usual report. Leaks are printed (tests/run.sh fails the run
+ * on them) and asserted. A no-op in other builds. */
+void et_leak_check(void);
+
 #endif

@@ -32,7 +32,7 @@ static void command_setup(void)
     cr_assert_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
 }
 
-TestSuite(command, .init = command_setup, .timeout = 60);
+TestSuite(command, .init = command_setup, .fini = et_leak_check, .timeout = 60);
 
 /* A fresh path in the test's scratch folder. */
 static const char *tmp_path(const char *what, char *buf, size_t len)

@@ -325,6 +325,7 @@ static void webhook_teardown(void)
     if (jobd_srv.pid > 0)
         ts_jobd_stop(&jobd_srv, SIGTERM, 10000);
     rx_stop(&recv_srv);
+    et_leak_check();
 }
 
 TestSuite(webhook, .init = webhook_setup, .fini = webhook_teardown, .timeout = 60);
