@@ -68,6 +68,7 @@ typedef struct aggregate {
 /* One delegate call in flight; lives on the flusher's stack. */
 typedef struct agg_batch {
     aggregate *a;
+    job_t **jobs;
     agg_ref *refs;
     atomic_size_t remaining;
     atomic_size_t stored;
@@ -298,8 +299,9 @@ static void agg_batch_done(void *done_ctx, size_t index, const outcome_t *out)
     } else if (refused && out->err.status < 500) {
         /* Refused for what the job is, not for lack of service: a retry
          * cannot help. Said loudly, since the submitter was told "stored". */
-        log_event(LOG_ERROR, "aggregate.dropped", NULL, "a buffered job was refused: %s (%s)",
-                  out->err.message, out->err.code);
+        log_event(LOG_ERROR, "aggregate.dropped", b->jobs[index],
+                  "refused by the store after it was acknowledged: %s (%s)", out->err.message,
+                  out->err.code);
     } else {
         r->keep = refused;
     }
@@ -316,7 +318,7 @@ static void agg_batch_done(void *done_ctx, size_t index, const outcome_t *out)
 static void agg_batch_run(proc_t *self, job_t **jobs, agg_ref *refs, size_t n)
 {
     aggregate *a = self->priv;
-    agg_batch b = {.a = a, .refs = refs};
+    agg_batch b = {.a = a, .jobs = jobs, .refs = refs};
     atomic_init(&b.remaining, n);
     atomic_init(&b.stored, 0);
     for (size_t i = 0; i < n; i++)
