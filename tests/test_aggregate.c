@@ -7,7 +7,9 @@
  * closed, it refuses every job with 503 as the redis store does when Redis is
  * unreachable; open, it passes calls on and counts the jobs per id. */
 #include <criterion/criterion.h>
+#include <hiredis/hiredis.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -661,34 +663,109 @@ Test(aggregate, unreadable_spill_file_stops_the_start)
 
 /* --- over HTTP --- */
 
+/* A connection to the Redis on port, or the test fails. */
+static redisContext *redis_open(int port)
+{
+    struct timeval tv = {5, 0};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
+    cr_assert(c && !c->err, "cannot reach redis on port %d", port);
+    redisSetTimeout(c, tv);
+    return c;
+}
+
+/* The integer answer of a command, or -1. */
+static long long redis_int(redisContext *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    long long v = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    if (r)
+        freeReplyObject(r);
+    return v;
+}
+
+static bool redis_has_job(redisContext *c, const char *prefix, const char *id)
+{
+    return redis_int(c, "EXISTS %s:{agg}:job:%s", prefix, id) == 1;
+}
+
+static long long redis_jobs(redisContext *c, const char *prefix)
+{
+    return redis_int(c, "ZCARD %s:{agg}:all", prefix);
+}
+
+/* POSTs job h<i> to the queue "agg" of jobd on port: its HTTP status. */
+static long post_job(int port, int i)
+{
+    char body[128];
+    snprintf(body, sizeof body, "{\"type\": \"noop\", \"id\": \"h%d\", \"args\": {\"i\": %d}}", i, i);
+    ts_resp r;
+    ts_post(&r, port, "/queues/agg/jobs", body);
+    long status = r.status;
+    ts_resp_free(&r);
+    return status;
+}
+
 typedef struct poster {
     int port, from, to;
+    int redis_port;     /* > 0: check the job's key in this Redis, else GET it */
+    const char *prefix; /* of the Redis keys */
     atomic_int *bad;
     char first_error[256];
     pthread_t thread;
 } poster;
 
-/* POSTs jobs, and GETs each one right after its 202. */
+/* Whether job h<i> is there right after its 202: in Redis itself, or
+ * through GET. */
+static bool poster_check(poster *p, redisContext *c, int i)
+{
+    char id[32], path[128];
+    snprintf(id, sizeof id, "h%d", i);
+    if (c)
+        return redis_has_job(c, p->prefix, id);
+    snprintf(path, sizeof path, "/queues/agg/jobs/%s", id);
+    ts_resp r;
+    ts_get(&r, p->port, path);
+    bool ok = r.status == 200;
+    ts_resp_free(&r);
+    return ok;
+}
+
 static void *poster_main(void *arg)
 {
     poster *p = arg;
+    redisContext *c = p->redis_port > 0 ? redis_open(p->redis_port) : NULL;
     for (int i = p->from; i < p->to; i++) {
-        char body[128], path[128];
-        snprintf(body, sizeof body, "{\"type\": \"noop\", \"id\": \"h%d\", \"args\": {\"i\": %d}}", i, i);
-        ts_resp r;
-        ts_post(&r, p->port, "/queues/agg/jobs", body);
-        long post_status = r.status;
-        ts_resp_free(&r);
-        snprintf(path, sizeof path, "/queues/agg/jobs/h%d", i);
-        ts_get(&r, p->port, path);
-        if (post_status != 202 || r.status != 200) {
-            if (atomic_fetch_add(p->bad, 1) == 0)
-                snprintf(p->first_error, sizeof p->first_error, "job h%d: POST %ld, GET %ld", i,
-                         post_status, r.status);
-        }
-        ts_resp_free(&r);
+        long status = post_job(p->port, i);
+        bool there = status == 202 && poster_check(p, c, i);
+        if (!there && atomic_fetch_add(p->bad, 1) == 0)
+            snprintf(p->first_error, sizeof p->first_error, "job h%d: POST %ld, %s", i, status,
+                     status == 202 ? "not there after the 202" : "not accepted");
     }
+    if (c)
+        redisFree(c);
     return NULL;
+}
+
+/* n POSTs from N_THREADS threads, each job checked right after its 202. */
+static void post_concurrently(int port, int n, int redis_port, const char *prefix)
+{
+    atomic_int bad = 0;
+    poster p[N_THREADS];
+    int per = n / N_THREADS;
+    for (int i = 0; i < N_THREADS; i++) {
+        p[i] = (poster){.port = port, .from = i * per, .to = i + 1 == N_THREADS ? n : (i + 1) * per,
+                        .redis_port = redis_port, .prefix = prefix, .bad = &bad};
+        cr_assert_eq(pthread_create(&p[i].thread, NULL, poster_main, &p[i]), 0);
+    }
+    for (int i = 0; i < N_THREADS; i++)
+        pthread_join(p[i].thread, NULL);
+    const char *first = "";
+    for (int i = 0; i < N_THREADS; i++)
+        first = p[i].first_error[0] ? p[i].first_error : first;
+    cr_assert_eq(atomic_load(&bad), 0, "%d failures, e.g. %s", atomic_load(&bad), first);
 }
 
 Test(aggregate, http_concurrent_posts_answered_after_the_store_has_them)
@@ -699,23 +776,169 @@ Test(aggregate, http_concurrent_posts_answered_after_the_store_has_them)
                                " \"dequeue\": [\"inline\"]}}}",
                                NULL),
                  0);
-    atomic_int bad = 0;
-    poster p[N_THREADS];
-    int per = 1000 / N_THREADS;
-    for (int i = 0; i < N_THREADS; i++) {
-        p[i] = (poster){.port = j.port, .from = i * per, .to = (i + 1) * per, .bad = &bad};
-        cr_assert_eq(pthread_create(&p[i].thread, NULL, poster_main, &p[i]), 0);
-    }
-    for (int i = 0; i < N_THREADS; i++)
-        pthread_join(p[i].thread, NULL);
-    const char *first = "";
-    for (int i = 0; i < N_THREADS; i++)
-        first = p[i].first_error[0] ? p[i].first_error : first;
-    cr_assert_eq(atomic_load(&bad), 0, "%d failures, e.g. %s", atomic_load(&bad), first);
+    post_concurrently(j.port, 1000, 0, NULL);
     ts_resp r;
     ts_get(&r, j.port, "/queues/agg");
     json_t *counts = json_object_get(r.json, "counts");
     cr_assert_eq(json_integer_value(json_object_get(counts, "enqueued")), 1000, "%s", r.body);
     ts_resp_free(&r);
     cr_assert_eq(ts_jobd_stop(&j, SIGTERM, 10000), 0);
+}
+
+/* A config with the queue "agg" = aggregate (opts) -> redis on port. */
+static void redis_config(char *buf, size_t len, int port, const char *prefix, const char *opts,
+                         const char *extra)
+{
+    snprintf(buf, len,
+             "{\"workers\": 0, %s \"redis\": {\"url\": \"redis://127.0.0.1:%d/0\", \"prefix\": \"%s\","
+             " \"timeout\": 0.5}, \"queues\": {\"agg\": {\"enqueue\": [{\"name\": \"aggregate\"%s%s}],"
+             " \"dequeue\": [\"redis\"]}}}",
+             extra ? extra : "", port, prefix, opts ? ", " : "", opts ? opts : "");
+}
+
+Test(aggregate, redis_every_202_is_in_redis_at_the_answer)
+{
+    char prefix[32], cfg[1024];
+    ts_unique(prefix);
+    redis_config(cfg, sizeof cfg, ts_redis_port(), prefix, NULL, NULL);
+    ts_jobd j;
+    cr_assert_eq(ts_jobd_start(&j, cfg, NULL), 0);
+    post_concurrently(j.port, 1000, ts_redis_port(), prefix);
+    redisContext *c = redis_open(ts_redis_port());
+    cr_assert_eq(redis_jobs(c, prefix), 1000, "each job stored once");
+    redisFree(c);
+    cr_assert_eq(ts_jobd_stop(&j, SIGTERM, 10000), 0);
+}
+
+Test(aggregate, redis_durable_refuses_503_and_stores_nothing)
+{
+    pid_t rpid;
+    int rport;
+    cr_assert_eq(ts_redis_start(&rpid, &rport, NULL), 0);
+    char prefix[32], cfg[1024];
+    ts_unique(prefix);
+    redis_config(cfg, sizeof cfg, rport, prefix, NULL, NULL);
+    ts_jobd j;
+    cr_assert_eq(ts_jobd_start(&j, cfg, NULL), 0);
+    cr_assert_eq(post_job(j.port, 0), 202);
+
+    /* Redis up but refusing writes (out of memory, noeviction). */
+    redisContext *c = redis_open(rport);
+    cr_assert_eq(redis_int(c, "EXISTS %s:{agg}:job:h0", prefix), 1);
+    redisReply *rep = redisCommand(c, "CONFIG SET maxmemory 1");
+    freeReplyObject(rep);
+    cr_assert_eq(post_job(j.port, 1), 503);
+    rep = redisCommand(c, "CONFIG SET maxmemory 0");
+    freeReplyObject(rep);
+    cr_assert_not(redis_has_job(c, prefix, "h1"), "a refused job is not in Redis");
+    cr_assert_eq(redis_jobs(c, prefix), 1);
+    redisFree(c);
+
+    /* Redis gone: answered at once, not after a hang. */
+    ts_redis_stop(rpid);
+    long long t0 = ts_now_ms();
+    for (int i = 2; i < 12; i++)
+        cr_assert_eq(post_job(j.port, i), 503, "job %d", i);
+    cr_assert_lt(ts_now_ms() - t0, 10 * 1000, "ten refusals took %lld ms", ts_now_ms() - t0);
+    cr_assert_eq(ts_jobd_stop(&j, SIGTERM, 10000), 0);
+}
+
+Test(aggregate, redis_buffered_spill_replayed_after_restart)
+{
+    char prefix[32], cfg[2048], path[512], opts[700];
+    ts_unique(prefix);
+    spill_path(path, sizeof path);
+    snprintf(opts, sizeof opts, "\"ack\": \"buffered\", \"spill\": \"%s\"", path);
+    pid_t rpid;
+    int rport;
+    cr_assert_eq(ts_redis_start(&rpid, &rport, NULL), 0);
+    redis_config(cfg, sizeof cfg, rport, prefix, opts, "\"shutdown_timeout\": 1,");
+    ts_jobd j;
+    cr_assert_eq(ts_jobd_start(&j, cfg, NULL), 0);
+
+    /* Run 1: Redis goes away; buffered jobs are acknowledged anyway and
+     * spilled at shutdown. */
+    ts_redis_stop(rpid);
+    int n = 200;
+    for (int i = 0; i < n; i++)
+        cr_assert_eq(post_job(j.port, i), 202, "job %d", i);
+    cr_assert_eq(ts_jobd_stop(&j, SIGTERM, 10000), 0);
+    char *text = ts_read_file(path, NULL);
+    cr_assert_not_null(text, "spill file written");
+    cr_assert_eq(count_lines(text), (size_t)n);
+    free(text);
+
+    /* A new Redis. Some of the jobs got there by other means already: the
+     * replay must not store them twice. */
+    cr_assert_eq(ts_redis_start(&rpid, &rport, NULL), 0);
+    redis_config(cfg, sizeof cfg, rport, prefix, NULL, NULL);
+    cr_assert_eq(ts_jobd_start(&j, cfg, NULL), 0);
+    for (int i = 0; i < 50; i++)
+        cr_assert_eq(post_job(j.port, i), 202);
+    cr_assert_eq(ts_jobd_stop(&j, SIGTERM, 10000), 0);
+
+    /* Run 2 replays the file at start, then removes it. */
+    redis_config(cfg, sizeof cfg, rport, prefix, opts, NULL);
+    cr_assert_eq(ts_jobd_start(&j, cfg, NULL), 0);
+    long long deadline = ts_now_ms() + WAIT_MS;
+    while (access(path, F_OK) == 0 && ts_now_ms() < deadline)
+        sleep_ms(10);
+    cr_assert_neq(access(path, F_OK), 0, "spill file removed once replayed");
+    redisContext *c = redis_open(rport);
+    char id[32];
+    for (int i = 0; i < n; i++) {
+        snprintf(id, sizeof id, "h%d", i);
+        cr_assert(redis_has_job(c, prefix, id), "%s replayed", id);
+    }
+    cr_assert_eq(redis_jobs(c, prefix), n, "nothing lost, nothing twice");
+    cr_assert_eq(redis_int(c, "LLEN %s:{agg}:ready", prefix), n, "each enqueued once");
+    redisFree(c);
+    cr_assert_eq(ts_jobd_stop(&j, SIGTERM, 10000), 0);
+    ts_redis_stop(rpid);
+}
+
+Test(aggregate, redis_sigterm_with_a_full_buffer_loses_nothing)
+{
+    char prefix[32], cfg[2048];
+    ts_unique(prefix);
+    pid_t rpid;
+    int rport;
+    cr_assert_eq(ts_redis_start(&rpid, &rport, NULL), 0);
+    redis_config(cfg, sizeof cfg, rport, prefix, "\"ack\": \"buffered\", \"max_buffer\": 50",
+                 "\"shutdown_timeout\": 20,");
+    ts_jobd j;
+    cr_assert_eq(ts_jobd_start(&j, cfg, NULL), 0);
+
+    /* Redis stalls: the buffer fills up, then refuses. */
+    cr_assert_eq(kill(rpid, SIGSTOP), 0);
+    int accepted = 0, refused = 0;
+    for (int i = 0; i < 60; i++) {
+        long status = post_job(j.port, i);
+        cr_assert(status == 202 || status == 503, "job %d: %ld", i, status);
+        cr_assert(status == 503 || !refused, "job %d accepted after a refusal", i);
+        accepted += status == 202;
+        refused += status == 503;
+    }
+    cr_assert_eq(accepted, 50, "max_buffer jobs are taken");
+
+    /* SIGTERM while the buffer is full; Redis comes back a little later. */
+    cr_assert_eq(kill(j.pid, SIGTERM), 0);
+    long long deadline = ts_now_ms() + WAIT_MS;
+    while (!ts_log_contains(&j, "jobd.stopping") && ts_now_ms() < deadline)
+        sleep_ms(5);
+    bool stopping = ts_log_contains(&j, "jobd.stopping");
+    cr_assert_eq(kill(rpid, SIGCONT), 0);
+    cr_assert(stopping, "jobd began its shutdown while Redis was stalled");
+    cr_assert_eq(ts_jobd_stop(&j, 0, 25000), 0);
+    cr_assert_not(ts_log_contains(&j, "aggregate.lost"));
+
+    redisContext *c = redis_open(rport);
+    char id[32];
+    for (int i = 0; i < 60; i++) {
+        snprintf(id, sizeof id, "h%d", i);
+        cr_assert_eq(redis_has_job(c, prefix, id), i < 50, "%s", id);
+    }
+    cr_assert_eq(redis_jobs(c, prefix), 50);
+    redisFree(c);
+    ts_redis_stop(rpid);
 }
