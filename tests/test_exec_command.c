@@ -561,6 +561,25 @@ Test(command, e2e_exit_status_and_stdin_through_jobd, .fini = jobd_teardown)
     free(got);
 }
 
+/* jobd blocks SIGTERM in every thread (it sigwaits for it): the child must
+ * not inherit that mask, or the timeout's SIGTERM would wait for the grace.
+ * /bin/sleep runs directly: a shell would clear its mask itself. */
+Test(command, e2e_timeout_terms_the_program_promptly, .fini = jobd_teardown)
+{
+    int port = jobd_up(1, "{\"cmd_sleep\": {\"kind\": \"command\","
+                          " \"argv\": [\"/bin/sleep\", \"30\"], \"timeout\": 0.5}}");
+    char id[160];
+    long long t0 = ts_now_ms();
+    submit(port, "{\"type\": \"cmd_sleep\"}", id);
+    json_t *view = NULL;
+    cr_assert(ts_wait_state(port, "q", id, "dead", 10000, &view));
+    cr_expect_lt(ts_now_ms() - t0, 3000, "SIGTERM did not end it: the grace (5 s) did");
+    cr_expect_str_eq(json_string_value(json_object_get(view, "last_error")),
+                     "timed out after 0.5s");
+    json_decref(view);
+    cr_expect_eq(count_children(jobd_srv.pid), 0, "jobd did not reap the program");
+}
+
 Test(command, e2e_jobd_fd_count_stable_after_1000_commands, .fini = jobd_teardown)
 {
     int port = jobd_up(1, "{\"cmd_cat\": {\"kind\": \"command\", \"argv\": [\"/bin/cat\"]}}");
