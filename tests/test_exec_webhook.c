@@ -700,6 +700,24 @@ Test(webhook, e2e_timeout_of_the_handler_fails_the_attempt)
     json_decref(view);
 }
 
+Test(webhook, e2e_job_timeout_overrides_the_handlers)
+{
+    int port =
+        jobd_up("{\"q\": {\"dequeue\": [\"inline\"], \"max_attempts\": 1, " FAST_BACKOFF "}}",
+                ", \"timeout\": 0.1");
+    char own[160], given[160];
+    submit(port, "q", "hook_slow", own);
+    ts_resp r;
+    cr_assert_eq(ts_post(&r, port, "/queues/q/jobs", "{\"type\": \"hook_slow\", \"timeout\": 5}"),
+                 0);
+    cr_assert_eq(r.status, 202, "%s", r.body);
+    snprintf(given, sizeof given, "%s", json_string_value(json_object_get(r.json, "id")));
+    ts_resp_free(&r);
+    /* /slow answers after 200 ms: too late for the handler's 0.1 s, in time for the job's 5 s */
+    expect_final(port, "q", own, "dead", 1, "Operation timed out");
+    expect_final(port, "q", given, "succeeded", 1, NULL);
+}
+
 Test(webhook, e2e_queue_concurrency_limits_requests_in_flight)
 {
     int port = jobd_up("{\"slow\": {\"dequeue\": [\"inline\"], \"concurrency\": 2, " FAST_BACKOFF
