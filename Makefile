@@ -33,6 +33,18 @@ $(BUILD)/%.o: %.c $(HEADERS)
 	@echo "  CC  $<"
 	@$(CC) $(CFLAGS) -c -o $@ $<
 
+# The paced loader of the benchmarks: a client only (libcurl, libmicrohttpd).
+$(BUILD)/bench/paced: bench/paced.c
+	@mkdir -p $(dir $@)
+	@echo "  CC  $<"
+	@$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
+
+# Benchmarks, not tests: own redis-server, nginx and jobd on free loopback
+# ports; one table, also written to bench/results/<date>.txt (bench/run.sh).
+bench: deps
+	@$(MAKE) --no-print-directory jobd $(BUILD)/bench/paced
+	bench/run.sh $(BUILD)
+
 # Installs what is missing (Debian 12, as root).
 deps:
 	@missing=""; for p in $(DEPS_PKGS); do \
