@@ -252,6 +252,30 @@ queue_number() {
     echo "${v:--1}"
 }
 
+# --- CPU use --------------------------------------------------------------------
+
+now_s() { date +%s.%N; }
+
+# CPU ticks (user + system) used so far by the given pids together.
+cpu_ticks() {
+    local sum=0 stat f pid
+    for pid in "$@"; do
+        stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+        stat=${stat##*) } # after "pid (comm) ": state is field 1, utime 12, stime 13
+        read -r -a f <<<"$stat"
+        sum=$((sum + f[11] + f[12]))
+    done
+    echo "$sum"
+}
+
+# cores TICKS0 WALL0 PID...: the cores those pids used on average since then.
+cores() {
+    local t0=$1 w0=$2
+    shift 2
+    awk -v a="$t0" -v b="$(cpu_ticks "$@")" -v hz="$(getconf CLK_TCK)" -v w0="$w0" \
+        -v w1="$(now_s)" 'BEGIN {printf "%.2f", (b - a) / hz / (w1 - w0)}'
+}
+
 # --- loads --------------------------------------------------------------------
 
 # run_wrk URL BATCH CONNS: sets w_requests, w_secs, w_errors, w_p50, w_p99 (us), w_body.
@@ -305,13 +329,19 @@ job_url() { echo "http://127.0.0.1:$jobd_port/queues/$1/jobs"; }
 
 row_nginx() {
     why=""
-    if ! start_nginx || ! run_wrk "http://127.0.0.1:$nginx_port/queues/default/jobs" 0 "$conns"; then
+    local workers_pids t0 w0
+    if start_nginx; then
+        mapfile -t workers_pids < <(pgrep -P "$nginx_pid")
+        t0=$(cpu_ticks "$nginx_pid" "${workers_pids[@]}")
+        w0=$(now_s)
+    fi
+    if [ -z "${t0:-}" ] || ! run_wrk "http://127.0.0.1:$nginx_port/queues/default/jobs" 0 "$conns"; then
         why=${why:-"wrk failed"}
         na 1 "nginx: fixed 202 (ceiling)"
     else
         val[nginx]=$(calc '%.0f' "($w_requests - $w_errors) / $w_secs")
         row 1 "nginx: fixed 202 (ceiling)" "${val[nginx]}" "$(us_ms "$w_p50")" "$(us_ms "$w_p99")" \
-            "1.00" "" "" "job body $w_body B"
+            "1.00" "" "" "job body $w_body B, cpu: nginx $(cores "$t0" "$w0" "$nginx_pid" "${workers_pids[@]}")"
     fi
     [ -n "${nginx_pid:-}" ] && { stop_pid "$nginx_pid"; forget_pid "$nginx_pid"; }
     return 0
@@ -319,19 +349,22 @@ row_nginx() {
 
 # row_submit ID KEY QUEUE REDIS WHAT [TARGET]: single-job POSTs under wrk.
 row_submit() {
-    local id=$1 key=$2 q=$3 rname=$4 what=$5 target=${6:-} rport stored accepted note ratio=""
-    local verdict=""
+    local id=$1 key=$2 q=$3 rname=$4 what=$5 target=${6:-} rport rpid stored accepted note
+    local ratio="" verdict="" t0 r0 w0
     rport=$(eval echo "\$redis_port_$rname")
+    rpid=$(eval echo "\$redis_pid_$rname")
     redis_reset "$rport"
     why=""
     if ! start_jobd "$q" "$rport" 0; then na "$id" "$what" "$target"; return 0; fi
+    t0=$(cpu_ticks "$jobd_pid") r0=$(cpu_ticks "$rpid") w0=$(now_s)
     if ! run_wrk "$(job_url "$q")" 0 "$conns"; then
         why="wrk failed"; stop_jobd; na "$id" "$what" "$target"; return 0
     fi
     val[$key]=$(calc '%.0f' "($w_requests - $w_errors) / $w_secs")
     val[rss_$key]=$(jobd_peak_mib)
     accepted=$((w_requests - w_errors + 1)) # + the probe
-    note="errors $w_errors, peak RSS ${val[rss_$key]} MiB"
+    note="cpu: jobd $(cores "$t0" "$w0" "$jobd_pid"), redis $(cores "$r0" "$w0" "$rpid")"
+    note="$note; answers >= 400: $w_errors; peak RSS ${val[rss_$key]} MiB"
     if [ "$q" != inline ]; then
         # Every 202 must be stored (buffered: once the buffer drained).
         for _ in $(seq 100); do
@@ -367,13 +400,15 @@ row_redis_benchmark() {
 
 # row_batch ID KEY QUEUE WHAT [TARGET]: batch POSTs of $batch_size jobs.
 row_batch() {
-    local id=$1 key=$2 q=$3 what=$4 target=${5:-} ratio="" verdict=""
+    local id=$1 key=$2 q=$3 what=$4 target=${5:-} ratio="" verdict="" t0 r0 w0 cpu
     redis_reset "$redis_port_aof"
     why=""
     if ! start_jobd "$q" "$redis_port_aof" 0; then na "$id" "$what" "$target"; return 0; fi
+    t0=$(cpu_ticks "$jobd_pid") r0=$(cpu_ticks "$redis_pid_aof") w0=$(now_s)
     if ! run_wrk "$(job_url "$q")" "$batch_size" "$batch_conns"; then
         why="wrk failed"; stop_jobd; na "$id" "$what" "$target"; return 0
     fi
+    cpu="cpu: jobd $(cores "$t0" "$w0" "$jobd_pid"), redis $(cores "$r0" "$w0" "$redis_pid_aof")"
     stop_jobd
     val[$key]=$(calc '%.0f' "($w_requests - $w_errors) * $batch_size / $w_secs")
     if [ -n "${val[rb]:-}" ]; then
@@ -382,19 +417,21 @@ row_batch() {
     fi
     row "$id" "$what" "${val[$key]}" "$(us_ms "$w_p50")" "$(us_ms "$w_p99")" \
         "${ratio:+$ratio x (4r)}" "$target" "$verdict" \
-        "$batch_conns conns, per batch: p50/p99 above, errors $w_errors"
+        "$cpu; $batch_conns conns, latency per batch; answers >= 400: $w_errors"
 }
 
 # row_e2e ID KEY QUEUE WHAT [TARGET]: 1 ms sleep jobs through jobd's own workers.
 row_e2e() {
-    local id=$1 key=$2 q=$3 what=$4 target=${5:-} line verdict=""
+    local id=$1 key=$2 q=$3 what=$4 target=${5:-} line verdict="" t0 r0 w0 cpu
     redis_reset "$redis_port_aof"
     why=""
     if ! start_jobd "$q" "$redis_port_aof" "$workers"; then na "$id" "$what" "$target"; return 0; fi
+    t0=$(cpu_ticks "$jobd_pid") r0=$(cpu_ticks "$redis_pid_aof") w0=$(now_s)
     line=$(timeout -k 5 $((duration + 200)) "$paced_bin" drain --url "$(job_url "$q")" \
         --queue-url "http://127.0.0.1:$jobd_port/queues/$q" --duration "$duration" \
         --batch "$e2e_batch" --backlog "$e2e_backlog" --slots 8 --deadline 180 --sleep-ms 1 || true)
     val[rss_$key]=$(jobd_peak_mib)
+    cpu="cpu: jobd $(cores "$t0" "$w0" "$jobd_pid"), redis $(cores "$r0" "$w0" "$redis_pid_aof")"
     stop_jobd
     if [ -z "$line" ]; then why="paced drain failed"; na "$id" "$what" "$target"; return 0; fi
     val[$key]=$(kv "$line" jobs_per_s | cut -d. -f1)
@@ -402,7 +439,7 @@ row_e2e() {
     local complete=""
     [ "$(kv "$line" complete)" = 1 ] || complete=", INCOMPLETE: $(kv "$line" processed) ran"
     row "$id" "$what" "${val[$key]}" "" "" "" "$target" "$verdict" \
-        "$(kv "$line" accepted) jobs in $(kv "$line" total_s) s (submitting $(kv "$line" submit_s) s), $workers workers, peak RSS ${val[rss_$key]} MiB$complete"
+        "$(kv "$line" accepted) jobs in $(kv "$line" total_s) s (submitting $(kv "$line" submit_s) s); $cpu; peak RSS ${val[rss_$key]} MiB$complete"
 }
 
 # row_paced ID QUEUE WHAT: submit->start latency at a fixed rate.
@@ -446,6 +483,7 @@ header() {
     commit=$(git rev-parse --short HEAD 2>/dev/null || echo "?")
     git diff --quiet HEAD -- server handlers queues 2>/dev/null || dirty=" + uncommitted changes"
     echo "jobd benchmark $(date -u '+%Y-%m-%d %H:%M UTC'), commit $commit$dirty"
+    echo "load average at start: $load_at_start (other work on the machine skews every row; ratios less)"
     echo "machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), shared by load generator, redis and jobd"
     echo "versions: $(redis-server --version | grep -o 'v=[0-9.]*' | tr -d v=) redis," \
         "$("$(nginx_bin)" -v 2>&1 | grep -o '[0-9.]*$') nginx, $(wrk -v 2>&1 | grep -o '^wrk [^ ]*' | cut -d' ' -f2 | sed 's|.*/||') wrk, $(curl-config --version 2>/dev/null | cut -d' ' -f2) libcurl"
@@ -454,10 +492,10 @@ header() {
 }
 
 table() {
-    printf '%-3s %-46s %9s %8s %8s %-14s %-11s %-6s %s\n' \
+    printf '%-3s %-46s %9s %8s %8s %-14s %-14s %-6s %s\n' \
         '#' 'what' 'jobs/s' 'p50' 'p99' 'ratio' 'target' '' 'notes'
     while IFS=$'\x1f' read -r id what jobs p50 p99 ratio target verdict note; do
-        printf '%-3s %-46s %9s %8s %8s %-14s %-11s %-6s %s\n' \
+        printf '%-3s %-46s %9s %8s %8s %-14s %-14s %-6s %s\n' \
             "$id" "$what" "$jobs" "$p50" "$p99" "$ratio" "$target" "$verdict" "$note"
     done <"$rows"
 }
@@ -483,6 +521,7 @@ main() {
     start_redis none none
     local started
     started=$(date +%s)
+    load_at_start=$(cut -d' ' -f1-3 /proc/loadavg)
     wants 1 && row_nginx
     if wants 2; then
         row_submit 2 default default aof "default: aggregate durable -> redis" ">= 0.6 x (1)"
