@@ -34,6 +34,7 @@
 #define PR_BACKOFF_MAX_MS 1000
 #define PR_PAUSE_CHECK_MS 250
 #define PR_RESERVE_WAIT_MS 200
+#define PR_CLOCK_MARGIN_MS 20  /* error allowed in our estimate of Redis's clock */
 
 typedef struct redis_store redis_store;
 
@@ -128,7 +129,8 @@ static void proc_redis_drop(redis_store *st, redisContext **c)
 {
     if (*c && (*c)->err)
         redis_link_set_down(&st->link, (*c)->errstr);
-    redis_conn_close(*c);
+    if (*c)
+        redisFree(*c);
     *c = NULL;
 }
 
@@ -202,6 +204,17 @@ static redisContext *proc_redis_acquire(redis_store *st, size_t *slot, jobd_erro
     return redis_link_acquire(&st->link, deadline, slot, err);
 }
 
+/* The latest Redis time at which a submission may still be stored: the
+ * moment its caller gives up (redis.timeout from now) less a margin for the
+ * clock estimate, so that a submission answered 503 is never stored later by
+ * a Redis that was frozen. 0 (no limit) until the clock is known. */
+static int64_t proc_redis_not_after(redis_store *st)
+{
+    int64_t give_up = jobd_mono_ms() + (int64_t)(st->link.timeout * 1000.0);
+    int64_t at = redis_link_redis_ms(&st->link, give_up - PR_CLOCK_MARGIN_MS);
+    return at > 0 ? at : 0;
+}
+
 /* Reports each job's outcome: refused (rc != 0), replayed or stored. */
 static void proc_redis_report(job_t *const *jobs, job_t **replayed, size_t n, int rc,
                       const jobd_error *err, proc_done_fn done, void *done_ctx)
@@ -231,7 +244,7 @@ static int proc_redis_call(proc_t *self, job_t *const *jobs, size_t n, proc_done
         jobd_fail(&err, 503, "unavailable", "out of memory");
         err.retry_after = 1;
     } else if ((c = proc_redis_acquire(st, &slot, &err))) {
-        rc = redis_script_enqueue(c, &st->m, jobs, n, replayed, &err);
+        rc = redis_script_enqueue(c, &st->m, jobs, n, proc_redis_not_after(st), replayed, &err);
         redis_link_release(&st->link, slot, c);
     }
     proc_redis_report(jobs, replayed, n, rc, &err, done, done_ctx);
@@ -624,7 +637,8 @@ static void proc_redis_maint_connect(redis_store *st, proc_redis_maint_state *ms
     if (rc == -1)
         log_event(LOG_ERROR, "redis.refused", NULL, "queue %s: %s", st->q->cfg->name, why);
     redis_link_set_down(&st->link, rc == -1 ? why : "connection failed");
-    redis_conn_close(ms->c);
+    if (ms->c)
+        redisFree(ms->c);
     ms->c = NULL;
     ms->next_try = now + (rc == -1 ? PR_BACKOFF_MAX_MS : proc_redis_backoff_next(&ms->backoff));
 }
@@ -654,6 +668,16 @@ static int proc_redis_heartbeat(redis_store *st, redisContext *c)
         pthread_mutex_unlock(&st->mu);
     }
     return rc < 0 ? -1 : 0;
+}
+
+/* Measures Redis's clock against ours (halfway through the round trip). */
+static int proc_redis_clock(redis_store *st, redisContext *c)
+{
+    int64_t before = jobd_mono_ms(), redis_ms;
+    if (redis_script_time(c, &redis_ms) != 0)
+        return -1;
+    redis_link_set_clock(&st->link, redis_ms, (before + jobd_mono_ms()) / 2);
+    return 0;
 }
 
 static int proc_redis_reap(redis_store *st, redisContext *c)
@@ -717,7 +741,9 @@ static void proc_redis_maint_tick(redis_store *st, proc_redis_maint_state *ms)
         ms->next_beat = now + (int64_t)(cfg->heartbeat * 1000.0);
     }
     if (rc == 0 && now >= ms->next_reap) {
-        rc = proc_redis_reap(st, ms->c);
+        rc = proc_redis_clock(st, ms->c);
+        if (rc == 0)
+            rc = proc_redis_reap(st, ms->c);
         ms->next_reap = now + (int64_t)(cfg->heartbeat * 1000.0);
     }
     if (rc == 0 && now >= ms->next_promote) {
@@ -839,7 +865,8 @@ static void proc_redis_give_back(redis_store *st)
                   "queue %s: Redis unreachable; leases return after lease_expiry",
                   st->q->cfg->name);
     }
-    redis_conn_close(c);
+    if (c)
+        redisFree(c);
 }
 
 static void proc_redis_stop(proc_t *self, int64_t deadline_ms)

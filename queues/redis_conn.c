@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 
 #include "../server/log.h"
@@ -151,19 +150,6 @@ redisContext *redis_conn_open(const redis_addr *a, double timeout, double io_tim
 fail:
     redisFree(c);
     return NULL;
-}
-
-void redis_conn_close(redisContext *c)
-{
-    if (!c)
-        return;
-    if (c->err && c->fd >= 0) {
-        /* Reset instead of FIN: a frozen Redis that wakes up drops what it
-         * has not read yet rather than running a command we gave up on. */
-        struct linger lg = {1, 0};
-        setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-    }
-    redisFree(c);
 }
 
 void redis_conn_script_init(redis_script *s, const char *name, const char *src)
@@ -382,6 +368,8 @@ int redis_link_init(redis_link *l, const char *url, double timeout, size_t n, ch
         return -1;
     }
     atomic_init(&l->down, false);
+    atomic_init(&l->clock_offset, 0);
+    atomic_init(&l->clock_known, false);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -481,7 +469,7 @@ void redis_link_release(redis_link *l, size_t slot, redisContext *c)
 {
     if (c && c->err) {
         redis_link_set_down(l, c->errstr);
-        redis_conn_close(c);
+        redisFree(c);
         c = NULL;
     }
     pthread_mutex_lock(&l->mu);
@@ -489,4 +477,17 @@ void redis_link_release(redis_link *l, size_t slot, redisContext *c)
     l->busy[slot] = false;
     pthread_cond_signal(&l->cv);
     pthread_mutex_unlock(&l->mu);
+}
+
+void redis_link_set_clock(redis_link *l, int64_t redis_ms, int64_t mono_ms)
+{
+    atomic_store(&l->clock_offset, (long long)(redis_ms - mono_ms));
+    atomic_store(&l->clock_known, true);
+}
+
+int64_t redis_link_redis_ms(redis_link *l, int64_t mono_ms)
+{
+    if (!atomic_load(&l->clock_known))
+        return 0;
+    return mono_ms + (int64_t)atomic_load(&l->clock_offset);
 }

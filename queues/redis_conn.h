@@ -50,10 +50,6 @@ int redis_conn_parse_url(const char *url, redis_addr *a, char *err, size_t errle
 redisContext *redis_conn_open(const redis_addr *a, double timeout, double io_timeout, char *err,
                               size_t errlen);
 
-/* Closes c (NULL is fine). A connection with an error is reset rather than
- * closed, so that Redis discards a command it has not read yet. */
-void redis_conn_close(redisContext *c);
-
 /* Sets the socket timeouts of c to seconds (SO_RCVTIMEO/SO_SNDTIMEO). */
 void redis_conn_set_timeout(redisContext *c, double seconds);
 
@@ -98,6 +94,8 @@ typedef struct redis_link {
     atomic_bool down;     /* set on connection errors; cleared by the prober */
     pthread_mutex_t mu;
     pthread_cond_t cv;    /* a pooled connection was given back */
+    atomic_llong clock_offset; /* Redis TIME ms minus our monotonic ms */
+    atomic_bool clock_known;
     redisContext **pool;  /* owned; NULL = not connected */
     bool *busy;
     size_t n;
@@ -127,5 +125,11 @@ void redis_link_set_down(redis_link *l, const char *why);
 
 /* Marks Redis reachable again (the prober, after its checks); logs the change. */
 void redis_link_set_up(redis_link *l);
+
+/* Records Redis's clock: TIME said redis_ms at our monotonic mono_ms. */
+void redis_link_set_clock(redis_link *l, int64_t redis_ms, int64_t mono_ms);
+
+/* Our monotonic mono_ms on Redis's clock (unix ms), or 0 while unknown. */
+int64_t redis_link_redis_ms(redis_link *l, int64_t mono_ms);
 
 #endif

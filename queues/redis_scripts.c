@@ -32,11 +32,18 @@
     "end\n"
 
 /* KEYS: all ready sched st:scheduled st:enqueued seq, then one job key per job.
- * ARGV per job: id view state run_at created_ms max_attempts.
- * Returns per job 0 (stored) or the existing record (replayed). */
+ * ARGV: not_after (Redis ms, 0 = none), then per job: id view state run_at
+ * created_ms max_attempts.
+ * Returns per job 0 (stored) or the existing record (replayed); an error when
+ * it runs after not_after: the caller has answered 503 by then (a Redis that
+ * was frozen), and a 503 must mean "not stored". */
 static const char lua_enqueue[] = LUA_PRELUDE
     "local NK, W = 6, 6\n"
     "local n = #KEYS - NK\n"
+    "local not_after = tonumber(ARGV[1])\n"
+    "if not_after > 0 and now_ms() > not_after then\n"
+    "  return redis.error_reply('LATE the submission reached Redis after its deadline')\n"
+    "end\n"
     "local new, seen = {}, {}\n"
     "for i = 1, n do\n"
     "  local k = KEYS[NK + i]\n"
@@ -46,7 +53,7 @@ static const char lua_enqueue[] = LUA_PRELUDE
     "local seq = redis.call('INCRBY', KEYS[6], n) - n\n"
     "local out = {}\n"
     "for i = 1, n do\n"
-    "  local k, a = KEYS[NK + i], (i - 1) * W\n"
+    "  local k, a = KEYS[NK + i], 1 + (i - 1) * W\n"
     "  if new[i] then\n"
     "    local id, st, run_at = ARGV[a + 1], ARGV[a + 3], ARGV[a + 4]\n"
     "    seq = seq + 1\n"
@@ -566,7 +573,7 @@ static int rs_enqueue_reply(const redisReply *r, size_t n, job_t **replayed, job
 }
 
 int redis_script_enqueue(redisContext *c, const redis_model *m, job_t *const *jobs, size_t n,
-                         job_t **replayed, jobd_error *err)
+                         int64_t not_after, job_t **replayed, jobd_error *err)
 {
     char **views = calloc(n ? n : 1, sizeof *views);
     if (!views)
@@ -579,6 +586,7 @@ int redis_script_enqueue(redisContext *c, const redis_model *m, job_t *const *jo
         redis_cmd_key(&cmd, fixed[i]);
     for (size_t i = 0; i < n; i++)
         rs_job_key(&cmd, m, jobs[i]->id);
+    redis_cmd_addf(&cmd, "%lld", (long long)not_after);
     for (size_t i = 0; i < n; i++) {
         json_t *v = job_view(jobs[i]);
         views[i] = v ? json_dumps(v, JSON_COMPACT) : NULL;
@@ -597,6 +605,22 @@ int redis_script_enqueue(redisContext *c, const redis_model *m, job_t *const *jo
     int rc = rs_is_array(r, n) ? rs_enqueue_reply(r, n, replayed, err)
                                : jobd_fail(err, 503, "unavailable", "unexpected answer from Redis");
     freeReplyObject(r);
+    return rc;
+}
+
+int redis_script_time(redisContext *c, int64_t *redis_ms)
+{
+    redis_cmd cmd;
+    redis_cmd_init(&cmd, "TIME");
+    redisReply *r = rs_run(c, &cmd, NULL);
+    int rc = -1;
+    if (rs_is_array(r, 2) && rs_is_str(r->element[0]) && rs_is_str(r->element[1])) {
+        *redis_ms = strtoll(r->element[0]->str, NULL, 10) * 1000 +
+                    strtoll(r->element[1]->str, NULL, 10) / 1000;
+        rc = 0;
+    }
+    if (r)
+        freeReplyObject(r);
     return rc;
 }
 

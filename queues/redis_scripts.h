@@ -85,10 +85,14 @@ int redis_script_check_server(redisContext *c, const redis_model *m, bool allow_
 
 /* Stores jobs[0..n) in one script: new ids go to ready (or sched when their
  * state is scheduled); an id that exists is left alone and replayed[i] gets a
- * new job with its stored state (NULL for stored jobs). 0, or -1 with 503 in
- * err (then nothing is in replayed). */
+ * new job with its stored state (NULL for stored jobs). When Redis runs the
+ * script later than not_after (unix ms on Redis's clock; 0 = no limit) it
+ * stores nothing. 0, or -1 with 503 in err (then nothing is in replayed). */
 int redis_script_enqueue(redisContext *c, const redis_model *m, job_t *const *jobs, size_t n,
-                         job_t **replayed, jobd_error *err);
+                         int64_t not_after, job_t **replayed, jobd_error *err);
+
+/* Redis's clock (TIME) in unix ms into *redis_ms. 0, or -1 when it failed. */
+int redis_script_time(redisContext *c, int64_t *redis_ms);
 
 /* Moves up to n ids from ready to list plist (pipelined LMOVE); when none is
  * there and block > 0, waits up to block seconds (BLMOVE) for one. Writes the

@@ -18,6 +18,33 @@
 extern char **environ;
 
 #define RT_REDIS_START_MS 5000
+#define RT_MAX_REDIS 4
+
+/* Servers started by this test process and not yet stopped, for rt_cleanup
+ * after a failed assertion (each criterion test is a process of its own). */
+static pid_t rt_live[RT_MAX_REDIS];
+
+static void rt_track(pid_t pid, pid_t old)
+{
+    for (int i = 0; i < RT_MAX_REDIS; i++) {
+        if (rt_live[i] == old) {
+            rt_live[i] = pid;
+            return;
+        }
+    }
+}
+
+void rt_cleanup(void)
+{
+    for (int i = 0; i < RT_MAX_REDIS; i++) {
+        if (rt_live[i] > 0) {
+            kill(rt_live[i], SIGCONT); /* a frozen server cannot die otherwise */
+            kill(rt_live[i], SIGKILL);
+            waitpid(rt_live[i], NULL, 0);
+            rt_live[i] = 0;
+        }
+    }
+}
 
 void rt_sleep_ms(int ms)
 {
@@ -156,9 +183,14 @@ static pid_t rt_redis_spawn(const rt_redis *r)
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    /* --logfile has its log: keep the test's output pipes out of its hands. */
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
     pid_t pid = -1;
     if (posix_spawnp(&pid, "redis-server", &fa, NULL, (char *const *)argv, environ) != 0)
         pid = -1;
+    if (pid > 0)
+        rt_track(pid, 0);
     posix_spawn_file_actions_destroy(&fa);
     free(argv);
     return pid;
@@ -172,6 +204,7 @@ static bool rt_redis_wait_up(rt_redis *r)
         if (rt_redis_pings(r->port))
             return true;
         if (waitpid(r->pid, NULL, WNOHANG) == r->pid) {
+            rt_track(0, r->pid);
             r->pid = -1;
             return false;
         }
@@ -219,5 +252,6 @@ void rt_redis_kill(rt_redis *r, int sig)
         kill(r->pid, SIGKILL);
         waitpid(r->pid, NULL, 0);
     }
+    rt_track(0, r->pid);
     r->pid = -1;
 }

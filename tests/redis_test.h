@@ -61,6 +61,10 @@ void rt_redis_restart(rt_redis *r);
 /* Sends sig (SIGTERM shuts down cleanly, SIGKILL crashes) and waits for it. */
 void rt_redis_kill(rt_redis *r, int sig);
 
+/* Kills the servers of rt_redis_start this test left running (a failed
+ * assertion skips the test's own cleanup): use as the suite's .fini. */
+void rt_cleanup(void);
+
 /* Sleeps ms milliseconds (pacing loops, never to synchronise). */
 void rt_sleep_ms(int ms);
 

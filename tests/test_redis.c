@@ -9,7 +9,7 @@
 #include "../queues/job.h"
 #include "redis_test.h"
 
-TestSuite(redis, .timeout = 60);
+TestSuite(redis, .fini = rt_cleanup, .timeout = 60);
 
 static const char *const no_workers[] = {"--no-workers", NULL};
 

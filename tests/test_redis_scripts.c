@@ -51,7 +51,7 @@ static job_t *mkjob(const char *id, int64_t created, int64_t run_at)
 static void enqueue(job_t *const *jobs, size_t n, job_t **replayed)
 {
     jobd_error err = {0};
-    cr_assert_eq(redis_script_enqueue(rc, &model, jobs, n, replayed, &err), 0, "%s", err.message);
+    cr_assert_eq(redis_script_enqueue(rc, &model, jobs, n, 0, replayed, &err), 0, "%s", err.message);
 }
 
 static void enqueue1(const char *id, int64_t created)
@@ -184,6 +184,20 @@ Test(redis_scripts, enqueue_same_id_twice_in_one_batch_stores_once)
     job_free(rep[1]);
     job_free(jobs[0]);
     job_free(jobs[1]);
+}
+
+Test(redis_scripts, enqueue_after_its_deadline_stores_nothing)
+{
+    job_t *j = mkjob("late", jobd_now_ms(), 0), *rep = NULL;
+    jobd_error err = {0};
+    int64_t past = jobd_now_ms() - 60000; /* Redis TIME is this host's clock */
+    cr_assert_eq(redis_script_enqueue(rc, &model, &j, 1, past, &rep, &err), -1);
+    cr_assert_eq(err.status, 503);
+    cr_assert_null(rep);
+    cr_assert_eq(cmd_int("EXISTS %s", model.seq), 0, "refused before the first write");
+    cr_assert_eq(redis_script_enqueue(rc, &model, &j, 1, jobd_now_ms() + 60000, &rep, &err), 0);
+    assert_state("late", "enqueued");
+    job_free(j);
 }
 
 Test(redis_scripts, noscript_is_reloaded)
