@@ -333,22 +333,15 @@ static size_t exec_webhook_on_body(char *data, size_t size, size_t nmemb, void *
 /* Options that stay the same for every request of this handler. */
 static int exec_webhook_setup(const exec_webhook *w, CURL *curl)
 {
-    CURLcode rc = CURLE_OK;
-    if (rc == CURLE_OK)
-        rc = curl_easy_setopt(curl, CURLOPT_URL, w->url);
-    if (rc == CURLE_OK)
-        rc = curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-    if (rc == CURLE_OK)
-        rc = curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    if (rc == CURLE_OK)
-        rc = curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
-    if (rc == CURLE_OK)
-        rc = curl_easy_setopt(curl, CURLOPT_POST, 1L);
-    if (rc == CURLE_OK)
-        rc = curl_easy_setopt(curl, CURLOPT_USERAGENT, "jobd/" JOBD_VERSION);
-    if (rc == CURLE_OK)
-        rc = curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, exec_webhook_on_body);
-    return rc == CURLE_OK ? 0 : -1;
+    if (curl_easy_setopt(curl, CURLOPT_URL, w->url) != CURLE_OK ||
+        curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK ||
+        curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
+        curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK ||
+        curl_easy_setopt(curl, CURLOPT_POST, 1L) != CURLE_OK ||
+        curl_easy_setopt(curl, CURLOPT_USERAGENT, "jobd/" JOBD_VERSION) != CURLE_OK ||
+        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, exec_webhook_on_body) != CURLE_OK)
+        return -1;
+    return 0;
 }
 
 /* This thread's handle for w, created on first use; NULL on OOM. */
@@ -449,8 +442,31 @@ static void exec_webhook_answer(CURL *curl, const exec_webhook_body *body, exec_
     res->retry_after = exec_webhook_retry_after(curl);
 }
 
-/* The request headers: per-job lines on the stack, chained in front of the
- * handler's fixed list. curl only reads the list, so threads can share its tail. */
+/* One POST of the payload with the given headers, bounded by left_ms. */
+static CURLcode exec_webhook_post(const exec_webhook *w, CURL *curl, const exec_job *job,
+                                  struct curl_slist *headers, int64_t left_ms,
+                                  exec_webhook_body *body, char *errbuf)
+{
+    long connect_ms = (long)(w->connect_timeout * 1000);
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, job->payload);
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)job->payload_len);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, body);
+    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)left_ms);
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
+                     connect_ms < left_ms ? connect_ms : (long)left_ms);
+    CURLcode rc = curl_easy_perform(curl);
+    /* The handle outlives this call: leave no pointer into the caller's frame behind. */
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, NULL);
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, NULL);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, NULL);
+    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, NULL);
+    return rc;
+}
+
+/* The per-job header lines live on this stack frame, chained in front of the
+ * handler's fixed list: curl only reads the list, so threads share its tail. */
 static void exec_webhook_run(void *state, const exec_job *job, exec_result *res)
 {
     exec_webhook *w = state;
@@ -464,7 +480,7 @@ static void exec_webhook_run(void *state, const exec_job *job, exec_result *res)
         exec_fail(res, EXEC_RETRY, "webhook: out of memory");
         return;
     }
-    char id_line[JOB_ID_MAX + 16], attempt_line[32], sig_line[160];
+    char id_line[JOB_ID_MAX + 16], attempt_line[32], sig_line[160] = "";
     snprintf(id_line, sizeof id_line, "Jobd-Job-Id: %s", job->job->id);
     snprintf(attempt_line, sizeof attempt_line, "Jobd-Attempt: %d", job->job->attempts + 1);
     struct curl_slist lines[3] = {
@@ -472,30 +488,15 @@ static void exec_webhook_run(void *state, const exec_job *job, exec_result *res)
         {attempt_line, w->headers},
         {sig_line, w->headers},
     };
-    if (w->secret) {
-        if (exec_webhook_sign(w, job, sig_line, sizeof sig_line) != 0) {
-            exec_fail(res, EXEC_RETRY, "webhook: signing failed");
-            return;
-        }
-        lines[1].next = &lines[2];
+    if (w->secret && exec_webhook_sign(w, job, sig_line, sizeof sig_line) != 0) {
+        exec_fail(res, EXEC_RETRY, "webhook: signing failed");
+        return;
     }
-    long connect_ms = (long)(w->connect_timeout * 1000);
+    if (w->secret)
+        lines[1].next = &lines[2];
     exec_webhook_body body = {.len = 0};
     char errbuf[CURL_ERROR_SIZE] = "";
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, lines);
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, job->payload);
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)job->payload_len);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
-    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)left_ms);
-    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
-                     connect_ms < left_ms ? connect_ms : (long)left_ms);
-    CURLcode rc = curl_easy_perform(curl);
-    /* The handle outlives this frame: leave no pointer into it behind. */
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, NULL);
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, NULL);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, NULL);
-    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, NULL);
+    CURLcode rc = exec_webhook_post(w, curl, job, lines, left_ms, &body, errbuf);
     if (rc != CURLE_OK)
         exec_fail(res, EXEC_RETRY, "%s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
     else
