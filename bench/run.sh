@@ -481,7 +481,8 @@ row_rss() {
 header() {
     local commit dirty=""
     commit=$(git rev-parse --short HEAD 2>/dev/null || echo "?")
-    git diff --quiet HEAD -- server handlers queues 2>/dev/null || dirty=" + uncommitted changes"
+    git diff --quiet HEAD -- server handlers queues 2>/dev/null ||
+        dirty=" + uncommitted changes in server/ handlers/ queues/"
     echo "jobd benchmark $(date -u '+%Y-%m-%d %H:%M UTC'), commit $commit$dirty"
     echo "load average at start: $load_at_start (other work on the machine skews every row; ratios less)"
     echo "machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), shared by load generator, redis and jobd"
@@ -522,6 +523,7 @@ main() {
     local started
     started=$(date +%s)
     load_at_start=$(cut -d' ' -f1-3 /proc/loadavg)
+    header >"$tmp/header" # the tree as built, before anyone commits during the run
     wants 1 && row_nginx
     if wants 2; then
         row_submit 2 default default aof "default: aggregate durable -> redis" ">= 0.6 x (1)"
@@ -544,7 +546,7 @@ main() {
     wants 6 && row_paced 6 e2e "paced ${rate}/s: submit -> start (redis)"
     wants 7 && row_rss
     {
-        header
+        cat "$tmp/header"
         table
         gains
         echo "run took $(($(date +%s) - started)) s"
