@@ -24,65 +24,65 @@
 #include "job.h"
 #include "pipeline.h"
 
-#define AGG_MAX_BUFFER_DEFAULT 100000
-#define AGG_MAX_BATCH_DEFAULT 1000
-#define AGG_MAX_BATCH_LIMIT 100000
-#define AGG_BACKOFF_MIN_MS 100
-#define AGG_BACKOFF_MAX_MS 5000
+#define AGGREGATE_MAX_BUFFER_DEFAULT 100000
+#define AGGREGATE_MAX_BATCH_DEFAULT 1000
+#define AGGREGATE_MAX_BATCH_LIMIT 100000
+#define AGGREGATE_BACKOFF_MIN_MS 100
+#define AGGREGATE_BACKOFF_MAX_MS 5000
 
 /* Where one buffered job's outcome goes. */
-typedef struct agg_ref {
+typedef struct aggregate_ref {
     proc_done_fn done; /* NULL: the job is owned here, nobody waits for it */
     void *done_ctx;
     size_t index;
-    bool from_spill;   /* counted in spill_left until stored */
-    bool keep;         /* set by the batch: refused for lack of service, retry */
-} agg_ref;
+    bool from_spill; /* counted in spill_left until stored */
+    bool keep;       /* set by the batch: refused for lack of service, retry */
+} aggregate_ref;
 
 /* Jobs and their refs as parallel arrays: the delegate takes jobs[] as is. */
-typedef struct agg_buf {
+typedef struct aggregate_buf {
     job_t **jobs;
-    agg_ref *refs;
+    aggregate_ref *refs;
     size_t n, cap;
-} agg_buf;
+} aggregate_buf;
 
 typedef struct aggregate {
-    bool buffered;          /* ack: buffered */
+    bool buffered; /* ack: buffered */
     size_t max_buffer;
     size_t max_batch;
-    char *spill;            /* owned path, NULL = no spill file */
+    char *spill; /* owned path, NULL = no spill file */
     pthread_mutex_t mu;
     pthread_cond_t work_cv;  /* pending grew, or stop */
     pthread_cond_t batch_cv; /* a batch got its last outcome */
-    agg_buf pending;         /* under mu */
-    agg_buf flushing;        /* the flusher's own */
+    aggregate_buf pending;   /* under mu */
+    aggregate_buf flushing;  /* the flusher's own */
     size_t held;             /* jobs in both buffers, under mu */
     size_t waiters;          /* entries of pending with a submitter waiting */
     size_t spill_left;       /* replayed spill entries not stored yet (flusher's) */
     bool stopping, started;
-    int64_t deadline_ms;     /* of stop(), mono */
+    int64_t deadline_ms; /* of stop(), mono */
     pthread_t flusher;
     uint64_t batches, jobs, largest, stored, refused, spilled; /* under mu */
 } aggregate;
 
 /* One delegate call in flight; lives on the flusher's stack. */
-typedef struct agg_batch {
+typedef struct aggregate_batch {
     aggregate *a;
     job_t **jobs;
-    agg_ref *refs;
+    aggregate_ref *refs;
     atomic_size_t remaining;
     atomic_size_t stored;
     bool complete; /* under a->mu */
-} agg_batch;
+} aggregate_batch;
 
 /* --- options --- */
 
-static bool agg_opt_int(const json_t *v, json_int_t lo, json_int_t hi)
+static bool proc_aggregate_opt_int(const json_t *v, json_int_t lo, json_int_t hi)
 {
     return json_is_integer(v) && json_integer_value(v) >= lo && json_integer_value(v) <= hi;
 }
 
-static int agg_check(const json_t *opts, char *err, size_t errlen)
+static int proc_aggregate_check(const json_t *opts, char *err, size_t errlen)
 {
     const char *key;
     json_t *v;
@@ -93,10 +93,10 @@ static int agg_check(const json_t *opts, char *err, size_t errlen)
             if (!s || (strcmp(s, "durable") != 0 && strcmp(s, "buffered") != 0))
                 why = "ack: must be \"durable\" or \"buffered\"";
         } else if (strcmp(key, "max_buffer") == 0) {
-            if (!agg_opt_int(v, 1, INT32_MAX))
+            if (!proc_aggregate_opt_int(v, 1, INT32_MAX))
                 why = "max_buffer: must be an integer >= 1";
         } else if (strcmp(key, "max_batch") == 0) {
-            if (!agg_opt_int(v, 1, AGG_MAX_BATCH_LIMIT))
+            if (!proc_aggregate_opt_int(v, 1, AGGREGATE_MAX_BATCH_LIMIT))
                 why = "max_batch: must be an integer from 1 to 100000";
         } else if (strcmp(key, "spill") == 0) {
             if (!s || !*s)
@@ -116,7 +116,7 @@ static int agg_check(const json_t *opts, char *err, size_t errlen)
 /* --- buffers --- */
 
 /* Room for extra more entries. 0, or -1 on OOM (the buffer is unchanged). */
-static int agg_buf_reserve(agg_buf *b, size_t extra)
+static int proc_aggregate_buf_reserve(aggregate_buf *b, size_t extra)
 {
     if (b->n + extra <= b->cap)
         return 0;
@@ -126,7 +126,7 @@ static int agg_buf_reserve(agg_buf *b, size_t extra)
     job_t **jobs = realloc(b->jobs, cap * sizeof *jobs);
     if (jobs)
         b->jobs = jobs;
-    agg_ref *refs = jobs ? realloc(b->refs, cap * sizeof *refs) : NULL;
+    aggregate_ref *refs = jobs ? realloc(b->refs, cap * sizeof *refs) : NULL;
     if (!refs)
         return -1;
     b->refs = refs;
@@ -135,11 +135,11 @@ static int agg_buf_reserve(agg_buf *b, size_t extra)
 }
 
 /* Moves every entry of from to the end of to. 0, or -1 on OOM (nothing moved). */
-static int agg_buf_move(agg_buf *to, agg_buf *from)
+static int proc_aggregate_buf_move(aggregate_buf *to, aggregate_buf *from)
 {
     if (from->n == 0)
         return 0; /* memcpy must not see the NULL arrays of an unused buffer */
-    if (agg_buf_reserve(to, from->n) != 0)
+    if (proc_aggregate_buf_reserve(to, from->n) != 0)
         return -1;
     memcpy(to->jobs + to->n, from->jobs, from->n * sizeof *from->jobs);
     memcpy(to->refs + to->n, from->refs, from->n * sizeof *from->refs);
@@ -148,16 +148,16 @@ static int agg_buf_move(agg_buf *to, agg_buf *from)
     return 0;
 }
 
-static void agg_buf_free(agg_buf *b)
+static void proc_aggregate_buf_free(aggregate_buf *b)
 {
     free(b->jobs);
     free(b->refs);
-    *b = (agg_buf){0};
+    *b = (aggregate_buf){0};
 }
 
 /* --- reporting --- */
 
-static void agg_refuse(proc_done_fn done, void *done_ctx, size_t index, const char *why)
+static void proc_aggregate_refuse(proc_done_fn done, void *done_ctx, size_t index, const char *why)
 {
     outcome_t out = {.kind = OUT_REFUSED};
     jobd_fail(&out.err, 503, "unavailable", "%s", why);
@@ -165,14 +165,14 @@ static void agg_refuse(proc_done_fn done, void *done_ctx, size_t index, const ch
     done(done_ctx, index, &out);
 }
 
-static void agg_refuse_all(proc_done_fn done, void *done_ctx, size_t n, const char *why)
+static void proc_aggregate_refuse_all(proc_done_fn done, void *done_ctx, size_t n, const char *why)
 {
     for (size_t i = 0; i < n; i++)
-        agg_refuse(done, done_ctx, i, why);
+        proc_aggregate_refuse(done, done_ctx, i, why);
 }
 
 /* Why a call of n jobs cannot be taken now, or NULL. Called with a->mu held. */
-static const char *agg_full(const aggregate *a, size_t n)
+static const char *proc_aggregate_full(const aggregate *a, size_t n)
 {
     if (a->stopping)
         return "the server is shutting down";
@@ -184,22 +184,22 @@ static const char *agg_full(const aggregate *a, size_t n)
 /* --- submission --- */
 
 /* ack durable: the submitter's done waits for the batch. */
-static int agg_call_durable(aggregate *a, job_t *const *jobs, size_t n, proc_done_fn done,
-                            void *done_ctx)
+static int proc_aggregate_call_durable(aggregate *a, job_t *const *jobs, size_t n,
+                                       proc_done_fn done, void *done_ctx)
 {
     pthread_mutex_lock(&a->mu);
-    const char *why = agg_full(a, n);
-    if (!why && agg_buf_reserve(&a->pending, n) != 0)
+    const char *why = proc_aggregate_full(a, n);
+    if (!why && proc_aggregate_buf_reserve(&a->pending, n) != 0)
         why = "out of memory";
     if (why) {
         pthread_mutex_unlock(&a->mu);
-        agg_refuse_all(done, done_ctx, n, why);
+        proc_aggregate_refuse_all(done, done_ctx, n, why);
         return 0;
     }
-    agg_buf *p = &a->pending;
+    aggregate_buf *p = &a->pending;
     for (size_t i = 0; i < n; i++) {
         p->jobs[p->n] = jobs[i];
-        p->refs[p->n++] = (agg_ref){.done = done, .done_ctx = done_ctx, .index = i};
+        p->refs[p->n++] = (aggregate_ref){.done = done, .done_ctx = done_ctx, .index = i};
     }
     a->held += n;
     a->waiters += n;
@@ -210,7 +210,7 @@ static int agg_call_durable(aggregate *a, job_t *const *jobs, size_t n, proc_don
 
 /* Copies jobs and their views (done is called with the views after the
  * copies left our hands). 0, or -1 on OOM with nothing left allocated. */
-static int agg_copy(job_t *const *jobs, size_t n, job_t **copies, json_t **views)
+static int proc_aggregate_copy(job_t *const *jobs, size_t n, job_t **copies, json_t **views)
 {
     for (size_t i = 0; i < n; i++) {
         copies[i] = job_dup(jobs[i]);
@@ -227,17 +227,17 @@ static int agg_copy(job_t *const *jobs, size_t n, job_t **copies, json_t **views
 }
 
 /* Appends owned copies to pending. NULL, or why they were not taken. */
-static const char *agg_take_copies(aggregate *a, job_t **copies, size_t n)
+static const char *proc_aggregate_take_copies(aggregate *a, job_t **copies, size_t n)
 {
     pthread_mutex_lock(&a->mu);
-    const char *why = agg_full(a, n);
-    if (!why && agg_buf_reserve(&a->pending, n) != 0)
+    const char *why = proc_aggregate_full(a, n);
+    if (!why && proc_aggregate_buf_reserve(&a->pending, n) != 0)
         why = "out of memory";
     if (!why) {
-        agg_buf *p = &a->pending;
+        aggregate_buf *p = &a->pending;
         for (size_t i = 0; i < n; i++) {
             p->jobs[p->n] = copies[i];
-            p->refs[p->n++] = (agg_ref){0};
+            p->refs[p->n++] = (aggregate_ref){0};
         }
         a->held += n;
         pthread_cond_signal(&a->work_cv);
@@ -247,18 +247,18 @@ static const char *agg_take_copies(aggregate *a, job_t **copies, size_t n)
 }
 
 /* ack buffered: "stored" at once, with the view of the job as submitted. */
-static int agg_call_buffered(aggregate *a, job_t *const *jobs, size_t n, proc_done_fn done,
-                             void *done_ctx)
+static int proc_aggregate_call_buffered(aggregate *a, job_t *const *jobs, size_t n,
+                                        proc_done_fn done, void *done_ctx)
 {
     job_t **copies = calloc(n, sizeof *copies);
     json_t **views = calloc(n, sizeof *views);
     const char *why = "out of memory";
-    if (copies && views && agg_copy(jobs, n, copies, views) == 0) {
-        why = agg_take_copies(a, copies, n);
+    if (copies && views && proc_aggregate_copy(jobs, n, copies, views) == 0) {
+        why = proc_aggregate_take_copies(a, copies, n);
         for (size_t i = 0; i < n; i++) {
             if (why) {
                 job_free(copies[i]);
-                agg_refuse(done, done_ctx, i, why);
+                proc_aggregate_refuse(done, done_ctx, i, why);
             } else {
                 outcome_t out = {.kind = OUT_STORED, .view = views[i]};
                 done(done_ctx, i, &out);
@@ -266,31 +266,31 @@ static int agg_call_buffered(aggregate *a, job_t *const *jobs, size_t n, proc_do
             json_decref(views[i]);
         }
     } else {
-        agg_refuse_all(done, done_ctx, n, why);
+        proc_aggregate_refuse_all(done, done_ctx, n, why);
     }
     free(copies);
     free(views);
     return 0;
 }
 
-static int agg_call(proc_t *self, job_t *const *jobs, size_t n, proc_done_fn done,
-                    void *done_ctx)
+static int proc_aggregate_call(proc_t *self, job_t *const *jobs, size_t n, proc_done_fn done,
+                               void *done_ctx)
 {
     aggregate *a = self->priv;
     if (n == 0)
         return 0;
-    return a->buffered ? agg_call_buffered(a, jobs, n, done, done_ctx)
-                       : agg_call_durable(a, jobs, n, done, done_ctx);
+    return a->buffered ? proc_aggregate_call_buffered(a, jobs, n, done, done_ctx)
+                       : proc_aggregate_call_durable(a, jobs, n, done, done_ctx);
 }
 
 /* --- flushing --- */
 
 /* The delegate's outcome for refs[index]: passed on to a waiting submitter,
  * or noted for an owned job. The last one wakes the flusher. */
-static void agg_batch_done(void *done_ctx, size_t index, const outcome_t *out)
+static void proc_aggregate_batch_done(void *done_ctx, size_t index, const outcome_t *out)
 {
-    agg_batch *b = done_ctx;
-    agg_ref *r = &b->refs[index];
+    aggregate_batch *b = done_ctx;
+    aggregate_ref *r = &b->refs[index];
     bool refused = out->kind == OUT_REFUSED;
     if (!refused)
         atomic_fetch_add_explicit(&b->stored, 1, memory_order_relaxed);
@@ -315,20 +315,20 @@ static void agg_batch_done(void *done_ctx, size_t index, const outcome_t *out)
 
 /* Hands jobs[0..n) to the delegate in one call and waits for every outcome
  * (the entries are reused right after). */
-static void agg_batch_run(proc_t *self, job_t **jobs, agg_ref *refs, size_t n)
+static void proc_aggregate_batch_run(proc_t *self, job_t **jobs, aggregate_ref *refs, size_t n)
 {
     aggregate *a = self->priv;
-    agg_batch b = {.a = a, .jobs = jobs, .refs = refs};
+    aggregate_batch b = {.a = a, .jobs = jobs, .refs = refs};
     atomic_init(&b.remaining, n);
     atomic_init(&b.stored, 0);
     for (size_t i = 0; i < n; i++)
         refs[i].keep = false;
     proc_t *d = self->delegate;
-    if (d->ops->call(d, jobs, n, agg_batch_done, &b) != 0) {
+    if (d->ops->call(d, jobs, n, proc_aggregate_batch_done, &b) != 0) {
         for (size_t i = 0; i < n; i++) {
             outcome_t out = {.kind = OUT_REFUSED};
             jobd_fail(&out.err, 503, "unavailable", "the store cannot take jobs now");
-            agg_batch_done(&b, i, &out);
+            proc_aggregate_batch_done(&b, i, &out);
         }
     }
     pthread_mutex_lock(&a->mu);
@@ -346,7 +346,7 @@ static void agg_batch_run(proc_t *self, job_t **jobs, agg_ref *refs, size_t n)
 /* After a flush: drops what is done with (freeing owned copies), keeps what
  * is to be retried in order. Removes the spill file once every job replayed
  * from it is stored. Returns how many entries were dropped. */
-static size_t agg_compact(aggregate *a, agg_buf *f)
+static size_t proc_aggregate_compact(aggregate *a, aggregate_buf *f)
 {
     size_t kept = 0, n = f->n, spill_before = a->spill_left;
     for (size_t i = 0; i < n; i++) {
@@ -369,26 +369,26 @@ static size_t agg_compact(aggregate *a, agg_buf *f)
 
 /* Flushes the flusher's buffer in batches of max_batch. Returns how many
  * entries left the buffer. */
-static size_t agg_flush(proc_t *self)
+static size_t proc_aggregate_flush(proc_t *self)
 {
     aggregate *a = self->priv;
-    agg_buf *f = &a->flushing;
+    aggregate_buf *f = &a->flushing;
     for (size_t off = 0; off < f->n; off += a->max_batch) {
         size_t n = f->n - off < a->max_batch ? f->n - off : a->max_batch;
-        agg_batch_run(self, f->jobs + off, f->refs + off, n);
+        proc_aggregate_batch_run(self, f->jobs + off, f->refs + off, n);
     }
-    return agg_compact(a, f);
+    return proc_aggregate_compact(a, f);
 }
 
 /* Waits out the retry delay of owned jobs the store refused. Ends early on
  * stop (to retry at once and again until the deadline) and when submitters
  * wait (durable ones are answered by the store, not kept waiting here).
  * Called with a->mu held. */
-static void agg_backoff(aggregate *a, int64_t *delay_ms)
+static void proc_aggregate_backoff(aggregate *a, int64_t *delay_ms)
 {
-    *delay_ms = *delay_ms ? *delay_ms * 2 : AGG_BACKOFF_MIN_MS;
-    if (*delay_ms > AGG_BACKOFF_MAX_MS)
-        *delay_ms = AGG_BACKOFF_MAX_MS;
+    *delay_ms = *delay_ms ? *delay_ms * 2 : AGGREGATE_BACKOFF_MIN_MS;
+    if (*delay_ms > AGGREGATE_BACKOFF_MAX_MS)
+        *delay_ms = AGGREGATE_BACKOFF_MAX_MS;
     int64_t until = jobd_mono_ms() + *delay_ms;
     bool was_stopping = a->stopping;
     while (a->stopping == was_stopping && !a->waiters) {
@@ -404,7 +404,7 @@ static void agg_backoff(aggregate *a, int64_t *delay_ms)
  * with only retries left and past the deadline (stop() takes the rest). Every
  * submitted job gets at least one attempt, even after the deadline. Waits for
  * work otherwise. Called with a->mu held. */
-static bool agg_wait_work(aggregate *a)
+static bool proc_aggregate_wait_work(aggregate *a)
 {
     while (!a->pending.n && !a->flushing.n && !a->stopping)
         pthread_cond_wait(&a->work_cv, &a->mu);
@@ -415,28 +415,28 @@ static bool agg_wait_work(aggregate *a)
     return a->stopping && jobd_mono_ms() >= a->deadline_ms;
 }
 
-static void *agg_main(void *arg)
+static void *proc_aggregate_main(void *arg)
 {
     proc_t *self = arg;
     aggregate *a = self->priv;
     int64_t delay = 0;
     pthread_mutex_lock(&a->mu);
-    while (!agg_wait_work(a)) {
+    while (!proc_aggregate_wait_work(a)) {
         if (!a->flushing.n) {
-            agg_buf t = a->flushing; /* the swap: pending starts over empty */
+            aggregate_buf t = a->flushing; /* the swap: pending starts over empty */
             a->flushing = a->pending;
             a->pending = t;
-        } else if (agg_buf_move(&a->flushing, &a->pending) != 0) {
+        } else if (proc_aggregate_buf_move(&a->flushing, &a->pending) != 0) {
             log_event(LOG_WARN, "aggregate.oom", NULL, "retrying the refused jobs alone");
         }
         for (size_t i = 0; i < a->flushing.n; i++)
             a->waiters -= a->flushing.refs[i].done != NULL;
         pthread_mutex_unlock(&a->mu);
-        size_t gone = agg_flush(self);
+        size_t gone = proc_aggregate_flush(self);
         pthread_mutex_lock(&a->mu);
         a->held -= gone;
         if (a->flushing.n)
-            agg_backoff(a, &delay);
+            proc_aggregate_backoff(a, &delay);
         else
             delay = 0;
     }
@@ -449,7 +449,7 @@ static void *agg_main(void *arg)
 /* Writes the owned jobs of b to the spill file (one view per line) through a
  * temporary file and rename, so a crash leaves the old file or the new one.
  * Returns how many were written; 0 with an error logged on failure. */
-static size_t agg_spill_write(aggregate *a, const agg_buf *b, size_t owned)
+static size_t proc_aggregate_spill_write(aggregate *a, const aggregate_buf *b, size_t owned)
 {
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp", a->spill);
@@ -471,8 +471,9 @@ static size_t agg_spill_write(aggregate *a, const agg_buf *b, size_t owned)
     if (rc == 0 && rename(tmp, a->spill) != 0)
         rc = -1;
     if (rc != 0) {
-        log_event(LOG_ERROR, "aggregate.lost", NULL, "cannot write spill file %s: %s; %zu jobs lost",
-                  a->spill, strerror(errno), owned);
+        log_event(LOG_ERROR, "aggregate.lost", NULL,
+                  "cannot write spill file %s: %s; %zu jobs lost", a->spill, strerror(errno),
+                  owned);
         unlink(tmp);
         return 0;
     }
@@ -483,21 +484,21 @@ static size_t agg_spill_write(aggregate *a, const agg_buf *b, size_t owned)
 
 /* What the flusher left at stop: waiting submitters are told "not accepted";
  * owned jobs go to the spill file, or are lost (and said to be). */
-static void agg_leftovers(aggregate *a, agg_buf *b)
+static void proc_aggregate_leftovers(aggregate *a, aggregate_buf *b)
 {
     size_t owned = 0;
     for (size_t i = 0; i < b->n; i++)
         owned += b->refs[i].done == NULL;
     if (owned && a->spill)
-        a->spilled += agg_spill_write(a, b, owned);
+        a->spilled += proc_aggregate_spill_write(a, b, owned);
     else if (owned)
         log_event(LOG_ERROR, "aggregate.lost", NULL,
                   "%zu buffered jobs could not be stored before shutdown (no spill file set)",
                   owned);
     for (size_t i = 0; i < b->n; i++) {
-        agg_ref *r = &b->refs[i];
+        aggregate_ref *r = &b->refs[i];
         if (r->done)
-            agg_refuse(r->done, r->done_ctx, r->index, "the server is shutting down");
+            proc_aggregate_refuse(r->done, r->done_ctx, r->index, "the server is shutting down");
         else
             job_free(b->jobs[i]);
     }
@@ -507,17 +508,17 @@ static void agg_leftovers(aggregate *a, agg_buf *b)
 
 /* One spill line into pending as an owned job. 0, or -1 when the line is
  * not a job view. */
-static int agg_spill_line(aggregate *a, const char *line, size_t len)
+static int proc_aggregate_spill_line(aggregate *a, const char *line, size_t len)
 {
     json_t *v = json_loadb(line, len, JSON_REJECT_DUPLICATES, NULL);
     job_t *job = v ? job_from_view(v) : NULL;
     json_decref(v);
-    if (!job || agg_buf_reserve(&a->pending, 1) != 0) {
+    if (!job || proc_aggregate_buf_reserve(&a->pending, 1) != 0) {
         job_free(job);
         return -1;
     }
     a->pending.jobs[a->pending.n] = job;
-    a->pending.refs[a->pending.n++] = (agg_ref){.from_spill = true};
+    a->pending.refs[a->pending.n++] = (aggregate_ref){.from_spill = true};
     a->held++;
     a->spill_left++;
     return 0;
@@ -526,7 +527,7 @@ static int agg_spill_line(aggregate *a, const char *line, size_t len)
 /* Reads the spill file of an earlier run into pending, to be replayed. A file
  * that is not what we wrote is left alone and the queue does not start:
  * better than silently dropping jobs. 0, or -1 with an error logged. */
-static int agg_spill_load(proc_t *self)
+static int proc_aggregate_spill_load(proc_t *self)
 {
     aggregate *a = self->priv;
     FILE *f = fopen(a->spill, "re");
@@ -543,7 +544,7 @@ static int agg_spill_load(proc_t *self)
     int rc = 0;
     while (rc == 0 && (len = getline(&line, &cap, f)) > 0) {
         lineno++;
-        if (len > 1 && agg_spill_line(a, line, (size_t)len) != 0) {
+        if (len > 1 && proc_aggregate_spill_line(a, line, (size_t)len) != 0) {
             log_event(LOG_ERROR, "aggregate.spill_invalid", NULL,
                       "queue %s: %s line %zu is not a job view; fix or move the file",
                       self->queue->cfg->name, a->spill, lineno);
@@ -568,15 +569,15 @@ static int agg_spill_load(proc_t *self)
 
 /* --- life --- */
 
-static int agg_start(proc_t *self)
+static int proc_aggregate_start(proc_t *self)
 {
     aggregate *a = self->priv;
     pthread_mutex_lock(&a->mu);
-    int rc = a->spill ? agg_spill_load(self) : 0;
+    int rc = a->spill ? proc_aggregate_spill_load(self) : 0;
     pthread_mutex_unlock(&a->mu);
     if (rc != 0)
         return -1;
-    if (pthread_create(&a->flusher, NULL, agg_main, self) != 0) {
+    if (pthread_create(&a->flusher, NULL, proc_aggregate_main, self) != 0) {
         log_event(LOG_ERROR, "aggregate.start_failed", NULL, "queue %s: cannot start flusher",
                   self->queue->cfg->name);
         return -1;
@@ -588,7 +589,7 @@ static int agg_start(proc_t *self)
 /* Takes no more jobs, flushes what it holds (owned jobs are retried until the
  * deadline), then answers or spills the rest. Without a started flusher the
  * flushing happens on the caller's thread. */
-static void agg_stop(proc_t *self, int64_t deadline_ms)
+static void proc_aggregate_stop(proc_t *self, int64_t deadline_ms)
 {
     aggregate *a = self->priv;
     pthread_mutex_lock(&a->mu);
@@ -599,16 +600,16 @@ static void agg_stop(proc_t *self, int64_t deadline_ms)
     if (a->started)
         pthread_join(a->flusher, NULL);
     else
-        agg_main(self);
+        proc_aggregate_main(self);
     a->started = false;
     pthread_mutex_lock(&a->mu);
-    agg_buf_move(&a->flushing, &a->pending);
-    agg_leftovers(a, &a->flushing);
-    agg_leftovers(a, &a->pending); /* only if the move above ran out of memory */
+    proc_aggregate_buf_move(&a->flushing, &a->pending);
+    proc_aggregate_leftovers(a, &a->flushing);
+    proc_aggregate_leftovers(a, &a->pending); /* only if the move above ran out of memory */
     pthread_mutex_unlock(&a->mu);
 }
 
-static json_t *agg_stats(proc_t *self)
+static json_t *proc_aggregate_stats(proc_t *self)
 {
     aggregate *a = self->priv;
     pthread_mutex_lock(&a->mu);
@@ -621,15 +622,15 @@ static json_t *agg_stats(proc_t *self)
     return s;
 }
 
-static void agg_destroy(proc_t *self)
+static void proc_aggregate_destroy(proc_t *self)
 {
     aggregate *a = self->priv;
     if (!a)
         return;
     if (!a->stopping || a->held)
-        agg_stop(self, jobd_mono_ms());
-    agg_buf_free(&a->pending);
-    agg_buf_free(&a->flushing);
+        proc_aggregate_stop(self, jobd_mono_ms());
+    proc_aggregate_buf_free(&a->pending);
+    proc_aggregate_buf_free(&a->flushing);
     free(a->spill);
     pthread_cond_destroy(&a->work_cv);
     pthread_cond_destroy(&a->batch_cv);
@@ -637,28 +638,28 @@ static void agg_destroy(proc_t *self)
     free(a);
 }
 
-static const proc_ops agg_ops = {
+static const proc_ops proc_aggregate_ops = {
     .name = "aggregate",
-    .call = agg_call,
-    .start = agg_start,
-    .stop = agg_stop,
-    .stats = agg_stats,
-    .destroy = agg_destroy,
+    .call = proc_aggregate_call,
+    .start = proc_aggregate_start,
+    .stop = proc_aggregate_stop,
+    .stats = proc_aggregate_stats,
+    .destroy = proc_aggregate_destroy,
 };
 
-static json_int_t agg_opt_or(const json_t *opts, const char *key, json_int_t dflt)
+static json_int_t proc_aggregate_opt_or(const json_t *opts, const char *key, json_int_t dflt)
 {
     const json_t *v = json_object_get(opts, key);
     return v ? json_integer_value(v) : dflt;
 }
 
-static proc_t *agg_create(jobd_t *ctx, queue_t *q, const json_t *opts, proc_t *delegate,
-                          char *err, size_t errlen)
+static proc_t *proc_aggregate_create(jobd_t *ctx, queue_t *q, const json_t *opts, proc_t *delegate,
+                                     char *err, size_t errlen)
 {
     (void)ctx;
-    if (agg_check(opts, err, errlen) != 0)
+    if (proc_aggregate_check(opts, err, errlen) != 0)
         return NULL;
-    proc_t *p = pipeline_proc_new(&agg_ops, q, delegate);
+    proc_t *p = pipeline_proc_new(&proc_aggregate_ops, q, delegate);
     aggregate *a = p ? calloc(1, sizeof *a) : NULL;
     const char *spill = json_string_value(json_object_get(opts, "spill"));
     if (a && spill && !(a->spill = strdup(spill))) {
@@ -672,8 +673,8 @@ static proc_t *agg_create(jobd_t *ctx, queue_t *q, const json_t *opts, proc_t *d
     }
     const char *ack = json_string_value(json_object_get(opts, "ack"));
     a->buffered = ack && strcmp(ack, "buffered") == 0;
-    a->max_buffer = (size_t)agg_opt_or(opts, "max_buffer", AGG_MAX_BUFFER_DEFAULT);
-    a->max_batch = (size_t)agg_opt_or(opts, "max_batch", AGG_MAX_BATCH_DEFAULT);
+    a->max_buffer = (size_t)proc_aggregate_opt_or(opts, "max_buffer", AGGREGATE_MAX_BUFFER_DEFAULT);
+    a->max_batch = (size_t)proc_aggregate_opt_or(opts, "max_batch", AGGREGATE_MAX_BATCH_DEFAULT);
     pthread_mutex_init(&a->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -685,4 +686,5 @@ static proc_t *agg_create(jobd_t *ctx, queue_t *q, const json_t *opts, proc_t *d
     return p;
 }
 
-const proc_kind proc_aggregate_kind = {"aggregate", false, agg_check, agg_create};
+const proc_kind proc_aggregate_kind = {"aggregate", false, proc_aggregate_check,
+                                       proc_aggregate_create};

@@ -310,7 +310,8 @@ Test(aggregate, options_are_checked)
 
 Test(aggregate, config_names_the_bad_option)
 {
-    const char *text = "{\"queues\": {\"q\": {\"enqueue\": [{\"name\": \"aggregate\", \"ack\": \"x\"}],"
+    const char *text = "{\"queues\": {\"q\": {"
+                       "\"enqueue\": [{\"name\": \"aggregate\", \"ack\": \"x\"}],"
                        " \"dequeue\": [\"inline\"]}}}";
     char err[512] = "";
     config_t *cfg = config_parse(text, strlen(text), NULL, err, sizeof err);
@@ -700,7 +701,8 @@ static long long redis_jobs(redisContext *c, const char *prefix)
 static long post_job(int port, int i)
 {
     char body[128];
-    snprintf(body, sizeof body, "{\"type\": \"noop\", \"id\": \"h%d\", \"args\": {\"i\": %d}}", i, i);
+    snprintf(body, sizeof body, "{\"type\": \"noop\", \"id\": \"h%d\", \"args\": {\"i\": %d}}", i,
+             i);
     ts_resp r;
     ts_post(&r, port, "/queues/agg/jobs", body);
     long status = r.status;
@@ -771,11 +773,9 @@ static void post_concurrently(int port, int n, int redis_port, const char *prefi
 Test(aggregate, http_concurrent_posts_answered_after_the_store_has_them)
 {
     ts_jobd j;
-    cr_assert_eq(ts_jobd_start(&j,
-                               "{\"workers\": 0, \"queues\": {\"agg\": {\"enqueue\": [\"aggregate\"],"
-                               " \"dequeue\": [\"inline\"]}}}",
-                               NULL),
-                 0);
+    const char *cfg = "{\"workers\": 0, \"queues\": {\"agg\": {\"enqueue\": [\"aggregate\"],"
+                      " \"dequeue\": [\"inline\"]}}}";
+    cr_assert_eq(ts_jobd_start(&j, cfg, NULL), 0);
     post_concurrently(j.port, 1000, 0, NULL);
     ts_resp r;
     ts_get(&r, j.port, "/queues/agg");
@@ -790,8 +790,9 @@ static void redis_config(char *buf, size_t len, int port, const char *prefix, co
                          const char *extra)
 {
     snprintf(buf, len,
-             "{\"workers\": 0, %s \"redis\": {\"url\": \"redis://127.0.0.1:%d/0\", \"prefix\": \"%s\","
-             " \"timeout\": 0.5}, \"queues\": {\"agg\": {\"enqueue\": [{\"name\": \"aggregate\"%s%s}],"
+             "{\"workers\": 0, %s \"redis\": {\"url\": \"redis://127.0.0.1:%d/0\","
+             " \"prefix\": \"%s\", \"timeout\": 0.5},"
+             " \"queues\": {\"agg\": {\"enqueue\": [{\"name\": \"aggregate\"%s%s}],"
              " \"dequeue\": [\"redis\"]}}}",
              extra ? extra : "", port, prefix, opts ? ", " : "", opts ? opts : "");
 }
