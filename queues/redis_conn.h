@@ -8,7 +8,7 @@
 #ifndef JOBD_REDIS_CONN_H
 #define JOBD_REDIS_CONN_H
 
-#include <hiredis.h>
+#include <hiredis/hiredis.h>
 
 #include "../server/jobd.h"
 

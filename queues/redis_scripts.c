@@ -339,7 +339,10 @@ void redis_script_model_init(redis_model *m, const char *prefix, const char *que
                              int default_max)
 {
     memset(m, 0, sizeof *m);
-    snprintf(m->base, sizeof m->base, "%s:{%s}:", prefix, queue);
+    /* Keys are built from a local copy: m->base and the keys share m. */
+    char base[REDIS_BASE_MAX];
+    snprintf(base, sizeof base, "%s:{%s}:", prefix, queue);
+    memcpy(m->base, base, sizeof base);
     snprintf(m->schema, sizeof m->schema, "%s:schema", prefix);
     struct {
         char *dst;
@@ -352,9 +355,9 @@ void redis_script_model_init(redis_model *m, const char *prefix, const char *que
         {m->orphans, "orphans"},
     };
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
-        snprintf(keys[i].dst, REDIS_KEY_MAX, "%s%s", m->base, keys[i].name);
+        snprintf(keys[i].dst, REDIS_KEY_MAX, "%s%s", base, keys[i].name);
     for (int s = 0; s < JOB_STATE_COUNT; s++)
-        snprintf(m->state[s], REDIS_KEY_MAX, "%sst:%s", m->base, job_state_name((job_state)s));
+        snprintf(m->state[s], REDIS_KEY_MAX, "%sst:%s", base, job_state_name((job_state)s));
     m->default_max = default_max;
     for (int i = 0; i < RS_COUNT; i++)
         redis_conn_script_init(&m->scripts[i], rs_sources[i].name, rs_sources[i].src);

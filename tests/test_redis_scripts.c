@@ -1,7 +1,7 @@
 /* test_redis_scripts.c - each Lua script of the Redis data model, run
  * against the suite's real redis-server, one key prefix per test. */
 #include <criterion/criterion.h>
-#include <hiredis.h>
+#include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -450,7 +450,7 @@ Test(redis_scripts, scheduled_job_moves_when_due_in_bounded_batches)
     job_t *jobs[5];
     job_t *rep[5];
     for (int i = 0; i < 4; i++) {
-        char id[8];
+        char id[16];
         snprintf(id, sizeof id, "due%d", i);
         jobs[i] = mkjob(id, now, now - 1000);
     }
@@ -523,7 +523,7 @@ Test(redis_scripts, list_pages_newest_first_without_repeats)
 {
     int64_t now = jobd_now_ms();
     for (int i = 0; i < 5; i++) {
-        char id[8];
+        char id[16];
         snprintf(id, sizeof id, "l%d", i);
         enqueue1(id, now + i);
     }
