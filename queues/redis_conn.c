@@ -78,7 +78,8 @@ int redis_conn_parse_url(const char *url, redis_addr *a, char *err, size_t errle
         goto bad;
     if (colon && redis_conn_parse_num(colon + 1, end, 1, 65535, &a->port) != 0)
         goto bad;
-    if (slash && slash[1] && redis_conn_parse_num(slash + 1, slash + strlen(slash), 0, 1000000, &a->db) != 0)
+    if (slash && slash[1] &&
+        redis_conn_parse_num(slash + 1, slash + strlen(slash), 0, 1000000, &a->db) != 0)
         goto bad;
     return 0;
 bad:
@@ -299,7 +300,8 @@ int redis_conn_pipeline(redisContext *c, redis_cmd *const *cmds, size_t n, redis
     }
     for (size_t i = 0; i < n; i++) {
         redis_cmd_finish(cmds[i]);
-        if (redisAppendCommandArgv(c, (int)cmds[i]->argc, cmds[i]->argv, cmds[i]->lens) != REDIS_OK) {
+        if (redisAppendCommandArgv(c, (int)cmds[i]->argc, cmds[i]->argv, cmds[i]->lens) !=
+            REDIS_OK) {
             /* Part of the pipeline is buffered: the context cannot be reused. */
             c->err = REDIS_ERR_OOM;
             snprintf(c->errstr, sizeof c->errstr, "out of memory");
@@ -428,8 +430,7 @@ static int redis_link_unavailable(jobd_error *err, const char *why)
     return -1;
 }
 
-redisContext *redis_link_acquire(redis_link *l, int64_t deadline_ms, size_t *slot,
-                                 jobd_error *err)
+redisContext *redis_link_acquire(redis_link *l, int64_t deadline_ms, size_t *slot, jobd_error *err)
 {
     if (atomic_load(&l->down)) {
         redis_link_unavailable(err, "Redis is down");

@@ -38,7 +38,7 @@ typedef struct redis_cmd {
     const redis_script *script; /* non-NULL for EVALSHA */
     size_t nkeys;
     char nkeys_buf[24];
-    bool oom;                   /* an allocation failed: the command must not be sent */
+    bool oom; /* an allocation failed: the command must not be sent */
 } redis_cmd;
 
 /* Parses url into a. 0, or -1 with a message in err (the password is not in it). */
@@ -90,13 +90,13 @@ int redis_conn_check_reply(const redisContext *c, const redisReply *r, jobd_erro
 /* The shared state of one processor's connections to Redis. */
 typedef struct redis_link {
     redis_addr addr;
-    double timeout;       /* redis.timeout: the most an HTTP thread waits */
-    atomic_bool down;     /* set on connection errors; cleared by the prober */
+    double timeout;   /* redis.timeout: the most an HTTP thread waits */
+    atomic_bool down; /* set on connection errors; cleared by the prober */
     pthread_mutex_t mu;
-    pthread_cond_t cv;    /* a pooled connection was given back */
+    pthread_cond_t cv;         /* a pooled connection was given back */
     atomic_llong clock_offset; /* Redis TIME ms minus our monotonic ms */
     atomic_bool clock_known;
-    redisContext **pool;  /* owned; NULL = not connected */
+    redisContext **pool; /* owned; NULL = not connected */
     bool *busy;
     size_t n;
 } redis_link;
@@ -113,8 +113,7 @@ void redis_link_destroy(redis_link *l);
  * is left until deadline_ms (mono): borrowed until redis_link_release. NULL
  * with 503 unavailable in err at once while Redis is known to be down, or
  * when none could be had or connected before the deadline. */
-redisContext *redis_link_acquire(redis_link *l, int64_t deadline_ms, size_t *slot,
-                                 jobd_error *err);
+redisContext *redis_link_acquire(redis_link *l, int64_t deadline_ms, size_t *slot, jobd_error *err);
 
 /* Gives a connection back. A connection with an error is closed and marks
  * Redis down (the prober clears that). */

@@ -8,6 +8,7 @@
  * (Lua's default formatting keeps 14 digits, scores need 16). */
 #include "redis_scripts.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,8 @@
 
 /* --- the scripts --- */
 
+/* The Lua reads best one line of script per line: */
+/* clang-format off */
 #define LUA_PRELUDE                                                                     \
     "local function now_ms()\n"                                                         \
     "  local t = redis.call('TIME')\n"                                                  \
@@ -321,6 +324,8 @@ static const char lua_purge[] =
     "if gone > 0 then redis.call('INCRBY', KEYS[6], gone) end\n"
     "return gone\n";
 
+/* clang-format on */
+
 static const struct {
     const char *name;
     const char *src;
@@ -335,8 +340,7 @@ static const struct {
 
 /* --- keys --- */
 
-void redis_script_model_init(redis_model *m, const char *prefix, const char *queue,
-                             int default_max)
+void redis_script_model_init(redis_model *m, const char *prefix, const char *queue, int default_max)
 {
     memset(m, 0, sizeof *m);
     /* Keys are built from a local copy: m->base and the keys share m. */
@@ -348,10 +352,10 @@ void redis_script_model_init(redis_model *m, const char *prefix, const char *que
         char *dst;
         const char *name;
     } keys[] = {
-        {m->all, "all"},       {m->ready, "ready"},     {m->sched, "sched"},
-        {m->finished, "finished"}, {m->dead, "dead"},   {m->seq, "seq"},
-        {m->fence, "fence"},   {m->paused, "paused"},   {m->processed, "processed"},
-        {m->failed, "failed"}, {m->trimmed, "trimmed"}, {m->procs, "procs"},
+        {m->all, "all"},           {m->ready, "ready"},     {m->sched, "sched"},
+        {m->finished, "finished"}, {m->dead, "dead"},       {m->seq, "seq"},
+        {m->fence, "fence"},       {m->paused, "paused"},   {m->processed, "processed"},
+        {m->failed, "failed"},     {m->trimmed, "trimmed"}, {m->procs, "procs"},
         {m->orphans, "orphans"},
     };
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
@@ -376,6 +380,16 @@ void redis_script_proc_key(const redis_model *m, const char *pid, char out[REDIS
 void redis_script_hb_key(const redis_model *m, const char *pid, char out[REDIS_KEY_MAX])
 {
     snprintf(out, REDIS_KEY_MAX, "%shb:%.64s", m->base, pid);
+}
+
+/* Adds the keys given (NULL-terminated) to a script command. */
+static void rs_keys(redis_cmd *cmd, ...)
+{
+    va_list ap;
+    va_start(ap, cmd);
+    for (const char *k; (k = va_arg(ap, const char *));)
+        redis_cmd_key(cmd, k);
+    va_end(ap);
 }
 
 static void rs_job_key(redis_cmd *cmd, const redis_model *m, const char *id)
@@ -492,12 +506,14 @@ static int rs_check_policy(redisContext *c, bool allow_eviction, char *err, size
         if (allow_eviction) {
             log_event(LOG_WARN, "redis.eviction_allowed", NULL,
                       "Redis maxmemory-policy is \"%s\": accepted jobs may be evicted "
-                      "(--allow-eviction given)", policy);
+                      "(--allow-eviction given)",
+                      policy);
         } else {
             snprintf(err, errlen,
                      "Redis maxmemory-policy is \"%s\", which may evict accepted jobs; set "
                      "maxmemory-policy noeviction on the Redis server, or start jobd with "
-                     "--allow-eviction to run anyway", policy);
+                     "--allow-eviction to run anyway",
+                     policy);
             rc = -1;
         }
     }
@@ -537,8 +553,8 @@ static int rs_check_schema(redisContext *c, const redis_model *m, char *err, siz
     return rc;
 }
 
-int redis_script_check_server(redisContext *c, const redis_model *m, bool allow_eviction,
-                              char *err, size_t errlen)
+int redis_script_check_server(redisContext *c, const redis_model *m, bool allow_eviction, char *err,
+                              size_t errlen)
 {
     int rc = rs_check_policy(c, allow_eviction, err, errlen);
     return rc != 0 ? rc : rs_check_schema(c, m, err, errlen);
@@ -583,10 +599,8 @@ int redis_script_enqueue(redisContext *c, const redis_model *m, job_t *const *jo
         return jobd_fail(err, 503, "unavailable", "out of memory");
     redis_cmd cmd;
     redis_cmd_init_script(&cmd, &m->scripts[RS_ENQUEUE]);
-    const char *fixed[] = {m->all, m->ready, m->sched, m->state[JOB_SCHEDULED],
-                           m->state[JOB_ENQUEUED], m->seq};
-    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
-        redis_cmd_key(&cmd, fixed[i]);
+    rs_keys(&cmd, m->all, m->ready, m->sched, m->state[JOB_SCHEDULED], m->state[JOB_ENQUEUED],
+            m->seq, NULL);
     for (size_t i = 0; i < n; i++)
         rs_job_key(&cmd, m, jobs[i]->id);
     redis_cmd_addf(&cmd, "%lld", (long long)not_after);
@@ -640,8 +654,8 @@ static bool rs_take_id(const redisReply *r, char (*ids)[JOB_ID_MAX + 1], size_t 
 }
 
 /* Waits up to block seconds for one id (BLMOVE). 1, 0 or -1. */
-static int rs_take_blocking(redisContext *c, const redis_model *m, const char *plist,
-                            double block, char (*ids)[JOB_ID_MAX + 1])
+static int rs_take_blocking(redisContext *c, const redis_model *m, const char *plist, double block,
+                            char (*ids)[JOB_ID_MAX + 1])
 {
     redis_cmd cmd;
     redis_cmd_init(&cmd, "BLMOVE");
@@ -716,10 +730,8 @@ int redis_script_lease(redisContext *c, const redis_model *m, const char *plist,
 {
     redis_cmd cmd;
     redis_cmd_init_script(&cmd, &m->scripts[RS_LEASE]);
-    const char *fixed[] = {plist, m->ready, m->state[JOB_ENQUEUED], m->state[JOB_RUNNING],
-                           m->fence, m->paused};
-    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
-        redis_cmd_key(&cmd, fixed[i]);
+    rs_keys(&cmd, plist, m->ready, m->state[JOB_ENQUEUED], m->state[JOB_RUNNING], m->fence,
+            m->paused, NULL);
     for (size_t i = 0; i < n; i++)
         rs_job_key(&cmd, m, ids[i]);
     for (size_t i = 0; i < n; i++)
@@ -748,11 +760,9 @@ void redis_script_finish_cmd(redis_cmd *cmd, const redis_model *m, const char *p
 {
     redis_cmd_init_script(cmd, &m->scripts[RS_FINISH]);
     rs_job_key(cmd, m, job->id);
-    const char *fixed[] = {plist, m->state[JOB_RUNNING], m->state[JOB_SUCCEEDED],
-                           m->state[JOB_RETRYING], m->state[JOB_DEAD], m->sched, m->finished,
-                           m->dead, m->processed, m->failed, m->seq};
-    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
-        redis_cmd_key(cmd, fixed[i]);
+    rs_keys(cmd, plist, m->state[JOB_RUNNING], m->state[JOB_SUCCEEDED], m->state[JOB_RETRYING],
+            m->state[JOB_DEAD], m->sched, m->finished, m->dead, m->processed, m->failed, m->seq,
+            NULL);
     redis_cmd_adds(cmd, job->id);
     redis_cmd_addf(cmd, "%lld", token);
     redis_cmd_adds(cmd, job_state_name(next));
@@ -761,8 +771,8 @@ void redis_script_finish_cmd(redis_cmd *cmd, const redis_model *m, const char *p
     redis_cmd_adds(cmd, job->last_error && next != JOB_SUCCEEDED ? job->last_error : "");
 }
 
-int redis_script_finish(redisContext *c, const redis_model *m, const char *plist,
-                        const job_t *job, long long token, job_state next, double delay)
+int redis_script_finish(redisContext *c, const redis_model *m, const char *plist, const job_t *job,
+                        long long token, job_state next, double delay)
 {
     redis_cmd cmd;
     redis_script_finish_cmd(&cmd, m, plist, job, token, next, delay);
@@ -777,10 +787,8 @@ static long rs_requeue(redisContext *c, const redis_model *m, const char *pid, b
     redis_script_proc_key(m, pid, plist);
     redis_cmd cmd;
     redis_cmd_init_script(&cmd, &m->scripts[RS_REQUEUE]);
-    const char *fixed[] = {plist, m->ready, m->state[JOB_RUNNING], m->state[JOB_ENQUEUED],
-                           m->state[JOB_DEAD], m->dead, m->failed, m->seq, m->orphans};
-    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
-        redis_cmd_key(&cmd, fixed[i]);
+    rs_keys(&cmd, plist, m->ready, m->state[JOB_RUNNING], m->state[JOB_ENQUEUED],
+            m->state[JOB_DEAD], m->dead, m->failed, m->seq, m->orphans, NULL);
     for (size_t i = 0; i < n; i++)
         rs_job_key(&cmd, m, ids[i]);
     redis_cmd_adds(&cmd, abandon ? "abandon" : "release");
@@ -953,8 +961,7 @@ static redisReply *rs_select(redisContext *c, const redis_model *m, const char *
     redis_cmd_addf(&cmd, "%d", scale);
     redis_cmd_addf(&cmd, "%zu", limit);
     redisReply *r = rs_run(c, &cmd, NULL);
-    if (!r || !rs_is_array(r, 2) || !rs_is_str(r->element[0]) ||
-        !rs_is_array(r->element[1], 0)) {
+    if (!r || !rs_is_array(r, 2) || !rs_is_str(r->element[0]) || !rs_is_array(r->element[1], 0)) {
         if (r)
             freeReplyObject(r);
         return NULL;
@@ -974,10 +981,8 @@ long redis_script_promote(redisContext *c, const redis_model *m, size_t batch)
     if (ids->elements > 0) {
         redis_cmd cmd;
         redis_cmd_init_script(&cmd, &m->scripts[RS_PROMOTE]);
-        const char *fixed[] = {m->sched, m->ready, m->state[JOB_SCHEDULED], m->state[JOB_RETRYING],
-                               m->state[JOB_ENQUEUED]};
-        for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
-            redis_cmd_key(&cmd, fixed[i]);
+        rs_keys(&cmd, m->sched, m->ready, m->state[JOB_SCHEDULED], m->state[JOB_RETRYING],
+                m->state[JOB_ENQUEUED], NULL);
         for (size_t i = 0; i < ids->elements; i++)
             rs_job_key(&cmd, m, ids->element[i]->str);
         for (size_t i = 0; i < ids->elements; i++)
@@ -996,10 +1001,8 @@ static long rs_purge(redisContext *c, const redis_model *m, const char *zset, co
         return 0;
     redis_cmd cmd;
     redis_cmd_init_script(&cmd, &m->scripts[RS_PURGE]);
-    const char *fixed[] = {zset, m->all, m->state[JOB_SUCCEEDED], m->state[JOB_CANCELLED],
-                           m->state[JOB_DEAD], m->trimmed};
-    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
-        redis_cmd_key(&cmd, fixed[i]);
+    rs_keys(&cmd, zset, m->all, m->state[JOB_SUCCEEDED], m->state[JOB_CANCELLED],
+            m->state[JOB_DEAD], m->trimmed, NULL);
     for (size_t i = 0; i < ids->elements; i++)
         rs_job_key(&cmd, m, ids->element[i]->str);
     redis_cmd_adds(&cmd, cutoff);
@@ -1205,16 +1208,13 @@ static json_t *rs_outcome(const redisReply *r, const char *id, const char *confl
     return r->elements >= 2 ? rs_view_reply(r->element[1], id, err) : json_null();
 }
 
-json_t *redis_script_cancel(redisContext *c, const redis_model *m, const char *id,
-                            jobd_error *err)
+json_t *redis_script_cancel(redisContext *c, const redis_model *m, const char *id, jobd_error *err)
 {
     redis_cmd cmd;
     redis_cmd_init_script(&cmd, &m->scripts[RS_CANCEL]);
     rs_job_key(&cmd, m, id);
-    const char *fixed[] = {m->sched, m->state[JOB_SCHEDULED], m->state[JOB_ENQUEUED],
-                           m->state[JOB_RETRYING], m->state[JOB_CANCELLED], m->finished};
-    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
-        redis_cmd_key(&cmd, fixed[i]);
+    rs_keys(&cmd, m->sched, m->state[JOB_SCHEDULED], m->state[JOB_ENQUEUED], m->state[JOB_RETRYING],
+            m->state[JOB_CANCELLED], m->finished, NULL);
     redis_cmd_adds(&cmd, id);
     redisReply *r = rs_run(c, &cmd, err);
     if (!r)
@@ -1230,9 +1230,7 @@ json_t *redis_script_dead_op(redisContext *c, const redis_model *m, const char *
     redis_cmd cmd;
     redis_cmd_init_script(&cmd, &m->scripts[RS_DEAD]);
     rs_job_key(&cmd, m, id);
-    const char *fixed[] = {m->dead, m->state[JOB_DEAD], m->state[JOB_ENQUEUED], m->ready, m->all};
-    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
-        redis_cmd_key(&cmd, fixed[i]);
+    rs_keys(&cmd, m->dead, m->state[JOB_DEAD], m->state[JOB_ENQUEUED], m->ready, m->all, NULL);
     redis_cmd_adds(&cmd, retry ? "retry" : "delete");
     redis_cmd_adds(&cmd, id);
     redisReply *r = rs_run(c, &cmd, err);

@@ -47,7 +47,7 @@ enum redis_script_id {
 
 /* What one queue's scripts need: its key names and the scripts. */
 typedef struct redis_model {
-    char base[REDIS_BASE_MAX];   /* "P:{q}:" */
+    char base[REDIS_BASE_MAX]; /* "P:{q}:" */
     char schema[REDIS_KEY_MAX];
     char all[REDIS_KEY_MAX], ready[REDIS_KEY_MAX], sched[REDIS_KEY_MAX];
     char finished[REDIS_KEY_MAX], dead[REDIS_KEY_MAX];
@@ -55,7 +55,7 @@ typedef struct redis_model {
     char processed[REDIS_KEY_MAX], failed[REDIS_KEY_MAX], trimmed[REDIS_KEY_MAX];
     char procs[REDIS_KEY_MAX], orphans[REDIS_KEY_MAX];
     char state[JOB_STATE_COUNT][REDIS_KEY_MAX];
-    int default_max;             /* the queue's max_attempts */
+    int default_max; /* the queue's max_attempts */
     redis_script scripts[RS_COUNT];
 } redis_model;
 
@@ -64,8 +64,8 @@ typedef enum redis_lease_status { RL_LEASED, RL_SKIPPED, RL_PAUSED } redis_lease
 
 typedef struct redis_lease {
     redis_lease_status status;
-    job_t *job;          /* RL_LEASED: new job (state running), caller frees */
-    long long token;     /* RL_LEASED: fencing token of the lease */
+    job_t *job;      /* RL_LEASED: new job (state running), caller frees */
+    long long token; /* RL_LEASED: fencing token of the lease */
 } redis_lease;
 
 /* Fills m for queue under prefix; default_max is the queue's max_attempts. */
@@ -80,8 +80,8 @@ void redis_script_hb_key(const redis_model *m, const char *pid, char out[REDIS_K
 /* Checks that the server is fit to hold jobs: maxmemory-policy noeviction
  * (unless allow_eviction) and a schema version this jobd knows (written when
  * absent). 0 = fit; -1 = refused, why in err; -2 = connection failed. */
-int redis_script_check_server(redisContext *c, const redis_model *m, bool allow_eviction,
-                              char *err, size_t errlen);
+int redis_script_check_server(redisContext *c, const redis_model *m, bool allow_eviction, char *err,
+                              size_t errlen);
 
 /* Stores jobs[0..n) in one script: new ids go to ready (or sched when their
  * state is scheduled); an id that exists is left alone and replayed[i] gets a
@@ -115,8 +115,8 @@ void redis_script_finish_cmd(redis_cmd *cmd, const redis_model *m, const char *p
                              const job_t *job, long long token, job_state next, double delay);
 
 /* The same as one call: 1 = done, 0 = refused (stale token), -1 = failed. */
-int redis_script_finish(redisContext *c, const redis_model *m, const char *plist,
-                        const job_t *job, long long token, job_state next, double delay);
+int redis_script_finish(redisContext *c, const redis_model *m, const char *plist, const job_t *job,
+                        long long token, job_state next, double delay);
 
 /* Takes every id out of process pid's lease list, in batches: running jobs
  * go back to ready, without counting an attempt (abandon false: graceful
@@ -159,8 +159,7 @@ long redis_script_trim(redisContext *c, const redis_model *m, bool dead, double 
 json_t *redis_script_get(redisContext *c, const redis_model *m, const char *id, jobd_error *err);
 json_t *redis_script_list(redisContext *c, const redis_model *m, int state, bool dead_set,
                           size_t limit, const char *cursor, jobd_error *err);
-json_t *redis_script_cancel(redisContext *c, const redis_model *m, const char *id,
-                            jobd_error *err);
+json_t *redis_script_cancel(redisContext *c, const redis_model *m, const char *id, jobd_error *err);
 /* Dead job back to enqueued (retry true, new reference to its view) or deleted
  * (retry false: returns json_null()). */
 json_t *redis_script_dead_op(redisContext *c, const redis_model *m, const char *id, bool retry,

@@ -170,8 +170,9 @@ static pid_t rt_redis_spawn(const rt_redis *r)
     char port[16], log_path[600];
     snprintf(port, sizeof port, "%d", r->port);
     snprintf(log_path, sizeof log_path, "%s/redis.log", r->dir);
-    const char *base[] = {"redis-server", "--port", port, "--bind", "127.0.0.1", "--dir", r->dir,
-                          "--save", "", "--daemonize", "no", "--logfile", log_path};
+    const char *base[] = {"redis-server", "--port",    port,     "--bind", "127.0.0.1",
+                          "--dir",        r->dir,      "--save", "",       "--daemonize",
+                          "no",           "--logfile", log_path};
     size_t nb = sizeof base / sizeof base[0], n_extra = 0;
     while (r->args && r->args[n_extra])
         n_extra++;

@@ -41,8 +41,8 @@ Test(redis, every_endpoint_works_across_processes)
     cr_assert(ts_wait_state(api.port, "q", "x1", "succeeded", 5000, NULL),
               "run by the other process, seen here");
 
-    cr_assert_eq(rt_submit(api.port, "{\"type\": \"noop\", \"id\": \"later\", \"delay\": 60}", NULL),
-                 202);
+    cr_assert_eq(
+        rt_submit(api.port, "{\"type\": \"noop\", \"id\": \"later\", \"delay\": 60}", NULL), 202);
     cr_assert(ts_wait_state(worker.port, "q", "later", "scheduled", 1000, NULL));
     ts_resp r;
     cr_assert_eq(ts_http(&r, "DELETE", worker.port, "/queues/q/jobs/later", NULL, NULL, NULL), 0);
@@ -113,8 +113,8 @@ Test(redis, failing_job_dies_after_max_attempts_with_growing_intervals_and_retri
     rt_config(cfg, sizeof cfg, 0, ts_unique(prefix), 2);
     ts_jobd j;
     rt_jobd_up(&j, cfg, NULL);
-    cr_assert_eq(rt_submit(j.port, "{\"type\": \"fail\", \"id\": \"f\", \"max_attempts\": 3}", NULL),
-                 202);
+    cr_assert_eq(
+        rt_submit(j.port, "{\"type\": \"fail\", \"id\": \"f\", \"max_attempts\": 3}", NULL), 202);
     int64_t starts[8];
     cr_assert_eq(collect_starts(j.port, "f", 0, starts, 8, 10000), 3, "three runs, then dead");
     cr_assert_eq(rt_job_int(j.port, "f", "attempts"), 3);
@@ -124,7 +124,8 @@ Test(redis, failing_job_dies_after_max_attempts_with_growing_intervals_and_retri
     cr_assert_geq(gap2, 900, "gap %lld ms", (long long)gap2);
     cr_assert_gt(gap2, gap1);
     json_t *v = rt_job(j.port, "f");
-    cr_assert_str_eq(json_string_value(json_object_get(v, "last_error")), "fail: this job always fails");
+    cr_assert_str_eq(json_string_value(json_object_get(v, "last_error")),
+                     "fail: this job always fails");
     json_decref(v);
     cr_assert_eq(rt_count(j.port, "dead"), 1);
 
@@ -152,13 +153,15 @@ Test(redis, scheduled_job_runs_no_earlier_than_its_time)
     rt_jobd_up(&j, cfg, NULL);
     char at[32], body[128];
     job_time_format(jobd_now_ms() + 1000, at);
-    snprintf(body, sizeof body, "{\"type\": \"noop\", \"id\": \"s\", \"scheduled_at\": \"%s\"}", at);
+    snprintf(body, sizeof body, "{\"type\": \"noop\", \"id\": \"s\", \"scheduled_at\": \"%s\"}",
+             at);
     cr_assert_eq(rt_submit(j.port, body, NULL), 202);
     json_t *v = NULL;
     cr_assert(ts_wait_state(j.port, "q", "s", "succeeded", 5000, &v));
     int64_t started = 0, scheduled = 0;
     cr_assert_eq(job_time_parse(json_string_value(json_object_get(v, "started_at")), &started), 0);
-    cr_assert_eq(job_time_parse(json_string_value(json_object_get(v, "scheduled_at")), &scheduled), 0);
+    cr_assert_eq(job_time_parse(json_string_value(json_object_get(v, "scheduled_at")), &scheduled),
+                 0);
     cr_assert_geq(started, scheduled, "started %lld before %lld", (long long)started,
                   (long long)scheduled);
     cr_assert_lt(started - scheduled, 1000, "and within the poll resolution");
@@ -177,9 +180,10 @@ static void *idem_post(void *p)
     idem_arg *a = p;
     pthread_barrier_wait(a->go);
     ts_resp r;
-    a->status = ts_post(&r, a->port, "/queues/q/jobs", "{\"type\": \"noop\", \"id\": \"idem\"}") == 0
-                    ? r.status
-                    : 0;
+    a->status =
+        ts_post(&r, a->port, "/queues/q/jobs", "{\"type\": \"noop\", \"id\": \"idem\"}") == 0
+            ? r.status
+            : 0;
     ts_resp_free(&r);
     return NULL;
 }
@@ -248,7 +252,8 @@ Test(redis, graceful_stop_gives_leases_back_without_counting_an_attempt)
     rt_config(cfg, sizeof cfg, 0, ts_unique(prefix), 1);
     ts_jobd a;
     rt_jobd_up(&a, cfg, NULL);
-    cr_assert_eq(rt_submit(a.port, "{\"type\": \"sleep\", \"id\": \"long\", \"args\": {\"ms\": 3000}}",
+    cr_assert_eq(rt_submit(a.port,
+                           "{\"type\": \"sleep\", \"id\": \"long\", \"args\": {\"ms\": 3000}}",
                            NULL),
                  202);
     cr_assert(ts_wait_state(a.port, "q", "long", "running", 3000, NULL));

@@ -21,7 +21,8 @@ static int id_cmp(const void *a, const void *b)
 
 /* POSTs n jobs of body_fmt (one %d: the job's number) as one batch and
  * appends the ids the server gave them to ids[*n_ids]. */
-static void submit_batch(int port, const char *body_fmt, int first, int n, job_id *ids, size_t *n_ids)
+static void submit_batch(int port, const char *body_fmt, int first, int n, job_id *ids,
+                         size_t *n_ids)
 {
     size_t cap = (size_t)n * 96 + 16, len = 0;
     char *body = malloc(cap);
@@ -61,7 +62,8 @@ static size_t count_state(int port, const char *state, size_t *retried)
         json_t *jobs = json_object_get(r.json, "jobs");
         for (size_t i = 0; i < json_array_size(jobs); i++) {
             n++;
-            *retried += json_integer_value(json_object_get(json_array_get(jobs, i), "attempts")) > 1;
+            *retried +=
+                json_integer_value(json_object_get(json_array_get(jobs, i), "attempts")) > 1;
         }
         const char *next = json_string_value(json_object_get(r.json, "next_cursor"));
         snprintf(cursor, sizeof cursor, "%s", next ? next : "");
@@ -102,16 +104,17 @@ Test(redis_crash, jobs_of_a_killed_process_all_finish_in_another)
     rt_jobd_up(&b, cfg, NULL);
     cr_assert(rt_wait_processed(b.port, JOBS, 60000), "all jobs done (%ld)", rt_processed(b.port));
     long long recovery = ts_now_ms() - killed;
-    fprintf(stderr, "redis_crash: %d sleep jobs of 2 s, %d workers: kill -9 to all done in %lld ms\n",
-            JOBS, WORKERS, recovery);
+    fprintf(stderr,
+            "redis_crash: %d sleep jobs of 2 s, %d workers: kill -9 to all done in %lld ms\n", JOBS,
+            WORKERS, recovery);
 
     size_t twice = 0;
     cr_assert_eq(count_state(b.port, "succeeded", &twice), JOBS, "every job succeeded");
     cr_assert_eq(rt_count(b.port, "running"), 0, "none stuck in a lease");
     cr_assert_eq(rt_count(b.port, "enqueued"), 0);
     cr_assert_gt(twice, 0, "the jobs A was running ran again");
-    cr_assert_leq((long)twice, running_at_kill, "%zu ran twice, %ld were running at the kill", twice,
-                  running_at_kill);
+    cr_assert_leq((long)twice, running_at_kill, "%zu ran twice, %ld were running at the kill",
+                  twice, running_at_kill);
     cr_assert(ts_log_contains(&b, "stopped heartbeating"));
     ts_jobd_stop(&b, SIGTERM, 5000);
     free(ids);

@@ -71,7 +71,8 @@ Test(redis_outage, stopped_redis_refuses_jobs_and_resumes_without_restart)
     rt_redis_kill(&rs, SIGTERM);
     long long ms;
     ts_resp r;
-    cr_assert_eq(ts_post(&r, j.port, "/queues/q/jobs", "{\"type\": \"noop\", \"id\": \"during\"}"), 0);
+    cr_assert_eq(ts_post(&r, j.port, "/queues/q/jobs", "{\"type\": \"noop\", \"id\": \"during\"}"),
+                 0);
     cr_assert_eq(r.status, 503);
     cr_assert_str_eq(ts_error_code(&r), "unavailable");
     char ra[16];

@@ -51,7 +51,8 @@ static job_t *mkjob(const char *id, int64_t created, int64_t run_at)
 static void enqueue(job_t *const *jobs, size_t n, job_t **replayed)
 {
     jobd_error err = {0};
-    cr_assert_eq(redis_script_enqueue(rc, &model, jobs, n, 0, replayed, &err), 0, "%s", err.message);
+    cr_assert_eq(redis_script_enqueue(rc, &model, jobs, n, 0, replayed, &err), 0, "%s",
+                 err.message);
 }
 
 static void enqueue1(const char *id, int64_t created)
@@ -66,7 +67,7 @@ static long long cmd_int(const char *fmt, const char *key)
 {
     redisReply *r = redisCommand(rc, fmt, key);
     cr_assert_not_null(r);
-    long long v = r->type == REDIS_REPLY_INTEGER ? r->integer
+    long long v = r->type == REDIS_REPLY_INTEGER  ? r->integer
                   : r->type == REDIS_REPLY_STRING ? strtoll(r->str, NULL, 10)
                                                   : 0;
     freeReplyObject(r);
@@ -147,8 +148,10 @@ Test(redis_scripts, enqueue_batch_stores_ready_and_scheduled)
     jobd_error err = {0};
     json_t *info = redis_script_info(rc, &model, &err);
     cr_assert_not_null(info);
-    cr_assert_eq(json_integer_value(json_object_get(json_object_get(info, "counts"), "enqueued")), 2);
-    cr_assert_eq(json_integer_value(json_object_get(json_object_get(info, "counts"), "scheduled")), 1);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(info, "counts"), "enqueued")),
+                 2);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(info, "counts"), "scheduled")),
+                 1);
     json_decref(info);
     for (int i = 0; i < 3; i++)
         job_free(jobs[i]);

@@ -1,0 +1,92 @@
+/* proc_redis.h - internals of the redis processor, shared by its files only
+ * (pipeline.h's proc_redis_kind is its public face):
+ *   proc_redis.c        creation, submissions, the store side, start and stop
+ *   proc_redis_run.c    the fetch loop, leases and the writing of outcomes
+ *   proc_redis_maint.c  heartbeat, dead processes, due jobs, retention, prober
+ * The data model and its scripts live in redis_scripts.c, connections in
+ * redis_conn.c.
+ *
+ * Threads of one queue (each with its own Redis connection, as hiredis needs):
+ *   fetch      reserves worker slots first, then takes that many ids from
+ *              ready into this process's lease list and leases them (fencing
+ *              token); hands each job to the delegate (the executor)
+ *   completer  writes the outcomes of finished runs, pipelined in batches
+ *   maint      heartbeat, taking back the leases of dead processes, moving
+ *              due jobs to ready, retention; and the prober that clears the
+ *              "down" flag once Redis answers (and passes the safety checks)
+ * HTTP threads (submissions and store reads) borrow connections from a small
+ * pool for at most redis.timeout, and not at all while Redis is down. */
+#ifndef JOBD_PROC_REDIS_H
+#define JOBD_PROC_REDIS_H
+
+#include "pipeline.h"
+#include "redis_scripts.h"
+
+#define PROC_REDIS_BACKOFF_MIN_MS 100
+#define PROC_REDIS_BACKOFF_MAX_MS 1000
+
+typedef struct redis_store redis_store;
+
+/* One leased job, from the fetch until its outcome is written (or dropped). */
+typedef struct rlease {
+    redis_store *st;
+    job_t *job; /* owned */
+    long long token;
+    char pid[REDIS_PID_LEN + 1]; /* the process id that holds the lease */
+    char plist[REDIS_KEY_MAX];
+    job_state outcome; /* set by the run's end */
+    double delay, duration;
+    int tries;
+    struct rlease *prev, *next; /* in st->active */
+    struct rlease *qnext;       /* in the completion queue */
+} rlease;
+
+struct redis_store {
+    proc_t *self;
+    jobd_t *ctx;
+    queue_t *q;
+    redis_link link;
+    redis_model m;
+    double poll_interval;
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv;           /* stop flags, completion queue, leases freed */
+    char pid[REDIS_PID_LEN + 1]; /* changes when Redis declared us dead */
+    bool registered;
+    rlease *active;  /* leases held by this process */
+    size_t n_leases; /* rlease objects alive (active or being dropped) */
+    rlease *done_head, *done_tail;
+    size_t done_inflight; /* taken by the completer, not yet written */
+    bool fetch_stop, done_stop, done_closed, maint_stop;
+    pthread_t fetch_th, done_th, maint_th;
+    bool fetch_on, done_on, maint_on, started;
+
+    atomic_llong n_fetched, n_succeeded, n_failed, n_stale, n_reaped, n_trimmed;
+};
+
+/* Waits on st->cv up to ms, or not at all when *flag is set. Call with st->mu held. */
+void proc_redis_wait_locked(redis_store *st, int64_t ms, const bool *flag);
+/* The same, taking st->mu. */
+void proc_redis_wait(redis_store *st, int64_t ms, const bool *flag);
+/* *flag read under st->mu. */
+bool proc_redis_flag(redis_store *st, const bool *flag);
+/* The current backoff in ms; doubles *backoff up to PROC_REDIS_BACKOFF_MAX_MS. */
+int64_t proc_redis_backoff_next(int64_t *backoff);
+/* A new random process id: 16 bytes as hex (never host:pid, which repeats
+ * in containers). */
+void proc_redis_new_pid(char out[REDIS_PID_LEN + 1]);
+/* This process's current id (it changes when Redis declared us dead). */
+void proc_redis_pid(redis_store *st, char out[REDIS_PID_LEN + 1]);
+/* A new connection for a long-lived thread (socket timeout io seconds), or
+ * NULL with Redis marked down. Caller frees with redisFree. */
+redisContext *proc_redis_open(redis_store *st, double io);
+/* Frees *c (NULL is fine), marking Redis down when it had failed; NULLs *c. */
+void proc_redis_drop(redis_store *st, redisContext **c);
+
+/* Thread bodies; arg is the redis_store. Each returns NULL once its stop
+ * flag is set (fetch_stop, done_stop, maint_stop). */
+void *proc_redis_fetch_main(void *arg);
+void *proc_redis_done_main(void *arg);
+void *proc_redis_maint_main(void *arg);
+
+#endif

@@ -1,0 +1,201 @@
+/* proc_redis_maint.c - the redis processor's maintenance thread: heartbeat
+ * and registration, Redis's clock, taking back the leases of dead processes,
+ * moving due jobs to ready, retention; and the prober that declares Redis
+ * up again once it answers and passes the safety checks. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../server/log.h"
+#include "job.h"
+#include "proc_redis.h"
+#include "worker.h"
+
+#define PROC_REDIS_PROMOTE_BATCH 500
+#define PROC_REDIS_PROMOTE_ROUNDS 20 /* batches per poll, so a backlog cannot starve heartbeats */
+#define PROC_REDIS_TRIM_BATCH 500
+#define PROC_REDIS_REFUSED_LOG_MS 60000
+
+/* --- maintenance --- */
+
+typedef struct proc_redis_maint_state {
+    redisContext *c;
+    int64_t backoff, next_try, next_refused_log;
+    int64_t next_beat, next_reap, next_promote, next_trim;
+} proc_redis_maint_state;
+
+/* Opens the maintenance connection and runs the safety checks; only then is
+ * Redis "up". A refused server stays down (logged) until it is fixed. */
+static void proc_redis_maint_connect(redis_store *st, proc_redis_maint_state *ms)
+{
+    int64_t now = jobd_mono_ms();
+    if (now < ms->next_try)
+        return;
+    if (!ms->c)
+        ms->c = proc_redis_open(st, st->link.timeout);
+    char why[512] = "";
+    int rc = ms->c ? redis_script_check_server(ms->c, &st->m, st->ctx->cfg->redis_allow_eviction,
+                                               why, sizeof why)
+                   : -2;
+    if (rc == 0) {
+        ms->backoff = PROC_REDIS_BACKOFF_MIN_MS;
+        redis_link_set_up(&st->link);
+        return;
+    }
+    /* A refused server is retried every second: say why once a minute. */
+    if (rc == -1 && now >= ms->next_refused_log) {
+        log_event(LOG_ERROR, "redis.refused", NULL, "queue %s: %s", st->q->cfg->name, why);
+        ms->next_refused_log = now + PROC_REDIS_REFUSED_LOG_MS;
+    }
+    redis_link_set_down(&st->link, rc == -1 ? why : "connection failed");
+    if (ms->c)
+        redisFree(ms->c);
+    ms->c = NULL;
+    ms->next_try =
+        now + (rc == -1 ? PROC_REDIS_BACKOFF_MAX_MS : proc_redis_backoff_next(&ms->backoff));
+}
+
+/* Heartbeat; registers first, and again under a new id when Redis says this
+ * process was declared dead (its leases are gone: a fresh start). */
+static int proc_redis_heartbeat(redis_store *st, redisContext *c)
+{
+    long long ttl = (long long)(st->ctx->cfg->lease_expiry * 1000.0);
+    pthread_mutex_lock(&st->mu);
+    bool registered = st->registered;
+    char pid[REDIS_PID_LEN + 1];
+    snprintf(pid, sizeof pid, "%s", st->pid);
+    pthread_mutex_unlock(&st->mu);
+    int rc = redis_script_beat(c, &st->m, pid, registered ? "beat" : "register", ttl);
+    if (rc == 0) {
+        log_event(LOG_WARN, "redis.lease_lost", NULL,
+                  "queue %s: process %s was declared dead by another process; registering anew",
+                  st->q->cfg->name, pid);
+        proc_redis_new_pid(pid);
+        rc = redis_script_beat(c, &st->m, pid, "register", ttl);
+    }
+    if (rc == 1) {
+        pthread_mutex_lock(&st->mu);
+        snprintf(st->pid, sizeof st->pid, "%s", pid);
+        st->registered = true;
+        pthread_mutex_unlock(&st->mu);
+    }
+    return rc < 0 ? -1 : 0;
+}
+
+/* Measures Redis's clock against ours (halfway through the round trip). */
+static int proc_redis_clock(redis_store *st, redisContext *c)
+{
+    int64_t before = jobd_mono_ms(), redis_ms;
+    if (redis_script_time(c, &redis_ms) != 0)
+        return -1;
+    redis_link_set_clock(&st->link, redis_ms, (before + jobd_mono_ms()) / 2);
+    return 0;
+}
+
+static int proc_redis_reap(redis_store *st, redisContext *c)
+{
+    char pid[REDIS_PID_LEN + 1];
+    proc_redis_pid(st, pid);
+    long n = redis_script_reap(c, &st->m, pid);
+    if (n > 0) {
+        atomic_fetch_add(&st->n_reaped, n);
+        log_event(LOG_WARN, "redis.requeued", NULL,
+                  "queue %s: %ld jobs of dead processes went back to ready (or dead)",
+                  st->q->cfg->name, n);
+    }
+    return n < 0 ? -1 : 0;
+}
+
+static int proc_redis_promote(redis_store *st, redisContext *c)
+{
+    for (int round = 0; round < PROC_REDIS_PROMOTE_ROUNDS; round++) {
+        long n = redis_script_promote(c, &st->m, PROC_REDIS_PROMOTE_BATCH);
+        if (n < 0)
+            return -1;
+        if (n < PROC_REDIS_PROMOTE_BATCH)
+            break;
+    }
+    return 0;
+}
+
+/* Retention: finished jobs and the dead set, bounded; logged and counted. */
+static int proc_redis_trim(redis_store *st, redisContext *c)
+{
+    const config_t *cfg = st->ctx->cfg;
+    long fin = redis_script_trim(c, &st->m, false, cfg->retention_finished, cfg->max_finished,
+                                 PROC_REDIS_TRIM_BATCH);
+    long dead = fin < 0 ? -1
+                        : redis_script_trim(c, &st->m, true, cfg->dead_max_age, cfg->dead_max_jobs,
+                                            PROC_REDIS_TRIM_BATCH);
+    if (fin > 0)
+        log_event(LOG_INFO, "redis.trimmed", NULL,
+                  "queue %s: %ld finished jobs removed (retention.finished / max_finished)",
+                  st->q->cfg->name, fin);
+    if (dead > 0)
+        log_event(LOG_WARN, "dead.trimmed", NULL,
+                  "queue %s: %ld dead jobs removed (dead.max_age / dead.max_jobs)",
+                  st->q->cfg->name, dead);
+    if (fin > 0 || dead > 0)
+        atomic_fetch_add(&st->n_trimmed, (fin > 0 ? fin : 0) + (dead > 0 ? dead : 0));
+    return fin < 0 || dead < 0 ? -1 : 0;
+}
+
+/* Runs the tasks that are due; their periods come from the config. */
+static void proc_redis_maint_tick(redis_store *st, proc_redis_maint_state *ms)
+{
+    const config_t *cfg = st->ctx->cfg;
+    int64_t now = jobd_mono_ms();
+    int rc = 0;
+    if (st->ctx->pool && now >= ms->next_beat) {
+        rc = proc_redis_heartbeat(st, ms->c);
+        ms->next_beat = now + (int64_t)(cfg->heartbeat * 1000.0);
+    }
+    if (rc == 0 && now >= ms->next_reap) {
+        rc = proc_redis_clock(st, ms->c);
+        if (rc == 0)
+            rc = proc_redis_reap(st, ms->c);
+        ms->next_reap = now + (int64_t)(cfg->heartbeat * 1000.0);
+    }
+    if (rc == 0 && now >= ms->next_promote) {
+        rc = proc_redis_promote(st, ms->c);
+        ms->next_promote = now + (int64_t)(st->poll_interval * 1000.0);
+    }
+    if (rc == 0 && now >= ms->next_trim) {
+        rc = proc_redis_trim(st, ms->c);
+        ms->next_trim = now + (int64_t)(st->poll_interval > 1 ? st->poll_interval * 1000.0 : 1000);
+    }
+    if (rc != 0 && ms->c->err)
+        proc_redis_drop(st, &ms->c);
+}
+
+static int64_t proc_redis_maint_next(redis_store *st, const proc_redis_maint_state *ms)
+{
+    if (!ms->c || atomic_load(&st->link.down))
+        return ms->next_try > jobd_mono_ms() ? ms->next_try
+                                             : jobd_mono_ms() + PROC_REDIS_BACKOFF_MIN_MS;
+    int64_t t = ms->next_reap;
+    const int64_t others[] = {ms->next_promote, ms->next_trim,
+                              st->ctx->pool ? ms->next_beat : INT64_MAX};
+    for (size_t i = 0; i < sizeof others / sizeof others[0]; i++)
+        if (others[i] < t)
+            t = others[i];
+    return t;
+}
+
+void *proc_redis_maint_main(void *arg)
+{
+    redis_store *st = arg;
+    proc_redis_maint_state ms = {.backoff = PROC_REDIS_BACKOFF_MIN_MS};
+    while (!proc_redis_flag(st, &st->maint_stop)) {
+        if (!ms.c || atomic_load(&st->link.down))
+            proc_redis_maint_connect(st, &ms);
+        if (ms.c && !atomic_load(&st->link.down))
+            proc_redis_maint_tick(st, &ms);
+        int64_t wait = proc_redis_maint_next(st, &ms) - jobd_mono_ms();
+        if (wait > 0)
+            proc_redis_wait(st, wait, &st->maint_stop);
+    }
+    proc_redis_drop(st, &ms.c);
+    return NULL;
+}

@@ -1,0 +1,426 @@
+/* proc_redis_run.c - the redis processor's running side: the fetch loop
+ * that reserves workers, takes and leases jobs and hands them to the
+ * executor, and the completer that writes their outcomes in pipelined
+ * batches (fencing tokens make a stale outcome harmless). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../server/log.h"
+#include "job.h"
+#include "proc_redis.h"
+#include "worker.h"
+
+#define PROC_REDIS_FETCH_MAX 64   /* ids taken in one pipelined round */
+#define PROC_REDIS_BLOCK_S 0.5    /* BLMOVE wait while the queue is idle */
+#define PROC_REDIS_DONE_BATCH 256 /* outcomes written in one pipeline */
+#define PROC_REDIS_DONE_TRIES 5   /* error answers before an outcome is dropped */
+#define PROC_REDIS_PAUSE_CHECK_MS 250
+#define PROC_REDIS_RESERVE_WAIT_MS 200
+
+/* --- leases --- */
+
+static rlease *proc_redis_lease_new(redis_store *st, job_t *job, long long token, const char *pid)
+{
+    rlease *l = calloc(1, sizeof *l);
+    if (!l)
+        return NULL;
+    l->st = st;
+    l->job = job;
+    l->token = token;
+    snprintf(l->pid, sizeof l->pid, "%s", pid);
+    redis_script_proc_key(&st->m, pid, l->plist);
+    pthread_mutex_lock(&st->mu);
+    l->next = st->active;
+    if (st->active)
+        st->active->prev = l;
+    st->active = l;
+    st->n_leases++;
+    pthread_mutex_unlock(&st->mu);
+    return l;
+}
+
+/* Forgets a lease: off the active list, freed, and destroy is told. */
+static void proc_redis_lease_free(rlease *l)
+{
+    redis_store *st = l->st;
+    pthread_mutex_lock(&st->mu);
+    if (l->prev)
+        l->prev->next = l->next;
+    else if (st->active == l)
+        st->active = l->next;
+    if (l->next)
+        l->next->prev = l->prev;
+    st->n_leases--;
+    pthread_cond_broadcast(&st->cv);
+    pthread_mutex_unlock(&st->mu);
+    job_free(l->job);
+    free(l);
+}
+
+/* release_strays callback: true when this process holds a lease on id. */
+static bool proc_redis_holds(void *arg, const char *id)
+{
+    redis_store *st = arg;
+    pthread_mutex_lock(&st->mu);
+    rlease *l = st->active;
+    while (l && strcmp(l->job->id, id) != 0)
+        l = l->next;
+    pthread_mutex_unlock(&st->mu);
+    return l != NULL;
+}
+
+/* --- running: outcomes --- */
+
+/* The run ended (worker thread): decide the next state and queue the write. */
+static void proc_redis_run_done(void *done_ctx, size_t index, const outcome_t *out)
+{
+    (void)index;
+    rlease *l = done_ctx;
+    redis_store *st = l->st;
+    job_t *job = l->job;
+    job->attempts++;
+    if (out->kind != OUT_SUCCEEDED)
+        job_set_error(job, out->message ? out->message : "failed");
+    l->outcome = pipeline_next_state(st->q->cfg, job, out, &l->delay);
+    job->state = l->outcome; /* for the log lines: the run is over */
+    l->duration = out->duration;
+    pthread_mutex_lock(&st->mu);
+    bool closed = st->done_closed;
+    if (!closed) {
+        if (st->done_tail)
+            st->done_tail->qnext = l;
+        else
+            st->done_head = l;
+        st->done_tail = l;
+        pthread_cond_broadcast(&st->cv);
+    }
+    pthread_mutex_unlock(&st->mu);
+    if (closed) {
+        /* After stop the lease went back to ready: another run will count. */
+        log_event(LOG_WARN, "job.outcome_dropped", job,
+                  "ended after shutdown gave its lease back; it will run again");
+        proc_redis_lease_free(l);
+    }
+}
+
+static void proc_redis_log_outcome(const rlease *l)
+{
+    const job_t *job = l->job;
+    if (l->outcome == JOB_SUCCEEDED)
+        log_event(LOG_INFO, "job.succeeded", job, "in %.3fs", l->duration);
+    else if (l->outcome == JOB_RETRYING)
+        log_event(LOG_INFO, "job.failed", job, "retry in %.1fs: %s", l->delay, job->last_error);
+    else
+        log_event(LOG_WARN, "job.dead", job, "%s", job->last_error);
+}
+
+/* Puts leases [head..] back at the front of the completion queue. */
+static void proc_redis_requeue_done(redis_store *st, rlease *head, rlease *tail, size_t n)
+{
+    if (!head)
+        return;
+    pthread_mutex_lock(&st->mu);
+    tail->qnext = st->done_head;
+    st->done_head = head;
+    if (!st->done_tail)
+        st->done_tail = tail;
+    st->done_inflight -= n;
+    pthread_mutex_unlock(&st->mu);
+}
+
+/* Acts on the reply to one outcome; true when the lease is finished with. */
+static bool proc_redis_done_reply(redis_store *st, rlease *l, const redisReply *r)
+{
+    if (r->type == REDIS_REPLY_INTEGER && r->integer == 1) {
+        atomic_fetch_add(l->outcome == JOB_SUCCEEDED ? &st->n_succeeded : &st->n_failed, 1);
+        proc_redis_log_outcome(l);
+        return true;
+    }
+    if (r->type == REDIS_REPLY_INTEGER) {
+        atomic_fetch_add(&st->n_stale, 1);
+        log_event(LOG_WARN, "job.stale", l->job,
+                  "lease %lld was taken back (process presumed dead): outcome %s not recorded",
+                  l->token, job_state_name(l->outcome));
+        return true;
+    }
+    if (++l->tries < PROC_REDIS_DONE_TRIES)
+        return false;
+    log_event(LOG_ERROR, "job.outcome_lost", l->job, "Redis refused the outcome %d times: %s",
+              l->tries, r->type == REDIS_REPLY_ERROR ? r->str : "bad answer");
+    return true;
+}
+
+/* Writes a batch of outcomes in one pipeline. -1 when the connection failed
+ * (all of them go back to the queue). */
+static int proc_redis_write_outcomes(redis_store *st, redisContext *c, rlease *head, size_t n)
+{
+    redis_cmd *cmds = calloc(n, sizeof *cmds);
+    redis_cmd **ptrs = calloc(n, sizeof *ptrs);
+    redisReply **r = calloc(n, sizeof *r);
+    int rc = -1;
+    if (cmds && ptrs && r) {
+        size_t i = 0;
+        for (rlease *l = head; l; l = l->qnext, i++) {
+            redis_script_finish_cmd(&cmds[i], &st->m, l->plist, l->job, l->token, l->outcome,
+                                    l->delay);
+            ptrs[i] = &cmds[i];
+        }
+        rc = redis_conn_pipeline(c, ptrs, n, r);
+        for (i = 0; i < n; i++)
+            redis_cmd_free(&cmds[i]);
+    }
+    if (rc == 0) {
+        rlease *retry = NULL, *retry_tail = NULL, *next;
+        size_t i = 0, n_retry = 0;
+        for (rlease *l = head; l; l = next, i++) {
+            next = l->qnext;
+            l->qnext = NULL;
+            bool finished = proc_redis_done_reply(st, l, r[i]);
+            freeReplyObject(r[i]);
+            if (finished) {
+                pthread_mutex_lock(&st->mu);
+                st->done_inflight--;
+                pthread_mutex_unlock(&st->mu);
+                proc_redis_lease_free(l);
+            } else {
+                *(retry_tail ? &retry_tail->qnext : &retry) = l;
+                retry_tail = l;
+                n_retry++;
+            }
+        }
+        proc_redis_requeue_done(st, retry, retry_tail, n_retry);
+    }
+    free(cmds);
+    free(ptrs);
+    free(r);
+    return rc;
+}
+
+/* Takes up to PROC_REDIS_DONE_BATCH outcomes off the queue; NULL when the completer
+ * should exit (stopping and nothing left). Called with st->mu held. */
+static rlease *proc_redis_take_outcomes(redis_store *st, size_t *n, rlease **tail)
+{
+    while (!st->done_head && !st->done_stop)
+        pthread_cond_wait(&st->cv, &st->mu);
+    rlease *head = st->done_head, *l = head;
+    *n = 0;
+    *tail = NULL;
+    while (l && *n < PROC_REDIS_DONE_BATCH) {
+        *tail = l;
+        l = l->qnext;
+        (*n)++;
+    }
+    if (*tail)
+        (*tail)->qnext = NULL;
+    st->done_head = l;
+    if (!l)
+        st->done_tail = NULL;
+    st->done_inflight += *n;
+    return head;
+}
+
+/* Drops outcomes that can no longer be written (stopping with Redis away):
+ * their jobs stay leased by this process and are taken back by a live one. */
+static void proc_redis_abandon_outcomes(redis_store *st, rlease *head, size_t n)
+{
+    pthread_mutex_lock(&st->mu);
+    st->done_inflight -= n;
+    pthread_mutex_unlock(&st->mu);
+    for (rlease *l = head, *next; l; l = next) {
+        next = l->qnext;
+        log_event(LOG_WARN, "job.outcome_lost", l->job,
+                  "Redis unreachable at shutdown: outcome %s not recorded",
+                  job_state_name(l->outcome));
+        proc_redis_lease_free(l);
+    }
+}
+
+void *proc_redis_done_main(void *arg)
+{
+    redis_store *st = arg;
+    redisContext *c = NULL;
+    int64_t backoff = PROC_REDIS_BACKOFF_MIN_MS;
+    for (;;) {
+        size_t n;
+        rlease *tail;
+        pthread_mutex_lock(&st->mu);
+        rlease *head = proc_redis_take_outcomes(st, &n, &tail);
+        bool stopping = st->done_stop;
+        pthread_mutex_unlock(&st->mu);
+        if (!head)
+            break;
+        if (!c)
+            c = proc_redis_open(st, st->link.timeout);
+        if (c && proc_redis_write_outcomes(st, c, head, n) == 0) {
+            backoff = PROC_REDIS_BACKOFF_MIN_MS;
+            continue;
+        }
+        proc_redis_drop(st, &c);
+        if (stopping) {
+            proc_redis_abandon_outcomes(st, head, n);
+            continue;
+        }
+        proc_redis_requeue_done(st, head, tail, n);
+        proc_redis_wait(st, proc_redis_backoff_next(&backoff), &st->done_stop);
+    }
+    proc_redis_drop(st, &c);
+    return NULL;
+}
+
+/* --- running: fetch --- */
+
+/* Reserves 1..want worker slots (the first waits a little). 0 = none. */
+static int proc_redis_reserve(redis_store *st, int want)
+{
+    worker_pool_t *pool = st->ctx->pool;
+    if (worker_pool_reserve(pool, st->q, jobd_mono_ms() + PROC_REDIS_RESERVE_WAIT_MS) != 0)
+        return 0;
+    int k = 1;
+    while (k < want && worker_pool_reserve(pool, st->q, 0) == 0)
+        k++;
+    return k;
+}
+
+static void proc_redis_release_slots(redis_store *st, int n)
+{
+    for (int i = 0; i < n; i++)
+        worker_pool_release(st->ctx->pool, st->q);
+}
+
+/* Hands a leased job to the executor on one reserved slot. */
+static void proc_redis_start_run(redis_store *st, redis_lease *rl, const char *pid)
+{
+    rlease *l = proc_redis_lease_new(st, rl->job, rl->token, pid);
+    if (!l) {
+        /* The lease stays in our list; stop (or a reconcile) gives it back. */
+        log_event(LOG_ERROR, "job.not_started", rl->job, "out of memory");
+        job_free(rl->job);
+        proc_redis_release_slots(st, 1);
+        return;
+    }
+    atomic_fetch_add(&st->n_fetched, 1);
+    log_event(LOG_DEBUG, "job.started", l->job, "attempt %d, lease %lld", l->job->attempts + 1,
+              l->token);
+    proc_t *exec = st->self->delegate;
+    exec->ops->call(exec, &l->job, 1, proc_redis_run_done, l);
+}
+
+typedef struct proc_redis_fetch_state {
+    redisContext *c;
+    int64_t backoff;
+    bool idle;      /* the last round found nothing: wait with BLMOVE */
+    bool reconcile; /* a reply may have been lost: check our lease list */
+    bool paused;
+    int64_t paused_checked;
+} proc_redis_fetch_state;
+
+/* Leases the taken ids and starts them; slots of the ones not started go back. */
+static void proc_redis_lease_and_run(redis_store *st, proc_redis_fetch_state *fs, const char *pid,
+                                     const char *plist, char (*ids)[JOB_ID_MAX + 1], int n)
+{
+    redis_lease leases[PROC_REDIS_FETCH_MAX];
+    if (redis_script_lease(fs->c, &st->m, plist, ids, (size_t)n, leases) != 0) {
+        proc_redis_release_slots(st, n);
+        fs->reconcile = true;
+        if (fs->c->err)
+            proc_redis_drop(st, &fs->c);
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        if (leases[i].status == RL_LEASED) {
+            proc_redis_start_run(st, &leases[i], pid);
+            continue;
+        }
+        proc_redis_release_slots(st, 1);
+        if (leases[i].status == RL_PAUSED) {
+            fs->paused = true;
+            fs->paused_checked = jobd_mono_ms();
+        }
+    }
+}
+
+/* One round: reserve, take, lease, run. */
+static void proc_redis_fetch_round(redis_store *st, proc_redis_fetch_state *fs)
+{
+    int k = proc_redis_reserve(st, fs->idle ? 1 : PROC_REDIS_FETCH_MAX);
+    if (k == 0)
+        return;
+    char pid[REDIS_PID_LEN + 1], plist[REDIS_KEY_MAX];
+    proc_redis_pid(st, pid);
+    redis_script_proc_key(&st->m, pid, plist);
+    char ids[PROC_REDIS_FETCH_MAX][JOB_ID_MAX + 1];
+    int n =
+        redis_script_take(fs->c, &st->m, plist, (size_t)k, fs->idle ? PROC_REDIS_BLOCK_S : 0, ids);
+    if (n < 0) {
+        proc_redis_release_slots(st, k);
+        fs->reconcile = true;
+        proc_redis_drop(st, &fs->c);
+        return;
+    }
+    proc_redis_release_slots(st, k - n);
+    fs->idle = n == 0;
+    if (n > 0)
+        proc_redis_lease_and_run(st, fs, pid, plist, ids, n);
+}
+
+/* Gets the connection ready: open, reconcile, paused flag. False = not now. */
+static bool proc_redis_fetch_ready(redis_store *st, proc_redis_fetch_state *fs)
+{
+    if (!fs->c) {
+        /* BLMOVE blocks up to PROC_REDIS_BLOCK_S: the socket must wait longer. */
+        fs->c = proc_redis_open(st, st->link.timeout + PROC_REDIS_BLOCK_S);
+        if (!fs->c)
+            return false;
+        fs->reconcile = true;
+    }
+    char pid[REDIS_PID_LEN + 1];
+    proc_redis_pid(st, pid);
+    if (fs->reconcile) {
+        long n = redis_script_release_strays(fs->c, &st->m, pid, proc_redis_holds, st);
+        if (n < 0) {
+            proc_redis_drop(st, &fs->c);
+            return false;
+        }
+        if (n > 0)
+            log_event(LOG_INFO, "redis.reconciled", NULL,
+                      "queue %s: %ld jobs taken without an answer went back to ready",
+                      st->q->cfg->name, n);
+        fs->reconcile = false;
+    }
+    int64_t now = jobd_mono_ms();
+    if (now - fs->paused_checked >= PROC_REDIS_PAUSE_CHECK_MS) {
+        int p = redis_script_paused(fs->c, &st->m);
+        if (p < 0) {
+            proc_redis_drop(st, &fs->c);
+            return false;
+        }
+        fs->paused = p == 1;
+        fs->paused_checked = now;
+    }
+    return !fs->paused;
+}
+
+void *proc_redis_fetch_main(void *arg)
+{
+    redis_store *st = arg;
+    proc_redis_fetch_state fs = {.backoff = PROC_REDIS_BACKOFF_MIN_MS,
+                                 .paused_checked = -PROC_REDIS_PAUSE_CHECK_MS};
+    while (!proc_redis_flag(st, &st->fetch_stop)) {
+        bool registered = proc_redis_flag(st, &st->registered);
+        if (!registered || atomic_load(&st->link.down)) {
+            proc_redis_wait(st, PROC_REDIS_BACKOFF_MIN_MS, &st->fetch_stop);
+            continue;
+        }
+        if (!proc_redis_fetch_ready(st, &fs)) {
+            int64_t ms = fs.c ? PROC_REDIS_PAUSE_CHECK_MS : proc_redis_backoff_next(&fs.backoff);
+            proc_redis_wait(st, ms, &st->fetch_stop);
+            continue;
+        }
+        fs.backoff = PROC_REDIS_BACKOFF_MIN_MS;
+        proc_redis_fetch_round(st, &fs);
+    }
+    proc_redis_drop(st, &fs.c);
+    return NULL;
+}
