@@ -32,8 +32,7 @@ typedef struct rlease {
     redis_store *st;
     job_t *job; /* owned */
     long long token;
-    char pid[REDIS_PID_LEN + 1]; /* the process id that holds the lease */
-    char plist[REDIS_KEY_MAX];
+    char plist[REDIS_KEY_MAX]; /* the lease list of the process id that holds it */
     job_state outcome; /* set by the run's end */
     double delay, duration;
     int tries;
@@ -41,6 +40,8 @@ typedef struct rlease {
     struct rlease *qnext;       /* in the completion queue */
 } rlease;
 
+/* One redis processor (one queue). mu guards pid through the stop flags;
+ * the counters are atomics; the rest is set at creation. */
 struct redis_store {
     proc_t *self;
     jobd_t *ctx;
@@ -59,7 +60,7 @@ struct redis_store {
     size_t done_inflight; /* taken by the completer, not yet written */
     bool fetch_stop, done_stop, done_closed, maint_stop;
     pthread_t fetch_th, done_th, maint_th;
-    bool fetch_on, done_on, maint_on, started;
+    bool fetch_on, done_on, maint_on, started; /* start/stop's thread only */
 
     atomic_llong n_fetched, n_succeeded, n_failed, n_stale, n_reaped, n_trimmed;
 };

@@ -2,22 +2,15 @@
  * and registration, Redis's clock, taking back the leases of dead processes,
  * moving due jobs to ready, retention; and the prober that declares Redis
  * up again once it answers and passes the safety checks. */
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "../server/log.h"
-#include "job.h"
 #include "proc_redis.h"
-#include "worker.h"
 
 #define PROC_REDIS_PROMOTE_BATCH 500
 #define PROC_REDIS_PROMOTE_ROUNDS 20 /* batches per poll, so a backlog cannot starve heartbeats */
 #define PROC_REDIS_TRIM_BATCH 500
 #define PROC_REDIS_REFUSED_LOG_MS 60000
-
-/* --- maintenance --- */
 
 typedef struct proc_redis_maint_state {
     redisContext *c;
@@ -61,11 +54,9 @@ static void proc_redis_maint_connect(redis_store *st, proc_redis_maint_state *ms
 static int proc_redis_heartbeat(redis_store *st, redisContext *c)
 {
     long long ttl = (long long)(st->ctx->cfg->lease_expiry * 1000.0);
-    pthread_mutex_lock(&st->mu);
-    bool registered = st->registered;
+    bool registered = proc_redis_flag(st, &st->registered);
     char pid[REDIS_PID_LEN + 1];
-    snprintf(pid, sizeof pid, "%s", st->pid);
-    pthread_mutex_unlock(&st->mu);
+    proc_redis_pid(st, pid);
     int rc = redis_script_beat(c, &st->m, pid, registered ? "beat" : "register", ttl);
     if (rc == 0) {
         log_event(LOG_WARN, "redis.lease_lost", NULL,
@@ -76,7 +67,7 @@ static int proc_redis_heartbeat(redis_store *st, redisContext *c)
     }
     if (rc == 1) {
         pthread_mutex_lock(&st->mu);
-        snprintf(st->pid, sizeof st->pid, "%s", pid);
+        memcpy(st->pid, pid, sizeof st->pid);
         st->registered = true;
         pthread_mutex_unlock(&st->mu);
     }

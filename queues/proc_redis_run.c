@@ -2,10 +2,8 @@
  * that reserves workers, takes and leases jobs and hands them to the
  * executor, and the completer that writes their outcomes in pipelined
  * batches (fencing tokens make a stale outcome harmless). */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "../server/log.h"
 #include "job.h"
@@ -29,7 +27,6 @@ static rlease *proc_redis_lease_new(redis_store *st, job_t *job, long long token
     l->st = st;
     l->job = job;
     l->token = token;
-    snprintf(l->pid, sizeof l->pid, "%s", pid);
     redis_script_proc_key(&st->m, pid, l->plist);
     pthread_mutex_lock(&st->mu);
     l->next = st->active;

@@ -447,7 +447,7 @@ static job_t *rs_record_reply(const redisReply *r)
     return rs_is_array(r, 7) ? rs_record(r->element) : NULL;
 }
 
-/* A view of the record reply: new reference, or NULL with 503 (unreadable). */
+/* A view of the record reply: new reference, or NULL with 500 (unreadable). */
 static json_t *rs_view_reply(const redisReply *r, const char *id, jobd_error *err)
 {
     job_t *job = rs_record_reply(r);
