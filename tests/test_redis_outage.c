@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "redis_test.h"
@@ -158,5 +159,41 @@ Test(redis_outage, jobs_accepted_before_a_redis_crash_run_after_it)
               rt_processed(worker.port), JOBS);
     cr_assert_eq(rt_count(worker.port, "enqueued"), 0);
     ts_jobd_stop(&worker, SIGTERM, 5000);
+    rt_redis_kill(&rs, SIGTERM);
+}
+
+Test(redis_outage, redis_out_of_memory_answers_503)
+{
+    rt_redis rs;
+    const char *const small[] = {"--maxmemory", "4mb", "--maxmemory-policy", "noeviction", NULL};
+    rt_redis_start(&rs, small);
+    char prefix[32], cfg[1024];
+    rt_config(cfg, sizeof cfg, rs.port, ts_unique(prefix), 0);
+    ts_jobd j;
+    rt_jobd_up(&j, cfg, NULL);
+    /* 200 KB jobs until Redis is full: at most 4 MB / 200 KB of them fit. */
+    enum { ARG = 200 * 1024 };
+    char *body = malloc(ARG + 64);
+    cr_assert_not_null(body);
+    int n = snprintf(body, ARG + 64, "{\"type\": \"noop\", \"args\": \"");
+    memset(body + n, 'x', ARG);
+    strcpy(body + n + ARG, "\"}");
+    ts_resp r = {0};
+    int accepted = 0;
+    for (int i = 0; i < 100; i++) {
+        cr_assert_eq(ts_post(&r, j.port, "/queues/q/jobs", body), 0);
+        if (r.status != 202)
+            break;
+        accepted++;
+        ts_resp_free(&r);
+    }
+    free(body);
+    cr_assert_gt(accepted, 0);
+    cr_assert_eq(r.status, 503, "Redis full: %ld %s", r.status, r.body);
+    cr_assert_str_eq(ts_error_code(&r), "unavailable");
+    cr_assert_not_null(strstr(r.body, "out of memory"), "%s", r.body);
+    ts_resp_free(&r);
+    cr_assert_eq(rt_count(j.port, "enqueued"), accepted, "nothing half-stored");
+    ts_jobd_stop(&j, SIGTERM, 5000);
     rt_redis_kill(&rs, SIGTERM);
 }
