@@ -100,6 +100,19 @@ start_redis() {
     return 1
 }
 
+# True when every report in the file is a leak whose stack, below the
+# allocator, lies wholly inside libcriterion: criterion 2.4.1's runner leaks
+# a little after a crashed test, which is none of this project's memory.
+criterion_only_leaks() {
+    awk '
+        /ERROR: AddressSanitizer|runtime error:/ { ours = 1 }
+        /^(Direct|Indirect) leak/ { leaks++; inleak = 1; next }
+        inleak && /^ *#[0-9]+ / { if ($1 != "#0" && $0 !~ /libcriterion/) ours = 1; next }
+        /^$/ { inleak = 0 }
+        END { exit (ours || leaks == 0) }
+    ' "$1"
+}
+
 start_redis
 
 export JOBD_TEST_REDIS_PORT="$redis_port"
@@ -111,12 +124,20 @@ if [ "${JOBD_ASAN:-}" = 1 ]; then
     export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$tmp/ubsan"
 fi
 
-# stderr (criterion's output) goes to the terminal and to the log; stdout stays stdout.
+# Criterion's output goes to the log, and tail shows it live. A pipe to tee
+# would wait for every writer: a test's leftover child holding stderr would
+# hang the run. tail --pid ends when the test binary does.
 # --color=never --encoding=ASCII is what the deprecated --ascii does.
 log="$tmp/tests.log"
+: >"$log"
 set +e
-{ "$tests_bin" --color=never --encoding=ASCII -j2 2>&1 1>&3 3>&- | tee "$log" >&2; } 3>&1
-tests_rc=${PIPESTATUS[0]}
+"$tests_bin" --color=never --encoding=ASCII -j2 2>>"$log" &
+tests_pid=$!
+tail -n +1 -s 0.2 -f --pid="$tests_pid" "$log" >&2 &
+tail_pid=$!
+wait "$tests_pid"
+tests_rc=$?
+wait "$tail_pid"
 set -e
 
 status=0
@@ -126,6 +147,10 @@ if [ "${JOBD_ASAN:-}" = 1 ]; then
     pattern='LeakSanitizer|AddressSanitizer|runtime error:'
     found=0
     while IFS= read -r -d '' r; do
+        if criterion_only_leaks "$r"; then
+            echo "==== ignored: leaks inside criterion's own runner ($r)" >&2
+            continue
+        fi
         echo "==== sanitizer report $r" >&2
         cat "$r" >&2
         found=1
