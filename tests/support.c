@@ -279,7 +279,7 @@ static void ts_print_log(const char *what, const char *path)
  * false at once when it exited. */
 static bool ts_jobd_wait_healthy(ts_jobd *j, int timeout_ms)
 {
-    long long deadline = ts_now_ms() + timeout_ms;
+    long long deadline = ts_now_ms() + ts_patience(timeout_ms);
     while (ts_now_ms() < deadline) {
         ts_resp r;
         ts_get(&r, j->port, "/healthz");
@@ -515,12 +515,18 @@ const char *ts_error_code(const ts_resp *r)
     return code ? code : "";
 }
 
+int ts_patience(int ms)
+{
+    const char *asan = getenv("JOBD_ASAN");
+    return asan && strcmp(asan, "1") == 0 ? ms * 3 : ms;
+}
+
 bool ts_wait_state(int port, const char *queue, const char *id, const char *state,
                    int timeout_ms, json_t **seen)
 {
     char path[512];
     snprintf(path, sizeof path, "/queues/%s/jobs/%s", queue, id);
-    long long deadline = ts_now_ms() + timeout_ms;
+    long long deadline = ts_now_ms() + ts_patience(timeout_ms);
     json_t *last = NULL;
     bool reached = false;
     do {

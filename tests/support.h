@@ -88,6 +88,11 @@ int ts_redis_start(pid_t *pid, int *port, const char *const *extra_args);
 /* Stops it (SIGTERM, then SIGKILL after 5 s) and waits. */
 void ts_redis_stop(pid_t pid);
 
+/* A deadline of ms as this build needs it: three times longer under the
+ * sanitizers (JOBD_ASAN=1), which slow jobd several-fold. ts_wait_state and
+ * ts_jobd_start apply it already. */
+int ts_patience(int ms);
+
 /* Monotonic milliseconds. */
 long long ts_now_ms(void);
 
