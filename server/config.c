@@ -154,7 +154,7 @@ static const char default_text[] =
     "{\n"
     "  \"listen\": \"0.0.0.0:8080\",\n"
     "  \"queues\": {\n"
-    "    \"default\": {\"enqueue\": [], \"dequeue\": [\"inline\"]},\n"
+    "    \"default\": {\"enqueue\": [\"aggregate\"], \"dequeue\": [\"redis\"]},\n"
     "    \"local\": {\"dequeue\": [\"inline\"]}\n"
     "  }\n"
     "}\n";

@@ -176,10 +176,15 @@ Test(config, default_text_is_the_default)
     cr_assert_not_null(cfg, "%s", err);
     const queue_cfg *q = config_queue(cfg, "default");
     cr_assert_not_null(q);
-    cr_expect_eq(q->n_enqueue, 0);
+    cr_assert_eq(q->n_enqueue, 1);
+    cr_expect_str_eq(q->enqueue[0].name, "aggregate", "group commit in front of Redis");
     cr_assert_eq(q->n_dequeue, 1);
-    cr_expect_str_eq(q->dequeue[0].name, "inline");
+    cr_expect_str_eq(q->dequeue[0].name, "redis");
     cr_expect(json_is_object(q->dequeue[0].opts) && json_object_size(q->dequeue[0].opts) == 0);
+    const queue_cfg *local = config_queue(cfg, "local");
+    cr_assert_not_null(local);
+    cr_assert_eq(local->n_dequeue, 1);
+    cr_expect_str_eq(local->dequeue[0].name, "inline");
     cr_expect_eq(q->max_attempts, 25);
     cr_expect_eq(q->timeout, 60);
     cr_expect_eq(q->concurrency, 0);
