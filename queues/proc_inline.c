@@ -358,20 +358,22 @@ static void inline_run_done(void *done_ctx, size_t index, const outcome_t *out)
     job->attempts++;
     double delay;
     job_state next = pipeline_next_state(qc, job, out, &delay);
-    if (out->kind == OUT_SUCCEEDED) {
+    if (out->kind == OUT_SUCCEEDED)
         st->processed_total++;
-        log_event(LOG_INFO, "job.succeeded", job, "in %.3fs", out->duration);
-    } else {
+    else {
         st->failed_total++;
         job_set_error(job, out->message ? out->message : "failed");
-        log_event(next == JOB_DEAD ? LOG_WARN : LOG_INFO,
-                  next == JOB_DEAD ? "job.dead" : "job.failed", job, "%s", job->last_error);
     }
     if (next == JOB_RETRYING)
         job->run_at = now + (int64_t)(delay * 1000);
     else
         job->finished_at = now;
     inline_place(st, e, next);
+    if (next == JOB_SUCCEEDED)
+        log_event(LOG_INFO, "job.succeeded", job, "in %.3fs", out->duration);
+    else
+        log_event(next == JOB_DEAD ? LOG_WARN : LOG_INFO,
+                  next == JOB_DEAD ? "job.dead" : "job.failed", job, "%s", job->last_error);
     inline_trim(st, self, now);
     pthread_mutex_unlock(&st->mu);
 }
