@@ -132,9 +132,19 @@ void exec_fail(exec_result *res, exec_status status, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(res->error, sizeof res->error, fmt, ap);
+    int n = vsnprintf(res->error, sizeof res->error, fmt, ap);
     va_end(ap);
     res->status = status;
+    if (n >= (int)sizeof res->error) {
+        /* Cut short: drop a UTF-8 sequence the cut split, so views stay valid JSON. */
+        size_t len = sizeof res->error - 1, lead = len;
+        while (lead > 0 && ((unsigned char)res->error[lead - 1] & 0xC0) == 0x80)
+            lead--;
+        unsigned char c = lead > 0 ? (unsigned char)res->error[lead - 1] : 0;
+        size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+        if (lead > 0 && len - (lead - 1) < need)
+            res->error[lead - 1] = '\0';
+    }
 }
 
 /* --- the executor stage --- */

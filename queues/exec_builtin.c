@@ -8,6 +8,7 @@
 
 #include "../server/log.h"
 #include "exec.h"
+#include "exec_util.h"
 
 typedef void (*exec_builtin_fn)(const exec_job *job, exec_result *res);
 
@@ -79,27 +80,18 @@ static const exec_builtin *builtin_find(const char *name)
     return NULL;
 }
 
+static const char *const builtin_keys[] = {"kind", "timeout", NULL};
+
 static int builtin_check(const char *type, const json_t *opts, char *err, size_t errlen)
 {
+    double ignored;
     if (!builtin_find(type)) {
         snprintf(err, errlen, "kind: no builtin named \"%s\" (noop, sleep, fail, echo)", type);
         return -1;
     }
-    const char *key;
-    json_t *v;
-    json_object_foreach((json_t *)opts, key, v) {
-        if (strcmp(key, "kind") == 0)
-            continue;
-        if (strcmp(key, "timeout") == 0) {
-            if (!json_is_number(v) || json_number_value(v) <= 0) {
-                snprintf(err, errlen, "timeout: must be a number > 0");
-                return -1;
-            }
-            continue;
-        }
-        snprintf(err, errlen, "%s: unknown key", key);
+    if (exec_util_check_keys(opts, builtin_keys, err, errlen) != 0 ||
+        exec_util_seconds(opts, "timeout", 0, &ignored, err, errlen) != 0)
         return -1;
-    }
     return 0;
 }
 
@@ -112,7 +104,7 @@ static void *builtin_create(const char *type, const json_t *opts, char *err, siz
         return NULL;
     }
     st->fn = b->fn;
-    st->timeout = json_number_value(json_object_get(opts, "timeout"));
+    exec_util_seconds(opts, "timeout", 0, &st->timeout, err, errlen);
     return st;
 }
 
