@@ -1142,3 +1142,40 @@ Test(api, delayed_processor_answers_late_without_blocking_http)
         cr_expect(ts_wait_state(port, "delayed", id, "succeeded", 3000, NULL));
     ts_resp_free(&p.r);
 }
+
+/* Finished jobs and the dead set are bounded by count; what is trimmed is
+ * gone (404) and the dead-set trim is logged, never silent. */
+static const char retention_config[] =
+    "{\"workers\": 2, \"shutdown_timeout\": 5,"
+    " \"retention\": {\"max_finished\": 2}, \"dead\": {\"max_jobs\": 1},"
+    " \"queues\": {\"local\": {\"dequeue\": [\"inline\"], " FAST_BACKOFF "}}}";
+
+Test(api, finished_jobs_and_dead_set_are_bounded)
+{
+    int port = api_up(retention_config);
+    char ids[4][JOB_ID_MAX + 1];
+    for (int i = 0; i < 4; i++) {
+        submit_ok(port, "local", "{\"type\": \"noop\"}", ids[i]);
+        cr_assert(ts_wait_state(port, "local", ids[i], "succeeded", 5000, NULL), "job %d", i);
+    }
+    ts_resp r;
+    char path[PATH_LEN];
+    for (int i = 0; i < 4; i++) {
+        ts_get(&r, port, pathf(path, "/queues/local/jobs/%s", ids[i]));
+        cr_expect_eq(r.status, i < 2 ? 404 : 200, "job %d of 4 with max_finished 2: %ld", i,
+                     r.status);
+        ts_resp_free(&r);
+    }
+
+    char dead[2][JOB_ID_MAX + 1];
+    for (int i = 0; i < 2; i++) {
+        submit_ok(port, "local", "{\"type\": \"fail\", \"max_attempts\": 1}", dead[i]);
+        cr_assert(ts_wait_state(port, "local", dead[i], "dead", 5000, NULL), "dead job %d", i);
+    }
+    json_t *list = get_json(port, "/queues/local/dead");
+    json_t *jobs = json_object_get(list, "jobs");
+    cr_expect_eq(json_array_size(jobs), 1, "dead.max_jobs 1");
+    cr_expect_str_eq(nz(jstr(json_array_get(jobs, 0), "id")), dead[1], "the newest death stays");
+    json_decref(list);
+    cr_expect(ts_log_contains(&srv, "dead.trimmed"), "trimming the dead set is logged");
+}
