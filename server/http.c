@@ -23,7 +23,11 @@
 
 #define HTTP_CONN_TIMEOUT_S 30u
 #define HTTP_CONN_LIMIT 4096u
-#define HTTP_CONN_MEMORY (64u * 1024u)
+/* MHD zeroes a connection's whole memory pool for every request, so its size
+ * is paid per request. The pool only holds headers and the read buffer (the
+ * body is copied into our own buffer), and 16 KiB still takes ~15 KiB of
+ * headers; 64 KiB cost a third of a submission's instructions. */
+#define HTTP_CONN_MEMORY (16u * 1024u)
 /* jansson's parser recurses once per nesting level up to 2048 levels. */
 #define HTTP_STACK_SIZE (4u * 1024u * 1024u)
 /* How long http_stop lets suspended submissions wait for their store, and
