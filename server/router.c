@@ -101,6 +101,15 @@ static void router_allow_add(route_match *m, const char *method)
     snprintf(m->allow + used, sizeof m->allow - used, "%s%s", used ? ", " : "", method);
 }
 
+/* The Allow text of a 405: the methods of every rule of the path. Built only
+ * then, since formatting it costs more than the match itself. */
+static void router_allow(const segment *segs, size_t n, route_match *m)
+{
+    for (size_t i = 0; i < sizeof router_rules / sizeof router_rules[0]; i++)
+        if (router_path_matches(&router_rules[i], segs, n))
+            router_allow_add(m, router_rules[i].method);
+}
+
 void router_match(const char *method, const char *path, route_match *m)
 {
     memset(m, 0, sizeof *m);
@@ -118,16 +127,17 @@ void router_match(const char *method, const char *path, route_match *m)
         if (!router_path_matches(r, segs, n))
             continue;
         path_known = true;
-        router_allow_add(m, r->method);
-        if (strcmp(r->method, method) == 0 && m->route == ROUTE_NOT_FOUND)
+        if (strcmp(r->method, method) == 0) {
             m->route = r->route;
+            break;
+        }
     }
     if (!path_known)
         return;
-    if (m->route == ROUTE_NOT_FOUND)
+    if (m->route == ROUTE_NOT_FOUND) {
         m->route = ROUTE_METHOD_NOT_ALLOWED;
-    else
-        m->allow[0] = '\0';
+        router_allow(segs, n, m);
+    }
     if (n > QUEUE_SEG)
         m->queue_ok = router_capture(&segs[QUEUE_SEG], m->queue, QUEUE_NAME_MAX,
                                      config_queue_name_ok);
