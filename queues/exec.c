@@ -181,6 +181,8 @@ static int exec_call(proc_t *self, job_t *const *jobs, size_t n, proc_done_fn do
     for (size_t i = 0; i < n; i++) {
         exec_task *t = malloc(sizeof *t);
         if (!t) {
+            /* The run never starts: give its slot back before reporting. */
+            worker_pool_release(self->queue->ctx->pool, self->queue);
             outcome_t out = {.kind = OUT_FAILED, .message = "out of memory", .retry_after = -1};
             done(done_ctx, i, &out);
             continue;

@@ -11,6 +11,9 @@
 #include "../server/log.h"
 #include "pipeline.h"
 
+/* How long the thread sleeps at most before it looks at shutting_down. */
+#define DELAYED_SLICE_MS 100
+
 typedef struct delayed_call {
     job_t **jobs; /* borrowed pointers, owned array */
     size_t n;
@@ -22,6 +25,7 @@ typedef struct delayed_call {
 
 typedef struct delayed {
     double delay; /* seconds */
+    const atomic_bool *shutting_down; /* the server's: hand everything on at once */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     delayed_call *head, *tail;
@@ -71,8 +75,9 @@ static int delayed_call_fn(proc_t *self, job_t *const *jobs, size_t n, proc_done
     memcpy(copy, jobs, n * sizeof *copy);
     *c = (delayed_call){copy, n, done, done_ctx, jobd_mono_ms() + (int64_t)(d->delay * 1000), NULL};
     pthread_mutex_lock(&d->mu);
-    if (d->stopping) {
-        /* Nobody will wake up for it: hand it on now rather than lose it. */
+    if (d->stopping || atomic_load(d->shutting_down)) {
+        /* Shutting down: whatever waits behind us (an aggregate flush, a
+         * store's drain) must not wait out the delay. */
         pthread_mutex_unlock(&d->mu);
         delayed_forward(self, c);
         return 0;
@@ -100,8 +105,11 @@ static void *delayed_main(void *arg)
             pthread_cond_wait(&d->cv, &d->mu);
             continue;
         }
-        if (!d->stopping && c->due_ms > jobd_mono_ms()) {
-            struct timespec ts = {c->due_ms / 1000, (c->due_ms % 1000) * 1000000L};
+        int64_t now = jobd_mono_ms();
+        if (!d->stopping && !atomic_load(d->shutting_down) && c->due_ms > now) {
+            /* Short slices: SIGTERM sets shutting_down without a signal here. */
+            int64_t until = c->due_ms < now + DELAYED_SLICE_MS ? c->due_ms : now + DELAYED_SLICE_MS;
+            struct timespec ts = {until / 1000, (until % 1000) * 1000000L};
             pthread_cond_timedwait(&d->cv, &d->mu, &ts);
             continue;
         }
@@ -183,7 +191,6 @@ static const proc_ops delayed_ops = {
 static proc_t *delayed_create(jobd_t *ctx, queue_t *q, const json_t *opts, proc_t *delegate,
                               char *err, size_t errlen)
 {
-    (void)ctx;
     proc_t *p = pipeline_proc_new(&delayed_ops, q, delegate);
     delayed *d = p ? calloc(1, sizeof *d) : NULL;
     if (!d) {
@@ -192,6 +199,7 @@ static proc_t *delayed_create(jobd_t *ctx, queue_t *q, const json_t *opts, proc_
         return NULL;
     }
     d->delay = json_number_value(json_object_get(opts, "delay"));
+    d->shutting_down = &ctx->shutting_down;
     pthread_mutex_init(&d->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);

@@ -27,6 +27,7 @@ typedef struct ientry {
     struct ientry *prev, *next;  /* in list `in` */
     ilist_id in;
     size_t heap_idx;             /* valid while in_heap */
+    uint64_t dead_seq;           /* order of death, the dead list's cursor */
     bool in_heap;
     proc_t *self;                /* for the run's done callback */
 } ientry;
@@ -46,6 +47,9 @@ typedef struct inline_store {
     ilist lists[IL_COUNT];
     size_t counts[JOB_STATE_COUNT];
     uint64_t processed_total, failed_total, trimmed_total;
+    uint64_t dead_seq;           /* last dead_seq given */
+    size_t finished_trimmed;     /* not yet logged (logged at most once a minute) */
+    int64_t trim_logged_at;      /* unix ms */
     bool paused, stopping, started;
     pthread_t dispatcher;
 } inline_store;
@@ -238,6 +242,7 @@ static void inline_place(inline_store *st, ientry *e, job_state s)
         ilist_push(st, IL_FINISHED, e);
         break;
     case JOB_DEAD:
+        e->dead_seq = ++st->dead_seq;
         ilist_push(st, IL_DEAD, e);
         break;
     default:
@@ -278,12 +283,22 @@ static void inline_trim(inline_store *st, proc_t *self, int64_t now)
             inline_drop(st, l->head);
             trimmed++;
         }
-        if (trimmed) {
-            st->trimmed_total += trimmed;
-            if (rules[r].list == IL_DEAD)
-                log_event(LOG_WARN, "dead.trimmed", NULL, "queue %s: %zu dead jobs removed (bounds)",
-                          self->queue->cfg->name, trimmed);
-        }
+        if (!trimmed)
+            continue;
+        st->trimmed_total += trimmed;
+        if (rules[r].list == IL_DEAD)
+            log_event(LOG_WARN, "dead.trimmed", NULL, "queue %s: %zu dead jobs removed (bounds)",
+                      self->queue->cfg->name, trimmed);
+        else
+            st->finished_trimmed += trimmed;
+    }
+    /* At the count bound every finish trims one: a line per minute, not per job. */
+    if (st->finished_trimmed && now - st->trim_logged_at >= 60000) {
+        log_event(LOG_INFO, "finished.trimmed", NULL,
+                  "queue %s: %zu finished jobs removed (retention bounds)", self->queue->cfg->name,
+                  st->finished_trimmed);
+        st->finished_trimmed = 0;
+        st->trim_logged_at = now;
     }
 }
 
@@ -323,6 +338,13 @@ static int inline_call(proc_t *self, job_t *const *jobs, size_t n, proc_done_fn 
     }
     pthread_mutex_lock(&st->mu);
     for (size_t i = 0; i < n; i++) {
+        if (st->stopping) {
+            /* Stop has counted what is lost; a job now would be lost uncounted. */
+            outs[i].kind = OUT_REFUSED;
+            jobd_fail(&outs[i].err, 503, "unavailable", "the server is shutting down");
+            outs[i].err.retry_after = 1;
+            continue;
+        }
         ientry *e = inline_find(st, jobs[i]->id);
         outs[i].kind = e ? OUT_REPLAYED : OUT_STORED;
         if (!e && !(e = inline_add(st, self, jobs[i]))) {
@@ -439,8 +461,12 @@ static void *inline_dispatch(void *arg)
 static int inline_start(proc_t *self)
 {
     inline_store *st = self->priv;
-    if (!self->queue->ctx->pool)
-        return 0; /* API-only node: store, never run */
+    if (!self->queue->ctx->pool) {
+        log_event(LOG_WARN, "inline.no_workers", NULL,
+                  "queue %s keeps jobs in this process's memory, which has no workers: they will not run",
+                  self->queue->cfg->name);
+        return 0;
+    }
     if (pthread_create(&st->dispatcher, NULL, inline_dispatch, self) != 0) {
         log_event(LOG_ERROR, "inline.start_failed", NULL, "queue %s: cannot start dispatcher",
                   self->queue->cfg->name);
@@ -624,6 +650,18 @@ static json_t *inline_info(proc_t *self, jobd_error *err)
     return info;
 }
 
+/* Parses a dead-list cursor "d<seq>". 0 or -1. */
+static int inline_dead_cursor(const char *cursor, uint64_t *seq)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = cursor[0] == 'd' ? strtoull(cursor + 1, &end, 10) : 0;
+    if (cursor[0] != 'd' || errno || end == cursor + 1 || *end)
+        return -1;
+    *seq = v;
+    return 0;
+}
+
 static json_t *inline_dead_list(proc_t *self, size_t limit, const char *cursor, jobd_error *err)
 {
     inline_store *st = self->priv;
@@ -634,35 +672,31 @@ static json_t *inline_dead_list(proc_t *self, size_t limit, const char *cursor, 
     if (!v) {
         jobd_fail(err, 503, "unavailable", "out of memory");
     } else {
-        /* Newest death first: the dead FIFO walked backwards. The cursor
-         * names the last job shown; its successor in that order follows. */
-        size_t n = 0, start = 0;
-        for (ientry *e = l->tail; e; e = e->prev)
-            v[n++] = e;
-        if (cursor) {
-            const char *cid = strchr(cursor, ':');
-            while (start < n && cid && strcmp(v[start]->job->id, cid + 1) != 0)
-                start++;
-            if (!cid || start == n) {
-                jobd_fail(err, 400, "invalid_parameter", "cursor is not one this server gave");
-                snprintf(err->field, sizeof err->field, "cursor");
-                goto out;
+        /* Newest death first: the dead FIFO walked backwards. The cursor is
+         * the death order ("d<seq>") of the last job shown, so a page holds
+         * even when that job was retried or deleted meanwhile. */
+        uint64_t after = UINT64_MAX;
+        if (cursor && inline_dead_cursor(cursor, &after) != 0) {
+            jobd_fail(err, 400, "invalid_parameter", "cursor is not one this server gave");
+            snprintf(err->field, sizeof err->field, "cursor");
+        } else {
+            size_t n = 0;
+            for (ientry *e = l->tail; e; e = e->prev)
+                if (e->dead_seq < after)
+                    v[n++] = e;
+            json_t *jobs = json_array();
+            size_t i = 0;
+            for (; i < n && i < limit; i++)
+                json_array_append_new(jobs, job_view(v[i]->job));
+            json_t *next = json_null();
+            if (i < n && i > 0) {
+                char buf[32];
+                snprintf(buf, sizeof buf, "d%llu", (unsigned long long)v[i - 1]->dead_seq);
+                next = json_string(buf);
             }
-            start++;
+            res = json_pack("{s:o,s:o}", "jobs", jobs, "next_cursor", next);
         }
-        json_t *jobs = json_array();
-        size_t i = start;
-        for (; i < n && i - start < limit; i++)
-            json_array_append_new(jobs, job_view(v[i]->job));
-        json_t *next = json_null();
-        if (i < n && i > start) {
-            char buf[JOB_ID_MAX + 32];
-            snprintf(buf, sizeof buf, "d:%s", v[i - 1]->job->id);
-            next = json_string(buf);
-        }
-        res = json_pack("{s:o,s:o}", "jobs", jobs, "next_cursor", next);
     }
-out:
     pthread_mutex_unlock(&st->mu);
     free(v);
     return res;

@@ -120,6 +120,10 @@ int worker_pool_reserve(worker_pool_t *pool, queue_t *q, int64_t deadline_ms)
     pthread_mutex_lock(&pool->mu);
     for (;;) {
         if (pool->closed) {
+            /* Wait out the deadline all the same, so that no caller's loop
+             * spins while the process shuts down. */
+            while (pthread_cond_timedwait(&pool->slot_cv, &pool->mu, &ts) != ETIMEDOUT)
+                ;
             rc = -1;
             break;
         }

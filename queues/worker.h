@@ -15,7 +15,7 @@ worker_pool_t *worker_pool_new(int n);
 
 /* Reserves a slot for one job of q: waits until a worker is free and q runs
  * fewer than its concurrency, or until deadline (mono ms). 0 = reserved,
- * -1 = timed out or the pool is stopping. */
+ * -1 = timed out. A closed pool reserves nothing: -1 at the deadline. */
 int worker_pool_reserve(worker_pool_t *pool, queue_t *q, int64_t deadline_ms);
 
 /* Gives back a reserved slot that will not be used. */
@@ -31,7 +31,8 @@ int worker_pool_free_slots(worker_pool_t *pool);
 /* Waits until no job runs or deadline (mono ms). 0 = idle, -1 = timed out. */
 int worker_pool_wait_idle(worker_pool_t *pool, int64_t deadline_ms);
 
-/* Makes reserve fail from now on (shutdown), wakes waiters. */
+/* Makes reserve fail from now on (shutdown): no job starts anywhere after
+ * this, while jobs already handed to a worker run on. */
 void worker_pool_close(worker_pool_t *pool);
 
 /* Joins the threads (after running jobs end) and frees the pool. NULL is fine. */

@@ -135,13 +135,14 @@ static int jobd_shutdown(jobd_t *ctx)
     int64_t deadline = jobd_mono_ms() + (int64_t)(ctx->cfg->shutdown_timeout * 1000);
     log_event(LOG_INFO, "jobd.stopping", NULL, "finishing running jobs (up to %gs)",
               ctx->cfg->shutdown_timeout);
+    /* First no queue may start a job, then each winds down: stopping queue
+     * by queue with the pool open would let later queues start jobs that
+     * the deadline then cuts off. */
+    if (ctx->pool)
+        worker_pool_close(ctx->pool);
     for (size_t i = 0; i < ctx->n_queues; i++)
         pipeline_stop(ctx->queues[i], deadline);
-    int rc = 0;
-    if (ctx->pool) {
-        worker_pool_close(ctx->pool);
-        rc = worker_pool_wait_idle(ctx->pool, deadline);
-    }
+    int rc = ctx->pool ? worker_pool_wait_idle(ctx->pool, deadline) : 0;
     if (ctx->http)
         http_stop(ctx->http);
     ctx->http = NULL;

@@ -1179,3 +1179,80 @@ Test(api, finished_jobs_and_dead_set_are_bounded)
     json_decref(list);
     cr_expect(ts_log_contains(&srv, "dead.trimmed"), "trimming the dead set is logged");
 }
+
+/* After SIGTERM no queue starts a job, not even one that falls due while
+ * another queue's running job finishes. */
+static const char two_queue_config[] =
+    "{\"workers\": 4, \"shutdown_timeout\": 10,"
+    " \"queues\": {\"a\": {\"dequeue\": [\"inline\"]}, \"b\": {\"dequeue\": [\"inline\"]}}}";
+
+Test(api, sigterm_starts_no_job_in_any_queue)
+{
+    int port = api_up(two_queue_config);
+    char running[JOB_ID_MAX + 1], due[JOB_ID_MAX + 1];
+    submit_ok(port, "a", "{\"type\": \"sleep\", \"args\": {\"ms\": 1200}}", running);
+    cr_assert(ts_wait_state(port, "a", running, "running", 2000, NULL));
+    submit_ok(port, "b", "{\"type\": \"echo\", \"delay\": 0.4}", due);
+    cr_assert_eq(kill(srv.pid, SIGTERM), 0);
+    int status = ts_jobd_stop(&srv, 0, 15000);
+    cr_expect_eq(status, 0, "exit status %d", status);
+    char line[JOB_ID_MAX + 32];
+    snprintf(line, sizeof line, "job.succeeded id=%s", running);
+    cr_expect(ts_log_contains(&srv, line), "the running job finished");
+    snprintf(line, sizeof line, "job.echo id=%s", due);
+    cr_expect_not(ts_log_contains(&srv, line), "a job due after SIGTERM was started");
+    cr_expect(ts_log_contains(&srv, "queue b: 1 waiting"), "the job left in memory is counted");
+}
+
+/* A submission waiting in `delayed` behind `aggregate` is handed on at once
+ * on SIGTERM: shutdown does not wait out the delay, and the job is answered. */
+static const char long_delay_config[] =
+    "{\"workers\": 2, \"shutdown_timeout\": 10,"
+    " \"queues\": {\"delayed\": {\"enqueue\": [\"aggregate\", {\"name\": \"delayed\", \"delay\": 30}],"
+    " \"dequeue\": [\"inline\"]}, \"local\": {\"dequeue\": [\"inline\"]}}}";
+
+Test(api, sigterm_hands_delayed_jobs_on_at_once)
+{
+    int port = api_up(long_delay_config);
+    delayed_post p = {.port = port};
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, delayed_post_run, &p), 0);
+    ts_sleep_ms(300); /* let the POST reach the delayed stage; nothing to poll for */
+    cr_expect_not(atomic_load(&p.done), "the POST waits out its delay");
+    long long signalled = ts_now_ms();
+    cr_assert_eq(kill(srv.pid, SIGTERM), 0);
+    int status = ts_jobd_stop(&srv, 0, 15000);
+    long long took = ts_now_ms() - signalled;
+    pthread_join(t, NULL);
+    cr_expect_eq(status, 0, "exit status %d", status);
+    cr_expect_lt(took, 5000, "shutdown waited %lld ms", took);
+    cr_expect_eq(p.r.status, 202, "the waiting submission got %ld", p.r.status);
+    ts_resp_free(&p.r);
+}
+
+/* The dead list's cursor survives the deletion of the job it names. */
+Test(api, dead_list_pages_across_a_deletion)
+{
+    int port = api_up(api_config);
+    char ids[3][JOB_ID_MAX + 1];
+    for (int i = 0; i < 3; i++) {
+        submit_ok(port, "local", "{\"type\": \"fail\", \"max_attempts\": 1}", ids[i]);
+        cr_assert(ts_wait_state(port, "local", ids[i], "dead", 5000, NULL));
+    }
+    json_t *page = get_json(port, "/queues/local/dead?limit=1");
+    cr_assert_str_eq(nz(jstr(json_array_get(json_object_get(page, "jobs"), 0), "id")), ids[2]);
+    char cursor[64];
+    snprintf(cursor, sizeof cursor, "%s", nz(jstr(page, "next_cursor")));
+    json_decref(page);
+    ts_resp r;
+    char path[PATH_LEN];
+    ts_http(&r, "DELETE", port, pathf(path, "/queues/local/dead/%s", ids[2]), NULL, NULL, NULL);
+    cr_expect_eq(r.status, 204);
+    ts_resp_free(&r);
+    page = get_json(port, pathf(path, "/queues/local/dead?limit=5&cursor=%s", cursor));
+    json_t *jobs = json_object_get(page, "jobs");
+    cr_expect_eq(json_array_size(jobs), 2);
+    cr_expect_str_eq(nz(jstr(json_array_get(jobs, 0), "id")), ids[1], "newest death first");
+    cr_expect_str_eq(nz(jstr(json_array_get(jobs, 1), "id")), ids[0]);
+    json_decref(page);
+}
