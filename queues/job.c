@@ -321,6 +321,13 @@ int job_time_parse(const char *s, int64_t *ms)
     return 0;
 }
 
+/* Writes v as exactly n digits (v < 10^n). */
+static void job_put_digits(char *p, int n, int v)
+{
+    for (int i = n - 1; i >= 0; i--, v /= 10)
+        p[i] = (char)('0' + v % 10);
+}
+
 void job_time_format(int64_t ms, char *buf)
 {
     int64_t days = ms / 86400000, rem = ms % 86400000;
@@ -332,8 +339,20 @@ void job_time_format(int64_t ms, char *buf)
     int m, d;
     job_civil_from_days(days, &y, &m, &d);
     int t = (int)(rem / 1000);
-    snprintf(buf, 32, "%04lld-%02d-%02dT%02d:%02d:%02d.%03dZ", (long long)y, m, d, t / 3600,
-             t / 60 % 60, t % 60, (int)(rem % 1000));
+    if (y < 0 || y > 9999) { /* no fixed width: leave it to printf */
+        snprintf(buf, 32, "%04lld-%02d-%02dT%02d:%02d:%02d.%03dZ", (long long)y, m, d, t / 3600,
+                 t / 60 % 60, t % 60, (int)(rem % 1000));
+        return;
+    }
+    /* Views carry several times each, and printf was most of their cost. */
+    memcpy(buf, "0000-00-00T00:00:00.000Z", 25);
+    job_put_digits(buf, 4, (int)y);
+    job_put_digits(buf + 5, 2, m);
+    job_put_digits(buf + 8, 2, d);
+    job_put_digits(buf + 11, 2, t / 3600);
+    job_put_digits(buf + 14, 2, t / 60 % 60);
+    job_put_digits(buf + 17, 2, t % 60);
+    job_put_digits(buf + 20, 3, (int)(rem % 1000));
 }
 
 /* ---- client input ---------------------------------------------------- */
@@ -674,20 +693,252 @@ job_t *job_from_view(const json_t *view)
     return job;
 }
 
+/* ---- views as text ---------------------------------------------------- */
+
+/* A growing buffer for JSON text built without a jansson tree: the view is
+ * written for every submission, and jansson's tree and dump were most of its
+ * cost. The output is byte for byte what json_dumps(..., JSON_COMPACT) gives
+ * (tests/test_job_text.c holds it to that). After a failed allocation oom is
+ * set and later writes do nothing. */
+typedef struct job_text {
+    char *p;
+    size_t len, cap;
+    bool oom;
+} job_text;
+
+#define JOB_TEXT_LIT(t, lit) job_text_put((t), (lit), sizeof(lit) - 1)
+
+static bool job_text_room(job_text *t, size_t extra)
+{
+    if (t->oom)
+        return false;
+    if (t->len + extra < t->cap) /* strictly less: room for the final NUL */
+        return true;
+    size_t cap = t->cap ? t->cap : 512;
+    while (cap <= t->len + extra)
+        cap *= 2;
+    char *p = realloc(t->p, cap);
+    if (!p) {
+        t->oom = true;
+        return false;
+    }
+    t->p = p;
+    t->cap = cap;
+    return true;
+}
+
+static void job_text_put(job_text *t, const char *s, size_t n)
+{
+    if (!job_text_room(t, n))
+        return;
+    memcpy(t->p + t->len, s, n);
+    t->len += n;
+}
+
+/* A JSON string, escaped as jansson does by default: quote, backslash and
+ * control characters only (the bytes are valid UTF-8 already). */
+static void job_text_str(job_text *t, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    JOB_TEXT_LIT(t, "\"");
+    size_t run = 0; /* bytes before i that need no escape */
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        job_text_put(t, s + run, i - run);
+        run = i + 1;
+        char esc[6] = {'\\', (char)c, 0, 0, 0, 0};
+        size_t len = 2;
+        switch (c) {
+        case '"': case '\\': break;
+        case '\b': esc[1] = 'b'; break;
+        case '\f': esc[1] = 'f'; break;
+        case '\n': esc[1] = 'n'; break;
+        case '\r': esc[1] = 'r'; break;
+        case '\t': esc[1] = 't'; break;
+        default:
+            memcpy(esc + 1, "u00", 3);
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            len = 6;
+        }
+        job_text_put(t, esc, len);
+    }
+    job_text_put(t, s + run, n - run);
+    JOB_TEXT_LIT(t, "\"");
+}
+
+static void job_text_cstr(job_text *t, const char *s)
+{
+    job_text_str(t, s, strlen(s));
+}
+
+static void job_text_int(job_text *t, long long v)
+{
+    char buf[24];
+    char *p = buf + sizeof buf;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do
+        *--p = (char)('0' + u % 10);
+    while (u /= 10);
+    if (v < 0)
+        *--p = '-';
+    job_text_put(t, p, (size_t)(buf + sizeof buf - p));
+}
+
+/* A time as RFC 3339, or null for 0 (= none), as job_time_json. */
+static void job_text_time(job_text *t, int64_t ms)
+{
+    char buf[32];
+    if (ms == 0) {
+        JOB_TEXT_LIT(t, "null");
+        return;
+    }
+    job_time_format(ms, buf);
+    JOB_TEXT_LIT(t, "\"");
+    job_text_put(t, buf, strlen(buf));
+    JOB_TEXT_LIT(t, "\"");
+}
+
+/* Reals are left to jansson: its shortest round-trip form is what counts. */
+static void job_text_real(job_text *t, const json_t *v)
+{
+    char buf[64];
+    size_t n = json_dumpb(v, buf, sizeof buf, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (n == 0 || n > sizeof buf)
+        t->oom = true;
+    else
+        job_text_put(t, buf, n);
+}
+
+static void job_text_json(job_text *t, const json_t *v);
+
+static void job_text_object(job_text *t, const json_t *v)
+{
+    const char *key;
+    size_t key_len;
+    json_t *child;
+    bool first = true;
+    JOB_TEXT_LIT(t, "{");
+    json_object_keylen_foreach((json_t *)v, key, key_len, child) {
+        if (!first)
+            JOB_TEXT_LIT(t, ",");
+        first = false;
+        job_text_str(t, key, key_len);
+        JOB_TEXT_LIT(t, ":");
+        job_text_json(t, child);
+    }
+    JOB_TEXT_LIT(t, "}");
+}
+
+static void job_text_array(job_text *t, const json_t *v)
+{
+    size_t i;
+    json_t *child;
+    JOB_TEXT_LIT(t, "[");
+    json_array_foreach(v, i, child) {
+        if (i > 0)
+            JOB_TEXT_LIT(t, ",");
+        job_text_json(t, child);
+    }
+    JOB_TEXT_LIT(t, "]");
+}
+
+/* Any value; nesting is bounded by the depth check of the intake. */
+static void job_text_json(job_text *t, const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: job_text_object(t, v); break;
+    case JSON_ARRAY: job_text_array(t, v); break;
+    case JSON_STRING: job_text_str(t, json_string_value(v), json_string_length(v)); break;
+    case JSON_INTEGER: job_text_int(t, (long long)json_integer_value(v)); break;
+    case JSON_REAL: job_text_real(t, v); break;
+    case JSON_TRUE: JOB_TEXT_LIT(t, "true"); break;
+    case JSON_FALSE: JOB_TEXT_LIT(t, "false"); break;
+    case JSON_NULL: JOB_TEXT_LIT(t, "null"); break;
+    }
+}
+
+/* The NUL-terminated text (new memory) and its length, or NULL after OOM. */
+static char *job_text_finish(job_text *t, size_t *len)
+{
+    if (!job_text_room(t, 0)) {
+        free(t->p);
+        return NULL;
+    }
+    t->p[t->len] = '\0';
+    if (len)
+        *len = t->len;
+    return t->p;
+}
+
+/* "id","queue","type","args": the head of both the view and the payload. */
+static void job_text_head(job_text *t, const job_t *job)
+{
+    JOB_TEXT_LIT(t, "{\"id\":");
+    job_text_cstr(t, job->id);
+    JOB_TEXT_LIT(t, ",\"queue\":");
+    job_text_cstr(t, job->queue);
+    JOB_TEXT_LIT(t, ",\"type\":");
+    job_text_cstr(t, job->type);
+    JOB_TEXT_LIT(t, ",\"args\":");
+    job_text_json(t, job->args);
+}
+
+char *job_view_text(const job_t *job, size_t *len)
+{
+    job_text t = {0};
+    job_text_head(&t, job);
+    JOB_TEXT_LIT(&t, ",\"state\":\"");
+    job_text_put(&t, job_state_name(job->state), strlen(job_state_name(job->state)));
+    JOB_TEXT_LIT(&t, "\",\"attempts\":");
+    job_text_int(&t, job->attempts);
+    JOB_TEXT_LIT(&t, ",\"max_attempts\":");
+    if (job->max_attempts)
+        job_text_int(&t, job->max_attempts);
+    else
+        JOB_TEXT_LIT(&t, "null");
+    JOB_TEXT_LIT(&t, ",\"created_at\":");
+    job_text_time(&t, job->created_at);
+    JOB_TEXT_LIT(&t, ",\"scheduled_at\":");
+    job_text_time(&t, job->scheduled_at);
+    JOB_TEXT_LIT(&t, ",\"started_at\":");
+    job_text_time(&t, job->started_at);
+    JOB_TEXT_LIT(&t, ",\"finished_at\":");
+    job_text_time(&t, job->finished_at);
+    JOB_TEXT_LIT(&t, ",\"last_error\":");
+    if (job->last_error)
+        job_text_cstr(&t, job->last_error);
+    else
+        JOB_TEXT_LIT(&t, "null");
+    if (job->run_at) {
+        JOB_TEXT_LIT(&t, ",\"run_at\":");
+        job_text_time(&t, job->run_at);
+    }
+    if (job->timeout > 0) {
+        json_t *timeout = json_real(job->timeout);
+        JOB_TEXT_LIT(&t, ",\"timeout\":");
+        if (timeout)
+            job_text_real(&t, timeout);
+        else
+            t.oom = true;
+        json_decref(timeout);
+    }
+    JOB_TEXT_LIT(&t, "}");
+    return job_text_finish(&t, len);
+}
+
 char *job_payload(const job_t *job, size_t *len)
 {
-    json_t *o = json_object();
-    int rc = 0;
-    rc |= json_object_set_new(o, "id", json_string(job->id));
-    rc |= json_object_set_new(o, "queue", json_string(job->queue));
-    rc |= json_object_set_new(o, "type", json_string(job->type));
-    rc |= json_object_set(o, "args", job->args);
-    rc |= json_object_set_new(o, "attempt", json_integer(job->attempts + 1));
-    rc |= json_object_set_new(o, "scheduled_at", job_time_json(job->scheduled_at));
-    rc |= json_object_set_new(o, "created_at", job_time_json(job->created_at));
-    char *text = rc ? NULL : json_dumps(o, JSON_COMPACT);
-    json_decref(o);
-    if (text && len)
-        *len = strlen(text);
-    return text;
+    job_text t = {0};
+    job_text_head(&t, job);
+    JOB_TEXT_LIT(&t, ",\"attempt\":");
+    job_text_int(&t, (long long)job->attempts + 1);
+    JOB_TEXT_LIT(&t, ",\"scheduled_at\":");
+    job_text_time(&t, job->scheduled_at);
+    JOB_TEXT_LIT(&t, ",\"created_at\":");
+    job_text_time(&t, job->created_at);
+    JOB_TEXT_LIT(&t, "}");
+    return job_text_finish(&t, len);
 }

@@ -67,4 +67,10 @@ void idgen_init(idgen_t *g);
 void idgen_next(idgen_t *g, int64_t now_ms, char out[27]);
 void idgen_destroy(idgen_t *g);
 
+/* The job view as compact JSON text, built without a jansson tree: byte for
+ * byte json_dumps(job_view(job), JSON_COMPACT), so a store can keep it and an
+ * answer can send it as it is. Returns new memory (NUL-terminated, its length
+ * in *len when len is not NULL); caller frees with free(). NULL on OOM. */
+char *job_view_text(const job_t *job, size_t *len);
+
 #endif
