@@ -9,18 +9,25 @@
 #include "../queues/pipeline.h"
 #include "handlers.h"
 
-/* One submission between pipeline_submit and its answer. Each slot is
- * written by the one done call for its job; the atomic countdown and
- * http_complete's lock publish them to the HTTP thread that answers. */
+/* One job's outcome, written by the one done call for it. */
+typedef struct submit_slot {
+    char *text;       /* owned: the view as JSON text, when the store gave one */
+    size_t text_len;
+    json_t *view;     /* owned reference: the view, when the store gave no text */
+    jobd_error *err;  /* owned, when refused */
+    bool replayed;
+} submit_slot;
+
+/* One submission between pipeline_submit and its answer, in one allocation.
+ * The atomic countdown and http_complete's lock publish the slots to the
+ * HTTP thread that answers. */
 typedef struct submit_state {
     http_req *req;
     bool batch;
     size_t n;
-    job_t **jobs;         /* owned; borrowed by the pipeline until done */
-    json_t **views;       /* owned references, per job */
-    jobd_error **errs;    /* owned, per refused job, else NULL */
-    bool *replayed;
+    job_t **jobs; /* n, in the same block; owned, borrowed by the pipeline until done */
     atomic_size_t remaining;
+    submit_slot slots[]; /* n */
 } submit_state;
 
 static void submit_state_free(void *p)
@@ -28,33 +35,24 @@ static void submit_state_free(void *p)
     submit_state *st = p;
     for (size_t i = 0; i < st->n; i++) {
         job_free(st->jobs[i]);
-        json_decref(st->views[i]);
-        free(st->errs[i]);
+        free(st->slots[i].text);
+        json_decref(st->slots[i].view);
+        free(st->slots[i].err);
     }
-    free(st->jobs);
-    free(st->views);
-    free(st->errs);
-    free(st->replayed);
     free(st);
 }
 
 static submit_state *submit_state_new(http_req *req, size_t n, bool batch)
 {
-    submit_state *st = calloc(1, sizeof *st);
+    /* The job pointers follow the slots, whose alignment suits them. */
+    submit_state *st = calloc(1, sizeof *st + n * (sizeof(submit_slot) + sizeof(job_t *)));
     if (!st)
         return NULL;
     st->req = req;
     st->batch = batch;
     st->n = n;
-    st->jobs = calloc(n, sizeof *st->jobs);
-    st->views = calloc(n, sizeof *st->views);
-    st->errs = calloc(n, sizeof *st->errs);
-    st->replayed = calloc(n, sizeof *st->replayed);
+    st->jobs = (job_t **)(void *)(st->slots + n);
     atomic_init(&st->remaining, n);
-    if (!st->jobs || !st->views || !st->errs || !st->replayed) {
-        submit_state_free(st);
-        return NULL;
-    }
     return st;
 }
 
@@ -136,59 +134,105 @@ static submit_state *submit_prepare(http_req *req, queue_t *q, const json_t *roo
     return st;
 }
 
-/* The pipeline's done callback: may run on any thread, before or after
- * pipeline_submit returns. The last one hands the request back to HTTP and
- * must not touch st afterwards (the answer may be sent and st freed). */
+/* The pipeline's done callback: may run on any thread (often the store's
+ * own, so it only keeps the view), before or after pipeline_submit returns.
+ * The last one hands the request back to HTTP and must not touch st
+ * afterwards (the answer may be sent and st freed). */
 static void submit_done(void *done_ctx, size_t index, const outcome_t *out)
 {
     submit_state *st = done_ctx;
+    submit_slot *slot = &st->slots[index];
     if (out->kind == OUT_STORED || out->kind == OUT_REPLAYED) {
-        st->views[index] = json_incref(out->view);
-        st->replayed[index] = out->kind == OUT_REPLAYED;
+        /* The store's text is what it stored: the answer is the job as stored. */
+        if (out->view_text && (slot->text = strdup(out->view_text)))
+            slot->text_len = strlen(slot->text);
+        else if (!out->view_text)
+            slot->view = json_incref(out->view);
+        slot->replayed = out->kind == OUT_REPLAYED;
     } else {
-        st->errs[index] = malloc(sizeof *st->errs[index]);
-        if (st->errs[index])
-            *st->errs[index] = out->err;
+        slot->err = malloc(sizeof *slot->err);
+        if (slot->err)
+            *slot->err = out->err;
     }
     if (atomic_fetch_sub_explicit(&st->remaining, 1, memory_order_acq_rel) == 1)
         http_complete(st->req);
 }
 
-/* The refusal of the lowest index, or NULL when every job went in. */
+/* Gives each view that came as a tree its text: here, on the HTTP thread,
+ * rather than on the store's thread in submit_done. */
+static void submit_dump_views(submit_state *st)
+{
+    for (size_t i = 0; i < st->n; i++) {
+        submit_slot *slot = &st->slots[i];
+        if (slot->view && !slot->text && (slot->text = json_dumps(slot->view, JSON_COMPACT)))
+            slot->text_len = strlen(slot->text);
+    }
+}
+
+/* The refusal of the lowest index, or NULL when every job went in (with the
+ * text of its view). */
 static const jobd_error *submit_refusal(submit_state *st, jobd_error *oom)
 {
     for (size_t i = 0; i < st->n; i++) {
-        if (st->views[i])
+        submit_slot *slot = &st->slots[i];
+        if (slot->text)
             continue;
-        if (!st->errs[i]) {
+        if (!slot->err) {
             jobd_fail(oom, 500, "internal_error", "out of memory");
             return oom;
         }
         if (st->batch)
-            st->errs[i]->index = (long)i;
-        return st->errs[i];
+            slot->err->index = (long)i;
+        return slot->err;
     }
     return NULL;
 }
 
-/* A batch element's view: replayed ones get "replayed": true on a copy (the
- * view may be the store's own record). New reference. */
-static json_t *submit_batch_view(submit_state *st, size_t i)
+/* What a replayed job's view in a batch answer gets before its closing
+ * brace, as if "replayed": true were set on the object. */
+static const char submit_replayed[] = ",\"replayed\":true";
+
+/* Appends the view of slot to p (a view is never the empty object). Returns
+ * the new end. */
+static char *submit_put_view(char *p, const submit_slot *slot)
 {
-    if (!st->replayed[i])
-        return json_incref(st->views[i]);
-    json_t *v = json_copy(st->views[i]);
-    if (v)
-        json_object_set_new(v, "replayed", json_true());
-    return v;
+    const char *v = slot->text;
+    size_t len = slot->text_len;
+    bool mark = slot->replayed && len >= 2 && v[len - 1] == '}';
+    if (mark)
+        len--;
+    memcpy(p, v, len);
+    p += len;
+    if (mark) {
+        memcpy(p, submit_replayed, sizeof submit_replayed - 1);
+        p += sizeof submit_replayed - 1;
+        *p++ = '}';
+    }
+    return p;
 }
 
-static void submit_answer_batch(http_req *req, submit_state *st)
+/* {"jobs":[view,...]} in input order, pasted from the view texts. New
+ * memory, or NULL on OOM. */
+static char *submit_batch_text(const submit_state *st)
 {
-    json_t *jobs = json_array();
-    for (size_t i = 0; jobs && i < st->n; i++)
-        json_array_append_new(jobs, submit_batch_view(st, i));
-    http_json(req, 202, jobs ? json_pack("{s:o}", "jobs", jobs) : NULL);
+    static const char head[] = "{\"jobs\":[", tail[] = "]}";
+    size_t len = sizeof head - 1 + sizeof tail - 1;
+    for (size_t i = 0; i < st->n; i++)
+        len += st->slots[i].text_len + 1 +
+               (st->slots[i].replayed ? sizeof submit_replayed - 1 : 0);
+    char *text = malloc(len + 1);
+    if (!text)
+        return NULL;
+    char *p = text;
+    memcpy(p, head, sizeof head - 1);
+    p += sizeof head - 1;
+    for (size_t i = 0; i < st->n; i++) {
+        if (i > 0)
+            *p++ = ',';
+        p = submit_put_view(p, &st->slots[i]);
+    }
+    memcpy(p, tail, sizeof tail);
+    return text;
 }
 
 /* Runs on the HTTP thread once every job has its outcome. */
@@ -196,22 +240,25 @@ static void submit_answer(http_req *req)
 {
     submit_state *st = req->async;
     jobd_error oom;
+    submit_dump_views(st);
     const jobd_error *refusal = submit_refusal(st, &oom);
     if (refusal) {
         http_error(req, refusal);
         return;
     }
     if (st->batch) {
-        submit_answer_batch(req, st);
+        http_json_raw(req, 202, submit_batch_text(st));
         return;
     }
-    if (st->replayed[0]) {
-        http_json(req, 200, json_incref(st->views[0]));
+    char *view = st->slots[0].text;
+    st->slots[0].text = NULL; /* the answer takes it */
+    if (st->slots[0].replayed) {
+        http_json_raw(req, 200, view);
         return;
     }
     snprintf(req->location, sizeof req->location, "/queues/%s/jobs/%s", st->jobs[0]->queue,
              st->jobs[0]->id);
-    http_json(req, 202, json_incref(st->views[0]));
+    http_json_raw(req, 202, view);
 }
 
 static void submit_unavailable(http_req *req, const char *msg)

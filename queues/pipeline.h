@@ -31,6 +31,11 @@ typedef struct outcome {
     const char *message;   /* FAILED*: borrowed error text, NULL = none */
     double retry_after;    /* FAILED: seconds the handler asked to wait, < 0 = not asked */
     double duration;       /* SUCCEEDED/FAILED*: seconds the run took */
+    /* Appended for the submit path. STORED/REPLAYED: the view as compact JSON
+     * text (NUL-terminated), borrowed and valid during the callback like view;
+     * NULL = not given. A processor that gives it may leave view NULL: the job
+     * is then serialized once, and the text stored is the text answered. */
+    const char *view_text;
 } outcome_t;
 
 /* Reports the outcome of jobs[index] of a call. Called exactly once per job,

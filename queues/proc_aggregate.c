@@ -208,17 +208,31 @@ static int proc_aggregate_call_durable(aggregate *a, job_t *const *jobs, size_t 
     return 0;
 }
 
+/* The view of a job as submitted, as its buffered submitter is told: as
+ * text, so the answer needs no dump, and as a tree for callers that read it. */
+typedef struct aggregate_view {
+    json_t *tree;
+    char *text;
+} aggregate_view;
+
+static void proc_aggregate_view_free(aggregate_view *v)
+{
+    json_decref(v->tree);
+    free(v->text);
+}
+
 /* Copies jobs and their views (done is called with the views after the
  * copies left our hands). 0, or -1 on OOM with nothing left allocated. */
-static int proc_aggregate_copy(job_t *const *jobs, size_t n, job_t **copies, json_t **views)
+static int proc_aggregate_copy(job_t *const *jobs, size_t n, job_t **copies,
+                               aggregate_view *views)
 {
     for (size_t i = 0; i < n; i++) {
         copies[i] = job_dup(jobs[i]);
-        views[i] = job_view(jobs[i]);
-        if (!copies[i] || !views[i]) {
+        views[i] = (aggregate_view){job_view(jobs[i]), job_view_text(jobs[i], NULL)};
+        if (!copies[i] || !views[i].tree || !views[i].text) {
             for (size_t k = 0; k <= i; k++) {
                 job_free(copies[k]);
-                json_decref(views[k]);
+                proc_aggregate_view_free(&views[k]);
             }
             return -1;
         }
@@ -251,7 +265,7 @@ static int proc_aggregate_call_buffered(aggregate *a, job_t *const *jobs, size_t
                                         proc_done_fn done, void *done_ctx)
 {
     job_t **copies = calloc(n, sizeof *copies);
-    json_t **views = calloc(n, sizeof *views);
+    aggregate_view *views = calloc(n, sizeof *views);
     const char *why = "out of memory";
     if (copies && views && proc_aggregate_copy(jobs, n, copies, views) == 0) {
         why = proc_aggregate_take_copies(a, copies, n);
@@ -260,10 +274,11 @@ static int proc_aggregate_call_buffered(aggregate *a, job_t *const *jobs, size_t
                 job_free(copies[i]);
                 proc_aggregate_refuse(done, done_ctx, i, why);
             } else {
-                outcome_t out = {.kind = OUT_STORED, .view = views[i]};
+                outcome_t out = {
+                    .kind = OUT_STORED, .view = views[i].tree, .view_text = views[i].text};
                 done(done_ctx, i, &out);
             }
-            json_decref(views[i]);
+            proc_aggregate_view_free(&views[i]);
         }
     } else {
         proc_aggregate_refuse_all(done, done_ctx, n, why);
@@ -458,11 +473,9 @@ static size_t proc_aggregate_spill_write(aggregate *a, const aggregate_buf *b, s
     for (size_t i = 0; f && rc == 0 && i < b->n; i++) {
         if (b->refs[i].done)
             continue;
-        json_t *v = job_view(b->jobs[i]);
-        char *line = v ? json_dumps(v, JSON_COMPACT) : NULL;
+        char *line = job_view_text(b->jobs[i], NULL);
         rc = line && fprintf(f, "%s\n", line) > 0 ? 0 : -1;
         free(line);
-        json_decref(v);
     }
     if (f && (fflush(f) != 0 || fsync(fileno(f)) != 0))
         rc = -1;

@@ -111,6 +111,21 @@ void http_json(http_req *req, int status, json_t *body)
     req->answered = true;
 }
 
+void http_json_raw(http_req *req, int status, char *text)
+{
+    if (!text) {
+        http_errorf(req, 500, "internal_error", "out of memory");
+        return;
+    }
+    json_decref(req->resp);
+    req->resp = NULL;
+    free(req->resp_text);
+    req->resp_text = text;
+    req->resp_type = HTTP_JSON_TYPE;
+    req->status = status;
+    req->answered = true;
+}
+
 /* A new JSON string of s. Messages may quote client input cut at a byte
  * limit, i.e. inside a UTF-8 sequence, which jansson refuses: such bytes
  * become '?' rather than losing the whole error body. */

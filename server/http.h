@@ -75,4 +75,9 @@ void http_await(http_req *req, http_resume_fn on_resume);
 /* Marks an awaited request complete and resumes it. Any thread, once. */
 void http_complete(http_req *req);
 
+/* Sets the answer: status and a body that is JSON text already (new memory,
+ * stolen), for answers built without a jansson tree. NULL (out of memory)
+ * answers 500. */
+void http_json_raw(http_req *req, int status, char *text);
+
 #endif
