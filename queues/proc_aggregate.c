@@ -1,10 +1,18 @@
 /* proc_aggregate.c - group commit in front of a store (async-job's Aggregate).
  *
- * Submitters append to `pending` under a mutex; one flusher thread swaps
- * pending with `flushing` and hands the batch to the delegate in one call per
- * max_batch jobs. There is no timer: the flusher takes the next batch as soon
- * as the previous one is answered, so at low load a job waits one delegate
- * round trip, and under load batches grow by themselves.
+ * Submitters append to `pending` under a mutex; a free flusher thread swaps
+ * pending with its own buffer and hands the batch to the delegate in one call
+ * per max_batch jobs. There is no timer: a flusher takes the next batch as
+ * soon as it is free, so at low load a job waits one delegate round trip, and
+ * under load batches grow by themselves.
+ *
+ * With ack durable two flushers take turns, so one batch is prepared and
+ * queued behind the one the store is writing: neither jobd's work on a batch
+ * nor the round trip leaves the store idle. Their batches may be stored in
+ * either order, which no client can observe: a job is acknowledged only once
+ * stored, so jobs of batches in flight at once were all unacknowledged. With
+ * ack buffered, acknowledged jobs may still be in the buffer, so one flusher
+ * keeps them in their order.
  *
  * Each entry either has a submitter waiting for its outcome (ack durable: the
  * delegate's outcome is passed on) or is owned here (ack buffered, after the
@@ -29,6 +37,7 @@
 #define AGGREGATE_MAX_BATCH_LIMIT 100000
 #define AGGREGATE_BACKOFF_MIN_MS 100
 #define AGGREGATE_BACKOFF_MAX_MS 5000
+#define AGGREGATE_FLUSHERS_DURABLE 2
 
 /* Where one buffered job's outcome goes. */
 typedef struct aggregate_ref {
@@ -46,6 +55,14 @@ typedef struct aggregate_buf {
     size_t n, cap;
 } aggregate_buf;
 
+/* One flusher thread and the jobs it has taken from pending. */
+typedef struct aggregate_flusher {
+    proc_t *self;
+    aggregate_buf buf; /* the flusher's own: what it flushes, then its retries */
+    pthread_t thread;
+    bool started;
+} aggregate_flusher;
+
 typedef struct aggregate {
     bool buffered; /* ack: buffered */
     size_t max_buffer;
@@ -55,17 +72,17 @@ typedef struct aggregate {
     pthread_cond_t work_cv;  /* pending grew, or stop */
     pthread_cond_t batch_cv; /* a batch got its last outcome */
     aggregate_buf pending;   /* under mu */
-    aggregate_buf flushing;  /* the flusher's own */
-    size_t held;             /* jobs in both buffers, under mu */
-    size_t waiters;          /* entries of pending with a submitter waiting */
-    size_t spill_left;       /* replayed spill entries not stored yet (flusher's) */
-    bool stopping, started;
+    aggregate_flusher flushers[AGGREGATE_FLUSHERS_DURABLE];
+    size_t n_flushers;
+    size_t held;       /* jobs in pending and the flushers' buffers, under mu */
+    size_t waiters;    /* entries of pending with a submitter waiting */
+    size_t spill_left; /* replayed spill entries not stored yet, under mu */
+    bool stopping;
     int64_t deadline_ms; /* of stop(), mono */
-    pthread_t flusher;
     uint64_t batches, jobs, largest, stored, refused, spilled; /* under mu */
 } aggregate;
 
-/* One delegate call in flight; lives on the flusher's stack. */
+/* One delegate call in flight; lives on its flusher's stack. */
 typedef struct aggregate_batch {
     aggregate *a;
     job_t **jobs;
@@ -323,7 +340,7 @@ static void proc_aggregate_batch_done(void *done_ctx, size_t index, const outcom
     if (atomic_fetch_sub_explicit(&b->remaining, 1, memory_order_acq_rel) == 1) {
         pthread_mutex_lock(&b->a->mu);
         b->complete = true;
-        pthread_cond_signal(&b->a->batch_cv);
+        pthread_cond_broadcast(&b->a->batch_cv); /* each flusher waits for its own */
         pthread_mutex_unlock(&b->a->mu);
     }
 }
@@ -359,11 +376,12 @@ static void proc_aggregate_batch_run(proc_t *self, job_t **jobs, aggregate_ref *
 }
 
 /* After a flush: drops what is done with (freeing owned copies), keeps what
- * is to be retried in order. Removes the spill file once every job replayed
- * from it is stored. Returns how many entries were dropped. */
-static size_t proc_aggregate_compact(aggregate *a, aggregate_buf *f)
+ * is to be retried in order. Returns how many entries were dropped; those
+ * replayed from the spill file are counted in *from_spill. */
+static size_t proc_aggregate_compact(aggregate_buf *f, size_t *from_spill)
 {
-    size_t kept = 0, n = f->n, spill_before = a->spill_left;
+    size_t kept = 0, n = f->n;
+    *from_spill = 0;
     for (size_t i = 0; i < n; i++) {
         if (f->refs[i].keep) {
             f->jobs[kept] = f->jobs[i];
@@ -372,27 +390,34 @@ static size_t proc_aggregate_compact(aggregate *a, aggregate_buf *f)
         }
         if (!f->refs[i].done)
             job_free(f->jobs[i]);
-        if (f->refs[i].from_spill)
-            a->spill_left--;
+        *from_spill += f->refs[i].from_spill;
     }
     f->n = kept;
-    if (spill_before && !a->spill_left && a->spill && unlink(a->spill) != 0 && errno != ENOENT)
-        log_event(LOG_ERROR, "aggregate.spill_unlink", NULL, "cannot remove %s: %s", a->spill,
-                  strerror(errno));
     return n - kept;
 }
 
-/* Flushes the flusher's buffer in batches of max_batch. Returns how many
- * entries left the buffer. */
-static size_t proc_aggregate_flush(proc_t *self)
+/* Removes the spill file once every job replayed from it is stored (the
+ * last n of them just were). Called with a->mu held. */
+static void proc_aggregate_spill_done(aggregate *a, size_t n)
+{
+    if (!n)
+        return;
+    a->spill_left -= n;
+    if (!a->spill_left && a->spill && unlink(a->spill) != 0 && errno != ENOENT)
+        log_event(LOG_ERROR, "aggregate.spill_unlink", NULL, "cannot remove %s: %s", a->spill,
+                  strerror(errno));
+}
+
+/* Flushes f in batches of max_batch. Returns how many entries left it;
+ * *from_spill of them were replayed from the spill file. */
+static size_t proc_aggregate_flush(proc_t *self, aggregate_buf *f, size_t *from_spill)
 {
     aggregate *a = self->priv;
-    aggregate_buf *f = &a->flushing;
     for (size_t off = 0; off < f->n; off += a->max_batch) {
         size_t n = f->n - off < a->max_batch ? f->n - off : a->max_batch;
         proc_aggregate_batch_run(self, f->jobs + off, f->refs + off, n);
     }
-    return proc_aggregate_compact(a, f);
+    return proc_aggregate_compact(f, from_spill);
 }
 
 /* Waits out the retry delay of owned jobs the store refused. Ends early on
@@ -415,42 +440,50 @@ static void proc_aggregate_backoff(aggregate *a, int64_t *delay_ms)
     }
 }
 
-/* True when the flusher is done for good: stopped and drained, or stopped
+/* True when flusher f is done for good: stopped and drained, or stopped
  * with only retries left and past the deadline (stop() takes the rest). Every
  * submitted job gets at least one attempt, even after the deadline. Waits for
  * work otherwise. Called with a->mu held. */
-static bool proc_aggregate_wait_work(aggregate *a)
+static bool proc_aggregate_wait_work(aggregate *a, const aggregate_flusher *f)
 {
-    while (!a->pending.n && !a->flushing.n && !a->stopping)
+    while (!a->pending.n && !f->buf.n && !a->stopping)
         pthread_cond_wait(&a->work_cv, &a->mu);
     if (a->pending.n)
         return false;
-    if (!a->flushing.n)
+    if (!f->buf.n)
         return true;
     return a->stopping && jobd_mono_ms() >= a->deadline_ms;
 }
 
+/* Moves pending into f's buffer (behind its retries). Called with a->mu held. */
+static void proc_aggregate_take(aggregate *a, aggregate_flusher *f)
+{
+    if (!f->buf.n) {
+        aggregate_buf t = f->buf; /* the swap: pending starts over empty */
+        f->buf = a->pending;
+        a->pending = t;
+    } else if (proc_aggregate_buf_move(&f->buf, &a->pending) != 0) {
+        log_event(LOG_WARN, "aggregate.oom", NULL, "retrying the refused jobs alone");
+    }
+    for (size_t i = 0; i < f->buf.n; i++)
+        a->waiters -= f->buf.refs[i].done != NULL;
+}
+
 static void *proc_aggregate_main(void *arg)
 {
-    proc_t *self = arg;
-    aggregate *a = self->priv;
+    aggregate_flusher *f = arg;
+    aggregate *a = f->self->priv;
     int64_t delay = 0;
     pthread_mutex_lock(&a->mu);
-    while (!proc_aggregate_wait_work(a)) {
-        if (!a->flushing.n) {
-            aggregate_buf t = a->flushing; /* the swap: pending starts over empty */
-            a->flushing = a->pending;
-            a->pending = t;
-        } else if (proc_aggregate_buf_move(&a->flushing, &a->pending) != 0) {
-            log_event(LOG_WARN, "aggregate.oom", NULL, "retrying the refused jobs alone");
-        }
-        for (size_t i = 0; i < a->flushing.n; i++)
-            a->waiters -= a->flushing.refs[i].done != NULL;
+    while (!proc_aggregate_wait_work(a, f)) {
+        proc_aggregate_take(a, f);
         pthread_mutex_unlock(&a->mu);
-        size_t gone = proc_aggregate_flush(self);
+        size_t from_spill;
+        size_t gone = proc_aggregate_flush(f->self, &f->buf, &from_spill);
         pthread_mutex_lock(&a->mu);
         a->held -= gone;
-        if (a->flushing.n)
+        proc_aggregate_spill_done(a, from_spill);
+        if (f->buf.n)
             proc_aggregate_backoff(a, &delay);
         else
             delay = 0;
@@ -590,13 +623,27 @@ static int proc_aggregate_start(proc_t *self)
     pthread_mutex_unlock(&a->mu);
     if (rc != 0)
         return -1;
-    if (pthread_create(&a->flusher, NULL, proc_aggregate_main, self) != 0) {
-        log_event(LOG_ERROR, "aggregate.start_failed", NULL, "queue %s: cannot start flusher",
-                  self->queue->cfg->name);
-        return -1;
+    for (size_t i = 0; i < a->n_flushers; i++) {
+        aggregate_flusher *f = &a->flushers[i];
+        if (pthread_create(&f->thread, NULL, proc_aggregate_main, f) != 0) {
+            log_event(LOG_ERROR, "aggregate.start_failed", NULL,
+                      "queue %s: cannot start flusher", self->queue->cfg->name);
+            return -1; /* stop() joins those that started */
+        }
+        f->started = true;
     }
-    a->started = true;
     return 0;
+}
+
+/* Everything still held, in one buffer (the first flusher's: its retries,
+ * the other flushers', then pending), so the spill file is written once.
+ * Called with a->mu held. */
+static void proc_aggregate_gather(aggregate *a)
+{
+    aggregate_buf *all = &a->flushers[0].buf;
+    for (size_t i = 1; i < a->n_flushers; i++)
+        proc_aggregate_buf_move(all, &a->flushers[i].buf);
+    proc_aggregate_buf_move(all, &a->pending);
 }
 
 /* Takes no more jobs, flushes what it holds (owned jobs are retried until the
@@ -608,17 +655,24 @@ static void proc_aggregate_stop(proc_t *self, int64_t deadline_ms)
     pthread_mutex_lock(&a->mu);
     a->stopping = true;
     a->deadline_ms = deadline_ms;
-    pthread_cond_signal(&a->work_cv);
+    pthread_cond_broadcast(&a->work_cv);
     pthread_mutex_unlock(&a->mu);
-    if (a->started)
-        pthread_join(a->flusher, NULL);
-    else
-        proc_aggregate_main(self);
-    a->started = false;
+    bool any = false;
+    for (size_t i = 0; i < a->n_flushers; i++) {
+        aggregate_flusher *f = &a->flushers[i];
+        if (f->started)
+            pthread_join(f->thread, NULL);
+        any |= f->started;
+        f->started = false;
+    }
+    if (!any)
+        proc_aggregate_main(&a->flushers[0]);
     pthread_mutex_lock(&a->mu);
-    proc_aggregate_buf_move(&a->flushing, &a->pending);
-    proc_aggregate_leftovers(a, &a->flushing);
-    proc_aggregate_leftovers(a, &a->pending); /* only if the move above ran out of memory */
+    proc_aggregate_gather(a);
+    /* The rest only if gathering ran out of memory. */
+    for (size_t i = 0; i < a->n_flushers; i++)
+        proc_aggregate_leftovers(a, &a->flushers[i].buf);
+    proc_aggregate_leftovers(a, &a->pending);
     pthread_mutex_unlock(&a->mu);
 }
 
@@ -643,7 +697,8 @@ static void proc_aggregate_destroy(proc_t *self)
     if (!a->stopping || a->held)
         proc_aggregate_stop(self, jobd_mono_ms());
     proc_aggregate_buf_free(&a->pending);
-    proc_aggregate_buf_free(&a->flushing);
+    for (size_t i = 0; i < a->n_flushers; i++)
+        proc_aggregate_buf_free(&a->flushers[i].buf);
     free(a->spill);
     pthread_cond_destroy(&a->work_cv);
     pthread_cond_destroy(&a->batch_cv);
@@ -688,6 +743,9 @@ static proc_t *proc_aggregate_create(jobd_t *ctx, queue_t *q, const json_t *opts
     a->buffered = ack && strcmp(ack, "buffered") == 0;
     a->max_buffer = (size_t)proc_aggregate_opt_or(opts, "max_buffer", AGGREGATE_MAX_BUFFER_DEFAULT);
     a->max_batch = (size_t)proc_aggregate_opt_or(opts, "max_batch", AGGREGATE_MAX_BATCH_DEFAULT);
+    a->n_flushers = a->buffered ? 1 : AGGREGATE_FLUSHERS_DURABLE;
+    for (size_t i = 0; i < a->n_flushers; i++)
+        a->flushers[i].self = p;
     pthread_mutex_init(&a->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
