@@ -187,18 +187,21 @@ static int idgen_increment(unsigned char rnd[10])
     return -1;
 }
 
-/* 26 base32 chars hold 130 bits: two zero bits, then the 48-bit time and 80 random bits. */
+/* 26 base32 chars hold 130 bits: two zero bits, then the 48-bit time and 80
+ * random bits. Char i is bits 5i-2 .. 5i+2 of the 128 (MSB first), read
+ * through a 16-bit window; ids are made for every submission. */
 static void idgen_encode(int64_t ms, const unsigned char rnd[10], char out[27])
 {
-    unsigned char b[16];
+    unsigned char b[17]; /* b[16] pads the window of the last char */
     for (int i = 0; i < 6; i++)
         b[i] = (unsigned char)(ms >> (40 - 8 * i));
     memcpy(b + 6, rnd, 10);
-    for (int i = 0; i < ULID_LEN; i++) {
-        unsigned v = 0;
-        for (int k = 5 * i - 2; k < 5 * i + 3; k++)
-            v = (v << 1) | (k < 0 ? 0u : (unsigned)(b[k / 8] >> (7 - k % 8)) & 1u);
-        out[i] = ulid_alphabet[v];
+    b[16] = 0;
+    out[0] = ulid_alphabet[b[0] >> 5];
+    for (int i = 1; i < ULID_LEN; i++) {
+        int k = 5 * i - 2;
+        unsigned window = (unsigned)b[k / 8] << 8 | b[k / 8 + 1];
+        out[i] = ulid_alphabet[window >> (11 - k % 8) & 31u];
     }
     out[ULID_LEN] = '\0';
 }
