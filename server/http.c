@@ -35,6 +35,7 @@
 #define HTTP_DRAIN_MS 2000
 #define HTTP_FLUSH_MS 500
 #define HTTP_JSON_TYPE "application/json; charset=utf-8"
+#define HTTP_BODY_START 1024u /* first buffer for a body of unknown size */
 
 typedef struct http_conn http_conn;
 
@@ -64,6 +65,7 @@ struct http_conn {
     bool awaited;           /* counted in n_awaited; only the connection's MHD thread
                              * changes it (under srv->mu, which others read it with) */
     bool keep_body;         /* the route parses the body */
+    size_t declared;        /* http_declared_body, read once */
     bool sent;              /* a response was queued */
     size_t body_cap;
 };
@@ -341,8 +343,7 @@ static void http_check(http_conn *c)
         http_errorf(req, 415, "unsupported_media_type", "Content-Type must be application/json");
         return;
     }
-    size_t declared = http_declared_body(c);
-    if (declared != SIZE_MAX && declared > req->ctx->cfg->max_body)
+    if (c->declared != SIZE_MAX && c->declared > req->ctx->cfg->max_body)
         http_errorf(req, 413, "payload_too_large", "the body exceeds %zu bytes",
                     req->ctx->cfg->max_body);
     else
@@ -391,13 +392,21 @@ static enum MHD_Result http_begin(http_server_t *srv, struct MHD_Connection *con
     if (!c)
         return MHD_NO;
     *con_cls = c;
+    c->declared = http_declared_body(c);
     http_check(c);
     if (!c->req.answered)
         return MHD_YES;
-    size_t declared = http_declared_body(c);
-    if (declared == SIZE_MAX || declared > srv->ctx->cfg->max_body)
+    if (c->declared == SIZE_MAX || c->declared > srv->ctx->cfg->max_body)
         return http_send(c);
     return MHD_YES;
+}
+
+/* The first size of the body buffer: the announced size at once (within
+ * max_body, checked before), so one allocation, and a small one for a small
+ * job, which malloc serves from its per-thread cache. */
+static size_t http_body_start(const http_conn *c)
+{
+    return c->declared != SIZE_MAX ? c->declared + 1 : HTTP_BODY_START;
 }
 
 /* One chunk of the body: kept for routes that parse it, up to max_body;
@@ -417,7 +426,7 @@ static void http_take_body(http_conn *c, const char *data, size_t len)
         return;
     }
     if (req->body_len + len + 1 > c->body_cap) {
-        size_t cap = c->body_cap ? c->body_cap : 4096;
+        size_t cap = c->body_cap ? c->body_cap : http_body_start(c);
         while (cap < req->body_len + len + 1)
             cap *= 2;
         char *p = realloc(req->body, cap);
