@@ -216,8 +216,9 @@ static struct MHD_Response *http_build_response(http_req *req)
         free(text);
         return NULL;
     }
-    char num[24];
-    snprintf(num, sizeof num, "%d", req->retry_after);
+    char num[24] = "";
+    if (req->retry_after > 0)
+        snprintf(num, sizeof num, "%d", req->retry_after);
     bool ok = (!type || http_add_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type)) &&
               (!req->location[0] || http_add_header(r, MHD_HTTP_HEADER_LOCATION, req->location)) &&
               (!req->allow[0] || http_add_header(r, MHD_HTTP_HEADER_ALLOW, req->allow)) &&

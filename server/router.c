@@ -75,9 +75,9 @@ static bool router_path_matches(const route_rule *r, const segment *segs, size_t
         if (i == n)
             return false;
         const char *pat = r->pattern[i];
-        if (strcmp(pat, SEG_QUEUE) == 0 || strcmp(pat, SEG_ID) == 0)
+        if (pat[0] == '{') /* SEG_QUEUE or SEG_ID: any segment */
             continue;
-        if (strlen(pat) != segs[i].len || memcmp(pat, segs[i].p, segs[i].len) != 0)
+        if (strncmp(pat, segs[i].p, segs[i].len) != 0 || pat[segs[i].len] != '\0')
             return false;
     }
     return i == n;
