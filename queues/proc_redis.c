@@ -104,20 +104,25 @@ static int64_t proc_redis_not_after(redis_store *st)
     return at > 0 ? at : 0;
 }
 
-/* Reports each job's outcome: refused (rc != 0), replayed or stored. */
-static void proc_redis_report(job_t *const *jobs, job_t **replayed, size_t n, int rc,
-                              const jobd_error *err, proc_done_fn done, void *done_ctx)
+/* Reports each job's outcome: refused (rc != 0), replayed or stored; a
+ * stored job with the text that was stored. */
+static void proc_redis_report(job_t *const *jobs, job_t **replayed, char **texts, size_t n,
+                              int rc, const jobd_error *err, proc_done_fn done, void *done_ctx)
 {
     for (size_t i = 0; i < n; i++) {
         job_t *rep = replayed ? replayed[i] : NULL;
         outcome_t out = {.kind = OUT_REFUSED, .err = *err};
         if (rc == 0) {
             out.kind = rep ? OUT_REPLAYED : OUT_STORED;
-            out.view = job_view(rep ? rep : jobs[i]);
+            if (rep)
+                out.view = job_view(rep);
+            else
+                out.view_text = texts[i];
         }
         done(done_ctx, i, &out);
         json_decref(out.view);
         job_free(rep);
+        free(texts ? texts[i] : NULL);
     }
 }
 
@@ -127,18 +132,21 @@ static int proc_redis_call(proc_t *self, job_t *const *jobs, size_t n, proc_done
     redis_store *st = self->priv;
     jobd_error err = {0};
     job_t **replayed = calloc(n ? n : 1, sizeof *replayed);
+    char **texts = calloc(n ? n : 1, sizeof *texts);
     int rc = -1;
     size_t slot;
     redisContext *c;
-    if (!replayed) {
+    if (!replayed || !texts) {
         jobd_fail(&err, 503, "unavailable", "out of memory");
         err.retry_after = 1;
     } else if ((c = proc_redis_acquire(st, &slot, &err))) {
-        rc = redis_script_enqueue(c, &st->m, jobs, n, proc_redis_not_after(st), replayed, &err);
+        rc = redis_script_enqueue(c, &st->m, jobs, n, proc_redis_not_after(st), replayed, texts,
+                                  &err);
         redis_link_release(&st->link, slot, c);
     }
-    proc_redis_report(jobs, replayed, n, rc, &err, done, done_ctx);
+    proc_redis_report(jobs, replayed, texts, n, rc, &err, done, done_ctx);
     free(replayed);
+    free(texts);
     return 0;
 }
 
@@ -465,8 +473,8 @@ static proc_t *proc_redis_create(jobd_t *ctx, queue_t *q, const json_t *opts, pr
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    /* HTTP threads plus the aggregate flusher and a spare. */
-    size_t pool = (size_t)(cfg->http_threads > 0 ? cfg->http_threads : 1) + 2;
+    /* HTTP threads, the aggregate's two flushers (two batches in flight) and a spare. */
+    size_t pool = (size_t)(cfg->http_threads > 0 ? cfg->http_threads : 1) + 3;
     if (redis_link_init(&st->link, cfg->redis_url, cfg->redis_timeout, pool, err, errlen) != 0) {
         free(st);
         free(p);

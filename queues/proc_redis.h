@@ -7,10 +7,11 @@
  * redis_conn.c.
  *
  * Threads of one queue (each with its own Redis connection, as hiredis needs):
- *   fetch      reserves worker slots first, then takes that many ids from
- *              ready into this process's lease list and leases them (fencing
- *              token); hands each job to the delegate (the executor)
- *   completer  writes the outcomes of finished runs, pipelined in batches
+ *   fetch      reserves worker slots first, then takes that many jobs from
+ *              ready and leases them (fencing token, this process's lease
+ *              set) in one script; hands each job to the delegate (the
+ *              executor); waits with BLMOVE while ready is empty
+ *   completer  writes the outcomes of finished runs, one script per batch
  *   maint      heartbeat, taking back the leases of dead processes, moving
  *              due jobs to ready, retention; and the prober that clears the
  *              "down" flag once Redis answers (and passes the safety checks)
@@ -32,7 +33,7 @@ typedef struct rlease {
     redis_store *st;
     job_t *job; /* owned */
     long long token;
-    char plist[REDIS_KEY_MAX]; /* the lease list of the process id that holds it */
+    char plist[REDIS_KEY_MAX]; /* the lease set of the process id that holds it */
     job_state outcome; /* set by the run's end */
     double delay, duration;
     int tries;

@@ -1,7 +1,8 @@
 /* proc_redis_run.c - the redis processor's running side: the fetch loop
- * that reserves workers, takes and leases jobs and hands them to the
- * executor, and the completer that writes their outcomes in pipelined
- * batches (fencing tokens make a stale outcome harmless). */
+ * that reserves workers, then takes and leases that many jobs in one script
+ * and hands them to the executor; and the completer that writes their
+ * outcomes in batches, one script per batch (fencing tokens make a stale
+ * outcome harmless). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,9 +11,9 @@
 #include "proc_redis.h"
 #include "worker.h"
 
-#define PROC_REDIS_FETCH_MAX 64   /* ids taken in one pipelined round */
+#define PROC_REDIS_FETCH_MAX 64   /* jobs taken and leased in one script */
 #define PROC_REDIS_BLOCK_S 0.5    /* BLMOVE wait while the queue is idle */
-#define PROC_REDIS_DONE_BATCH 256 /* outcomes written in one pipeline */
+#define PROC_REDIS_DONE_BATCH 128 /* outcomes written in one script */
 #define PROC_REDIS_DONE_TRIES 5   /* error answers before an outcome is dropped */
 #define PROC_REDIS_PAUSE_CHECK_MS 250
 #define PROC_REDIS_RESERVE_WAIT_MS 200
@@ -129,15 +130,16 @@ static void proc_redis_requeue_done(redis_store *st, rlease *head, rlease *tail,
     pthread_mutex_unlock(&st->mu);
 }
 
-/* Acts on the reply to one outcome; true when the lease is finished with. */
-static bool proc_redis_done_reply(redis_store *st, rlease *l, const redisReply *r)
+/* Acts on the answer to one outcome (1 written, 0 stale, -1 Redis answered
+ * an error, why in err); true when the lease is finished with. */
+static bool proc_redis_done_reply(redis_store *st, rlease *l, int result, const jobd_error *err)
 {
-    if (r->type == REDIS_REPLY_INTEGER && r->integer == 1) {
+    if (result == 1) {
         atomic_fetch_add(l->outcome == JOB_SUCCEEDED ? &st->n_succeeded : &st->n_failed, 1);
         proc_redis_log_outcome(l);
         return true;
     }
-    if (r->type == REDIS_REPLY_INTEGER) {
+    if (result == 0) {
         atomic_fetch_add(&st->n_stale, 1);
         log_event(LOG_WARN, "job.stale", l->job,
                   "lease %lld was taken back (process presumed dead): outcome %s not recorded",
@@ -147,58 +149,60 @@ static bool proc_redis_done_reply(redis_store *st, rlease *l, const redisReply *
     if (++l->tries < PROC_REDIS_DONE_TRIES)
         return false;
     log_event(LOG_ERROR, "job.outcome_lost", l->job, "Redis refused the outcome %d times: %s",
-              l->tries, r->type == REDIS_REPLY_ERROR ? r->str : "bad answer");
+              l->tries, err->message);
     return true;
 }
 
-/* Writes a batch of outcomes in one pipeline. -1 when the connection failed
- * (all of them go back to the queue). */
-static int proc_redis_write_outcomes(redis_store *st, redisContext *c, rlease *head, size_t n)
+/* Settles each lease of a batch that Redis answered: done[i] for each, or
+ * with done NULL (an error answer, why in err) each is tried again later,
+ * PROC_REDIS_DONE_TRIES times at most. */
+static void proc_redis_settle(redis_store *st, rlease *head, const int *done, const jobd_error *err)
 {
-    redis_cmd *cmds = calloc(n, sizeof *cmds);
-    redis_cmd **ptrs = calloc(n, sizeof *ptrs);
-    redisReply **r = calloc(n, sizeof *r);
-    int rc = -1;
-    if (cmds && ptrs && r) {
-        size_t i = 0;
-        for (rlease *l = head; l; l = l->qnext, i++) {
-            redis_script_finish_cmd(&cmds[i], &st->m, l->plist, l->job, l->token, l->outcome,
-                                    l->delay);
-            ptrs[i] = &cmds[i];
+    rlease *retry = NULL, *retry_tail = NULL, *next;
+    size_t i = 0, n_retry = 0;
+    for (rlease *l = head; l; l = next, i++) {
+        next = l->qnext;
+        l->qnext = NULL;
+        if (proc_redis_done_reply(st, l, done ? done[i] : -1, err)) {
+            pthread_mutex_lock(&st->mu);
+            st->done_inflight--;
+            pthread_mutex_unlock(&st->mu);
+            proc_redis_lease_free(l);
+        } else {
+            *(retry_tail ? &retry_tail->qnext : &retry) = l;
+            retry_tail = l;
+            n_retry++;
         }
-        rc = redis_conn_pipeline(c, ptrs, n, r);
-        for (i = 0; i < n; i++)
-            redis_cmd_free(&cmds[i]);
     }
-    if (rc == 0) {
-        rlease *retry = NULL, *retry_tail = NULL, *next;
-        size_t i = 0, n_retry = 0;
-        for (rlease *l = head; l; l = next, i++) {
-            next = l->qnext;
-            l->qnext = NULL;
-            bool finished = proc_redis_done_reply(st, l, r[i]);
-            freeReplyObject(r[i]);
-            if (finished) {
-                pthread_mutex_lock(&st->mu);
-                st->done_inflight--;
-                pthread_mutex_unlock(&st->mu);
-                proc_redis_lease_free(l);
-            } else {
-                *(retry_tail ? &retry_tail->qnext : &retry) = l;
-                retry_tail = l;
-                n_retry++;
-            }
-        }
-        proc_redis_requeue_done(st, retry, retry_tail, n_retry);
-    }
-    free(cmds);
-    free(ptrs);
-    free(r);
-    return rc;
+    proc_redis_requeue_done(st, retry, retry_tail, n_retry);
 }
 
-/* Takes up to PROC_REDIS_DONE_BATCH outcomes off the queue; NULL when the completer
- * should exit (stopping and nothing left). Called with st->mu held. */
+/* Writes a batch of outcomes (leases of one lease set) in one script. -1
+ * when the connection failed (all of them go back to the queue). */
+static int proc_redis_write_outcomes(redis_store *st, redisContext *c, rlease *head, size_t n)
+{
+    redis_outcome *outs = calloc(n, sizeof *outs);
+    int *done = calloc(n, sizeof *done);
+    jobd_error err = {0};
+    int rc = -1;
+    if (outs && done) {
+        size_t i = 0;
+        for (rlease *l = head; l; l = l->qnext, i++)
+            outs[i] = (redis_outcome){
+                .job = l->job, .token = l->token, .next = l->outcome, .delay = l->delay};
+        rc = redis_script_finish_batch(c, &st->m, head->plist, outs, n, done, &err);
+    }
+    bool answered = rc == 0 || (outs && done && !c->err);
+    if (answered)
+        proc_redis_settle(st, head, rc == 0 ? done : NULL, &err);
+    free(outs);
+    free(done);
+    return answered ? 0 : -1;
+}
+
+/* Takes up to PROC_REDIS_DONE_BATCH outcomes of one lease set off the
+ * queue; NULL when the completer should exit (stopping and nothing left).
+ * Called with st->mu held. */
 static rlease *proc_redis_take_outcomes(redis_store *st, size_t *n, rlease **tail)
 {
     while (!st->done_head && !st->done_stop)
@@ -206,7 +210,8 @@ static rlease *proc_redis_take_outcomes(redis_store *st, size_t *n, rlease **tai
     rlease *head = st->done_head, *l = head;
     *n = 0;
     *tail = NULL;
-    while (l && *n < PROC_REDIS_DONE_BATCH) {
+    /* The lease set changes only when Redis declared this process dead. */
+    while (l && *n < PROC_REDIS_DONE_BATCH && strcmp(l->plist, head->plist) == 0) {
         *tail = l;
         l = l->qnext;
         (*n)++;
@@ -293,7 +298,7 @@ static void proc_redis_start_run(redis_store *st, redis_lease *rl, const char *p
 {
     rlease *l = proc_redis_lease_new(st, rl->job, rl->token, pid);
     if (!l) {
-        /* The lease stays in our list; stop (or a reconcile) gives it back. */
+        /* The lease stays in our set; stop (or a reconcile) gives it back. */
         log_event(LOG_ERROR, "job.not_started", rl->job, "out of memory");
         job_free(rl->job);
         proc_redis_release_slots(st, 1);
@@ -310,58 +315,43 @@ typedef struct proc_redis_fetch_state {
     redisContext *c;
     int64_t backoff;
     bool idle;      /* the last round found nothing: wait with BLMOVE */
-    bool reconcile; /* a reply may have been lost: check our lease list */
+    bool reconcile; /* a reply may have been lost: check our lease set */
     bool paused;
     int64_t paused_checked;
 } proc_redis_fetch_state;
 
-/* Leases the taken ids and starts them; slots of the ones not started go back. */
-static void proc_redis_lease_and_run(redis_store *st, proc_redis_fetch_state *fs, const char *pid,
-                                     const char *plist, char (*ids)[JOB_ID_MAX + 1], int n)
-{
-    redis_lease leases[PROC_REDIS_FETCH_MAX];
-    if (redis_script_lease(fs->c, &st->m, plist, ids, (size_t)n, leases) != 0) {
-        proc_redis_release_slots(st, n);
-        fs->reconcile = true;
-        if (fs->c->err)
-            proc_redis_drop(st, &fs->c);
-        return;
-    }
-    for (int i = 0; i < n; i++) {
-        if (leases[i].status == RL_LEASED) {
-            proc_redis_start_run(st, &leases[i], pid);
-            continue;
-        }
-        proc_redis_release_slots(st, 1);
-        if (leases[i].status == RL_PAUSED) {
-            fs->paused = true;
-            fs->paused_checked = jobd_mono_ms();
-        }
-    }
-}
-
-/* One round: reserve, take, lease, run. */
+/* One round: (wait for jobs while idle,) reserve workers, fetch, run. */
 static void proc_redis_fetch_round(redis_store *st, proc_redis_fetch_state *fs)
 {
-    int k = proc_redis_reserve(st, fs->idle ? 1 : PROC_REDIS_FETCH_MAX);
+    if (fs->idle) {
+        int w = redis_script_wait(fs->c, &st->m, PROC_REDIS_BLOCK_S);
+        if (w < 0)
+            proc_redis_drop(st, &fs->c);
+        if (w <= 0)
+            return;
+        fs->idle = false;
+    }
+    int k = proc_redis_reserve(st, PROC_REDIS_FETCH_MAX);
     if (k == 0)
         return;
     char pid[REDIS_PID_LEN + 1], plist[REDIS_KEY_MAX];
     proc_redis_pid(st, pid);
     redis_script_proc_key(&st->m, pid, plist);
-    char ids[PROC_REDIS_FETCH_MAX][JOB_ID_MAX + 1];
-    int n =
-        redis_script_take(fs->c, &st->m, plist, (size_t)k, fs->idle ? PROC_REDIS_BLOCK_S : 0, ids);
-    if (n < 0) {
-        proc_redis_release_slots(st, k);
+    redis_lease leases[PROC_REDIS_FETCH_MAX];
+    int n = redis_script_fetch(fs->c, &st->m, plist, (size_t)k, leases);
+    proc_redis_release_slots(st, n > 0 ? k - n : k);
+    if (n == -2) {
+        fs->paused = true;
+        fs->paused_checked = jobd_mono_ms();
+    } else if (n < 0) {
+        /* The answer may have been lost after the script ran. */
         fs->reconcile = true;
-        proc_redis_drop(st, &fs->c);
-        return;
+        if (fs->c->err)
+            proc_redis_drop(st, &fs->c);
     }
-    proc_redis_release_slots(st, k - n);
     fs->idle = n == 0;
-    if (n > 0)
-        proc_redis_lease_and_run(st, fs, pid, plist, ids, n);
+    for (int i = 0; i < n; i++)
+        proc_redis_start_run(st, &leases[i], pid);
 }
 
 /* Gets the connection ready: open, reconcile, paused flag. False = not now. */

@@ -235,10 +235,29 @@ void redis_cmd_addf(redis_cmd *cmd, const char *fmt, ...)
     redis_cmd_push(cmd, n < 0 ? NULL : s, n < 0 ? 0 : (size_t)n, true);
 }
 
+void redis_cmd_addi(redis_cmd *cmd, long long v)
+{
+    char digits[24];
+    size_t n = 0;
+    /* Digits from the last, on the unsigned magnitude (LLONG_MIN has no positive). */
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do {
+        digits[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        digits[n++] = '-';
+    char *s = malloc(n + 1);
+    for (size_t i = 0; s && i < n; i++)
+        s[i] = digits[n - 1 - i];
+    if (s)
+        s[n] = '\0';
+    redis_cmd_push(cmd, s, n, true);
+}
+
 void redis_cmd_key(redis_cmd *cmd, const char *key)
 {
-    char *copy = strdup(key);
-    redis_cmd_push(cmd, copy, copy ? strlen(copy) : 0, true);
+    redis_cmd_push(cmd, key, key ? strlen(key) : 0, false);
     cmd->nkeys++;
 }
 

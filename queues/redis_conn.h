@@ -28,8 +28,9 @@ typedef struct redis_script {
     char sha[41];
 } redis_script;
 
-/* One command as an argv. Arguments are borrowed (redis_cmd_add) or owned
- * copies (redis_cmd_addf); a script command counts its keys as they are added. */
+/* One command as an argv. Arguments are borrowed (redis_cmd_add, _adds,
+ * _key) or owned copies (redis_cmd_addf, _addi); a script command counts its
+ * keys as they are added. */
 typedef struct redis_cmd {
     const char **argv;
     size_t *lens;
@@ -66,7 +67,10 @@ void redis_cmd_add(redis_cmd *cmd, const char *s, size_t len);
 void redis_cmd_adds(redis_cmd *cmd, const char *s);
 /* Adds an owned, printf-formatted argument. */
 void redis_cmd_addf(redis_cmd *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Adds a key of a script command (owned copy); keys must precede arguments. */
+/* Adds an owned decimal integer argument (cheaper than redis_cmd_addf). */
+void redis_cmd_addi(redis_cmd *cmd, long long v);
+/* Adds a borrowed key of a script command (valid until the command is
+ * sent); keys must precede arguments. */
 void redis_cmd_key(redis_cmd *cmd, const char *key);
 /* Frees what the command owns. */
 void redis_cmd_free(redis_cmd *cmd);

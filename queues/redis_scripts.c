@@ -1,11 +1,21 @@
 /* redis_scripts.c - the Lua scripts of a Redis queue and their C callers.
  *
- * Rules every script follows (design.md): all keys it touches come in KEYS;
- * it reads and checks everything before its first write (a script that fails
+ * Rules every script follows (design.md): all keys it touches come in KEYS
+ * (the common keys first: the job columns, all, finished, dead); it reads
+ * and checks everything before its first write (a script that fails
  * half-way keeps its writes); it never decodes a job's JSON (the view is an
- * opaque string); it loops only over what it was given (bounded by the
- * caller's batch); numbers that go back to Redis are formatted as integers
- * (Lua's default formatting keeps 14 digits, scores need 16). */
+ * opaque string); it loops only over what it was given or read with a
+ * bound, and unpacks at most SLICE arguments into one redis.call (Lua's
+ * stack is small).
+ *
+ * Speed: starting a script and each redis.call cost about a microsecond,
+ * so a script handles its whole batch with one call per column or key
+ * (HMGET/HSET of many fields, ZADD/LPUSH of many members), never one call
+ * per job; the per-job Lua is table stores with counters (t[#t + 1] and
+ * helper calls cost several times more). Numbers go to redis.call as Lua
+ * numbers: Redis formats them with %.17g, exact for the integers used here
+ * (scores are about 1.8e15), where tostring() and .. keep only 14 digits
+ * and are slow. */
 #include "redis_scripts.h"
 
 #include <stdarg.h>
@@ -16,190 +26,269 @@
 #include "../server/log.h"
 #include "job.h"
 
-#define RS_BATCH_MAX 1000 /* ids one script call handles */
 #define RS_GIVE_BACK_BATCH 100
 #define RS_GIVE_BACK_ROUNDS 1000
+#define RS_SCAN_BUDGET 1000   /* jobs a filtered list request looks at, at most */
+#define RS_RUNNING_MAX 100000 /* running jobs a list of running ones looks at, at most */
 
 /* --- the scripts --- */
 
 /* The Lua reads best one line of script per line: */
 /* clang-format off */
+
+/* KEYS[1..NC] are the common keys: the columns in enum redis_column order,
+ * then all, finished, dead; a script's own keys follow. bulk() and mget()
+ * cut long argument lists into slices; records() reads whole records
+ * {v, s, a, r, b, f, e}, f (finished_at) being the score in finished, or
+ * the death time in dead. */
 #define LUA_PRELUDE                                                                     \
+    "local COL = {v = KEYS[1], s = KEYS[2], a = KEYS[3], m = KEYS[4], r = KEYS[5],\n"   \
+    "             b = KEYS[6], e = KEYS[7]}\n"                                          \
+    "local NCOL, ALL, FIN, DEAD, NC = 7, KEYS[8], KEYS[9], KEYS[10], 10\n"              \
+    "local SLICE = 500\n"                                                               \
     "local function now_ms()\n"                                                         \
     "  local t = redis.call('TIME')\n"                                                  \
     "  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"              \
     "end\n"                                                                             \
-    "local function int(x) return string.format('%d', x) end\n"                         \
-    "local function record(k)\n"                                                        \
-    "  return redis.call('HMGET', k, 'v', 's', 'a', 'r', 'b', 'f', 'e')\n"              \
+    "local function bulk(cmd, key, list)\n"                                             \
+    "  local n = #list\n"                                                               \
+    "  for i = 1, n, SLICE do\n"                                                        \
+    "    redis.call(cmd, key, unpack(list, i, math.min(n, i + SLICE - 1)))\n"           \
+    "  end\n"                                                                           \
+    "end\n"                                                                             \
+    "local function mget(cmd, key, ids)\n"                                              \
+    "  local out, k, n = {}, 0, #ids\n"                                                 \
+    "  for i = 1, n, SLICE do\n"                                                        \
+    "    local part = redis.call(cmd, key, unpack(ids, i, math.min(n, i + SLICE - 1)))\n" \
+    "    for j = 1, #part do k = k + 1; out[k] = part[j] end\n"                         \
+    "  end\n"                                                                           \
+    "  return out\n"                                                                    \
+    "end\n"                                                                             \
+    "local function records(ids)\n"                                                     \
+    "  local v, s, a = mget('HMGET', COL.v, ids), mget('HMGET', COL.s, ids), mget('HMGET', COL.a, ids)\n" \
+    "  local r, b, e = mget('HMGET', COL.r, ids), mget('HMGET', COL.b, ids), mget('HMGET', COL.e, ids)\n" \
+    "  local fin, dead = mget('ZMSCORE', FIN, ids), mget('ZMSCORE', DEAD, ids)\n"       \
+    "  local out = {}\n"                                                                \
+    "  for i = 1, #ids do\n"                                                            \
+    "    local f = fin[i] or (dead[i] and math.floor(tonumber(dead[i]) / 1000))\n"      \
+    "    out[i] = {v[i], s[i], a[i], r[i], b[i], f, e[i]}\n"                            \
+    "  end\n"                                                                           \
+    "  return out\n"                                                                    \
     "end\n"
 
-/* KEYS: all ready sched st:scheduled st:enqueued seq, then one job key per job.
+/* KEYS: common, ready sched st:scheduled enqueued seq.
  * ARGV: not_after (Redis ms, 0 = none), then per job: id view state run_at
  * created_ms max_attempts.
  * Returns per job 0 (stored) or the existing record (replayed); an error when
  * it runs after not_after: the caller has answered 503 by then (a Redis that
  * was frozen), and a 503 must mean "not stored". */
 static const char lua_enqueue[] = LUA_PRELUDE
-    "local NK, W = 6, 6\n"
-    "local n = #KEYS - NK\n"
+    "local ready, sched, st_sched, n_enq, seqk = unpack(KEYS, NC + 1, NC + 5)\n"
+    "local W = 6\n"
+    "local n = (#ARGV - 1) / W\n"
     "local not_after = tonumber(ARGV[1])\n"
     "if not_after > 0 and now_ms() > not_after then\n"
     "  return redis.error_reply('LATE the submission reached Redis after its deadline')\n"
     "end\n"
-    "local new, seen = {}, {}\n"
+    "local ids = {}\n"
+    "for i = 1, n do ids[i] = ARGV[2 + (i - 1) * W] end\n"
+    "local known = mget('HMGET', COL.s, ids)\n"
+    "local seq = redis.call('INCRBY', seqk, n) - n\n"
+    "local vs, ss, ms, rs, zall, zst, zsch, push, out, old, seen = {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}\n"
+    "local kv, km, kr, ks, kp, ko = 0, 0, 0, 0, 0, 0\n"
     "for i = 1, n do\n"
-    "  local k = KEYS[NK + i]\n"
-    "  new[i] = not seen[k] and redis.call('EXISTS', k) == 0\n"
-    "  seen[k] = true\n"
-    "end\n"
-    "local seq = redis.call('INCRBY', KEYS[6], n) - n\n"
-    "local out = {}\n"
-    "for i = 1, n do\n"
-    "  local k, a = KEYS[NK + i], 1 + (i - 1) * W\n"
-    "  if new[i] then\n"
-    "    local id, st, run_at = ARGV[a + 1], ARGV[a + 3], ARGV[a + 4]\n"
-    "    seq = seq + 1\n"
-    "    local score = int(tonumber(ARGV[a + 5]) * 1000 + seq % 1000)\n"
-    "    redis.call('HSET', k, 'v', ARGV[a + 2], 's', st, 'a', 0, 'm', ARGV[a + 6],\n"
-    "               'r', run_at, 'b', 0, 'f', 0, 'c', score)\n"
-    "    redis.call('ZADD', KEYS[1], score, id)\n"
+    "  local a, id = 2 + (i - 1) * W, ids[i]\n"
+    "  if known[i] or seen[id] then\n"
+    "    ko = ko + 1; old[ko] = i; out[i] = false\n"
+    "  else\n"
+    "    seen[id] = true\n"
+    "    local st, run_at = ARGV[a + 2], ARGV[a + 3]\n"
+    "    local score = tonumber(ARGV[a + 4]) * 1000 + (seq + i) % 1000\n"
+    "    vs[kv + 1] = id; vs[kv + 2] = ARGV[a + 1]; ss[kv + 1] = id; ss[kv + 2] = st\n"
+    "    zall[kv + 1] = score; zall[kv + 2] = id; kv = kv + 2\n"
+    "    if ARGV[a + 5] ~= '0' then ms[km + 1] = id; ms[km + 2] = ARGV[a + 5]; km = km + 2 end\n"
+    "    if run_at ~= '0' then rs[kr + 1] = id; rs[kr + 2] = run_at; kr = kr + 2 end\n"
     "    if st == 'scheduled' then\n"
-    "      redis.call('ZADD', KEYS[4], score, id)\n"
-    "      redis.call('ZADD', KEYS[3], run_at, id)\n"
+    "      zst[ks + 1] = score; zst[ks + 2] = id; zsch[ks + 1] = run_at; zsch[ks + 2] = id\n"
+    "      ks = ks + 2\n"
     "    else\n"
-    "      redis.call('ZADD', KEYS[5], score, id)\n"
-    "      redis.call('LPUSH', KEYS[2], id)\n"
+    "      kp = kp + 1; push[kp] = id\n"
     "    end\n"
     "    out[i] = 0\n"
-    "  else\n"
-    "    out[i] = record(k)\n"
     "  end\n"
+    "end\n"
+    "bulk('HSET', COL.v, vs); bulk('HSET', COL.s, ss); bulk('HSET', COL.m, ms)\n"
+    "bulk('HSET', COL.r, rs); bulk('ZADD', ALL, zall); bulk('ZADD', st_sched, zst)\n"
+    "bulk('ZADD', sched, zsch); bulk('LPUSH', ready, push)\n"
+    "if kp > 0 then redis.call('INCRBY', n_enq, kp) end\n"
+    "if ko > 0 then\n"
+    "  local oids = {}\n"
+    "  for j = 1, ko do oids[j] = ids[old[j]] end\n"
+    "  local recs = records(oids)\n"
+    "  for j = 1, ko do out[old[j]] = recs[j] end\n"
     "end\n"
     "return out\n";
 
-/* KEYS: plist ready st:enqueued st:running fence paused, then the job keys.
- * ARGV: the ids, as taken (ARGV[1] came off ready first).
- * Returns -1 (paused: all went back), or per id 0 (dropped) or {token, record...}. */
-static const char lua_lease[] = LUA_PRELUDE
-    "local NK = 6\n"
-    "local n = #KEYS - NK\n"
-    "if redis.call('EXISTS', KEYS[6]) == 1 then\n"
-    "  for i = n, 1, -1 do\n"
-    "    redis.call('LREM', KEYS[1], 1, ARGV[i])\n"
-    "    redis.call('RPUSH', KEYS[2], ARGV[i])\n"
-    "  end\n"
-    "  return -1\n"
-    "end\n"
-    "local st = {}\n"
-    "for i = 1, n do st[i] = redis.call('HGET', KEYS[NK + i], 's') end\n"
-    "local now = now_ms()\n"
-    "local out = {}\n"
-    "for i = 1, n do\n"
-    "  local k, id = KEYS[NK + i], ARGV[i]\n"
-    "  if st[i] == 'enqueued' then\n"
-    "    local tok = redis.call('INCR', KEYS[5])\n"
-    "    redis.call('HSET', k, 's', 'running', 'b', int(now), 't', tok)\n"
-    "    redis.call('ZREM', KEYS[3], id)\n"
-    "    redis.call('ZADD', KEYS[4], redis.call('HGET', k, 'c'), id)\n"
-    "    local r = record(k)\n"
-    "    table.insert(r, 1, tok)\n"
-    "    out[i] = r\n"
-    "    st[i] = 'running'\n"
-    "  else\n"
+/* KEYS: common, ready plist paused fence enqueued running. ARGV: n.
+ * Takes up to n ids off the right of ready (oldest first) and leases the
+ * enqueued ones, all under one new fencing token. Returns -1 (paused:
+ * nothing taken), or {token, now, then per lease: view attempts run_at error}. */
+static const char lua_fetch[] = LUA_PRELUDE
+    "local ready, plist, paused, fence, n_enq, n_run = unpack(KEYS, NC + 1, NC + 6)\n"
+    "if redis.call('EXISTS', paused) == 1 then return -1 end\n"
+    "local got = redis.call('LRANGE', ready, -tonumber(ARGV[1]), -1)\n"
+    "local k = #got\n"
+    "if k == 0 then return {} end\n"
+    "local ids = {}\n"
+    "for i = 1, k do ids[i] = got[k + 1 - i] end\n"
+    "local st = mget('HMGET', COL.s, ids)\n"
+    "local take, seen, nt = {}, {}, 0\n"
+    "for i = 1, k do\n"
+    "  local id = ids[i]\n"
     /* cancelled, deleted, or a second entry of a job already taken */
-    "    redis.call('LREM', KEYS[1], 1, id)\n"
+    "  if st[i] == 'enqueued' and not seen[id] then nt = nt + 1; take[nt] = id end\n"
+    "  seen[id] = true\n"
+    "end\n"
+    "redis.call('LTRIM', ready, 0, -k - 1)\n"
+    "if nt == 0 then return {} end\n"
+    "local now = now_ms()\n"
+    "local tok = redis.call('INCR', fence)\n"
+    "local ss, ts, bs = {}, {}, {}\n"
+    "for i = 1, nt do\n"
+    "  local id, j = take[i], 2 * i\n"
+    "  ss[j - 1] = id; ss[j] = 'running'; ts[j - 1] = id; ts[j] = tok; bs[j - 1] = id; bs[j] = now\n"
+    "end\n"
+    "bulk('HSET', COL.s, ss); bulk('HSET', plist, ts); bulk('HSET', COL.b, bs)\n"
+    "redis.call('DECRBY', n_enq, nt)\n"
+    "redis.call('INCRBY', n_run, nt)\n"
+    "local v, a = mget('HMGET', COL.v, take), mget('HMGET', COL.a, take)\n"
+    "local r, e = mget('HMGET', COL.r, take), mget('HMGET', COL.e, take)\n"
+    "local out = {tok, now}\n"
+    "for i = 1, nt do\n"
+    "  local j = 4 * i - 2\n"
+    "  out[j + 1] = v[i]; out[j + 2] = a[i]; out[j + 3] = r[i]; out[j + 4] = e[i]\n"
+    "end\n"
+    "return out\n";
+
+/* KEYS: common, plist running st:retrying st:dead sched processed failed seq.
+ * ARGV: per run: id token next attempts delay_ms error.
+ * Returns per run 1, or 0 when the token is not the job's lease in plist
+ * (stale: nothing written for it). */
+static const char lua_finish[] = LUA_PRELUDE
+    "local plist, n_run, st_retry, st_dead, sched, processed, failed, seqk =\n"
+    "  unpack(KEYS, NC + 1, NC + 8)\n"
+    "local W = 6\n"
+    "local n = #ARGV / W\n"
+    "local ids = {}\n"
+    "for i = 1, n do ids[i] = ARGV[1 + (i - 1) * W] end\n"
+    "local held = mget('HMGET', plist, ids)\n"
+    "local out, gone, rare, seen, ng, nr, ndead = {}, {}, {}, {}, 0, 0, 0\n"
+    "for i = 1, n do\n"
+    "  local a, id = (i - 1) * W, ids[i]\n"
+    "  if held[i] == ARGV[a + 2] and not seen[id] then\n"
+    "    seen[id] = true\n"
+    "    out[i] = 1; ng = ng + 1; gone[ng] = i\n"
+    "    local nxt = ARGV[a + 3]\n"
+    "    if nxt ~= 'succeeded' then nr = nr + 1; rare[nr] = id end\n"
+    "    if nxt == 'dead' then ndead = ndead + 1 end\n"
+    "  else\n"
     "    out[i] = 0\n"
     "  end\n"
-    "  for j = i + 1, n do if ARGV[j] == id then st[j] = st[i] end end\n"
     "end\n"
+    "if ng == 0 then return out end\n"
+    "local score = {}\n"
+    "if nr > 0 then\n"
+    "  local cs = mget('ZMSCORE', ALL, rare)\n"
+    "  for j = 1, nr do score[rare[j]] = cs[j] or 0 end\n"
+    "end\n"
+    "local now = now_ms()\n"
+    "local seq = ndead > 0 and redis.call('INCRBY', seqk, ndead) - ndead or 0\n"
+    "local hd, sts, as, es, rs, zfin, zretry, zsched, zstdead, zdead = {}, {}, {}, {}, {}, {}, {}, {}, {}, {}\n"
+    "local ke, kf, kr, kd, nok = 0, 0, 0, 0, 0\n"
+    "for g = 1, ng do\n"
+    "  local i = gone[g]\n"
+    "  local a, id, j = (i - 1) * W, ids[i], 2 * g\n"
+    "  local nxt = ARGV[a + 3]\n"
+    "  hd[g] = id; sts[j - 1] = id; sts[j] = nxt; as[j - 1] = id; as[j] = ARGV[a + 4]\n"
+    "  if ARGV[a + 6] ~= '' then es[ke + 1] = id; es[ke + 2] = ARGV[a + 6]; ke = ke + 2 end\n"
+    "  if nxt == 'succeeded' then\n"
+    "    zfin[kf + 1] = now; zfin[kf + 2] = id; kf = kf + 2; nok = nok + 1\n"
+    "  elseif nxt == 'retrying' then\n"
+    "    local due = now + tonumber(ARGV[a + 5])\n"
+    "    rs[kr + 1] = id; rs[kr + 2] = due; zretry[kr + 1] = score[id]; zretry[kr + 2] = id\n"
+    "    zsched[kr + 1] = due; zsched[kr + 2] = id; kr = kr + 2\n"
+    "  else\n"
+    "    seq = seq + 1\n"
+    "    zstdead[kd + 1] = score[id]; zstdead[kd + 2] = id\n"
+    "    zdead[kd + 1] = now * 1000 + seq % 1000; zdead[kd + 2] = id; kd = kd + 2\n"
+    "  end\n"
+    "end\n"
+    "bulk('HDEL', plist, hd); bulk('HSET', COL.s, sts); bulk('HSET', COL.a, as)\n"
+    "bulk('HSET', COL.e, es); bulk('HSET', COL.r, rs); bulk('ZADD', FIN, zfin)\n"
+    "bulk('ZADD', st_retry, zretry); bulk('ZADD', sched, zsched); bulk('ZADD', st_dead, zstdead)\n"
+    "bulk('ZADD', DEAD, zdead)\n"
+    "redis.call('DECRBY', n_run, ng)\n"
+    "if nok > 0 then redis.call('INCRBY', processed, nok) end\n"
+    "if nok < ng then redis.call('INCRBY', failed, ng - nok) end\n"
     "return out\n";
 
-/* KEYS: job plist st:running st:succeeded st:retrying st:dead sched finished
- *       dead processed failed seq.
- * ARGV: id token next attempts delay_ms error.
- * Returns 1, or 0 when the token is not the job's lease (stale: nothing written). */
-static const char lua_finish[] = LUA_PRELUDE
-    "local k, id = KEYS[1], ARGV[1]\n"
-    "local rec = redis.call('HMGET', k, 't', 's', 'c')\n"
-    "if rec[1] ~= ARGV[2] or rec[2] ~= 'running' then return 0 end\n"
-    "local now, score, nxt = now_ms(), rec[3], ARGV[3]\n"
-    "redis.call('LREM', KEYS[2], 1, id)\n"
-    "redis.call('ZREM', KEYS[3], id)\n"
-    "redis.call('HDEL', k, 't')\n"
-    "redis.call('HSET', k, 'a', ARGV[4])\n"
-    "if ARGV[6] ~= '' then redis.call('HSET', k, 'e', ARGV[6]) end\n"
-    "if nxt == 'succeeded' then\n"
-    "  redis.call('HSET', k, 's', 'succeeded', 'f', int(now))\n"
-    "  redis.call('ZADD', KEYS[4], score, id)\n"
-    "  redis.call('ZADD', KEYS[8], int(now), id)\n"
-    "  redis.call('INCR', KEYS[10])\n"
-    "elseif nxt == 'retrying' then\n"
-    "  local due = int(now + tonumber(ARGV[5]))\n"
-    "  redis.call('HSET', k, 's', 'retrying', 'r', due)\n"
-    "  redis.call('ZADD', KEYS[5], score, id)\n"
-    "  redis.call('ZADD', KEYS[7], due, id)\n"
-    "  redis.call('INCR', KEYS[11])\n"
-    "else\n"
-    "  redis.call('HSET', k, 's', 'dead', 'f', int(now))\n"
-    "  redis.call('ZADD', KEYS[6], score, id)\n"
-    "  local seq = redis.call('INCR', KEYS[12])\n"
-    "  redis.call('ZADD', KEYS[9], int(now * 1000 + seq % 1000), id)\n"
-    "  redis.call('INCR', KEYS[11])\n"
-    "end\n"
-    "return 1\n";
-
-/* KEYS: plist ready st:running st:enqueued st:dead dead failed seq orphans, then job keys.
+/* KEYS: common, plist ready st:dead failed seq orphans enqueued running.
  * ARGV: mode(release|abandon) default_max pid why, then the ids.
+ * Takes the ids out of plist; the running ones go back to ready (or dead).
  * Returns how many jobs went back to ready or dead. */
 static const char lua_requeue[] = LUA_PRELUDE
-    "local NK, NA = 9, 4\n"
-    "local n = #KEYS - NK\n"
-    "local abandon, dmax, why = ARGV[1] == 'abandon', tonumber(ARGV[2]), ARGV[4]\n"
-    "local held, st = {}, {}\n"
-    "for i = 1, n do\n"
-    "  held[i] = redis.call('LPOS', KEYS[1], ARGV[NA + i]) ~= false\n"
-    "  st[i] = redis.call('HGET', KEYS[NK + i], 's')\n"
-    "end\n"
-    "local now, moved, seen = now_ms(), 0, {}\n"
-    "for i = 1, n do\n"
-    "  local k, id = KEYS[NK + i], ARGV[NA + i]\n"
+    "local plist, ready, st_dead, failed, seqk, orphans, n_enq, n_run = unpack(KEYS, NC + 1, NC + 8)\n"
+    "local NA = 4\n"
+    "local abandon, dmax, pid, why = ARGV[1] == 'abandon', tonumber(ARGV[2]), ARGV[3], ARGV[4]\n"
+    "local ids = {}\n"
+    "for i = NA + 1, #ARGV do ids[i - NA] = ARGV[i] end\n"
+    "local held = mget('HMGET', plist, ids)\n"
+    "local st, as, ms = mget('HMGET', COL.s, ids), mget('HMGET', COL.a, ids), mget('HMGET', COL.m, ids)\n"
+    "local fate, seen, dying = {}, {}, {}\n"
+    "for i, id in ipairs(ids) do\n"
     "  if held[i] and not seen[id] then\n"
     "    seen[id] = true\n"
-    "    redis.call('LREM', KEYS[1], 1, id)\n"
+    "    fate[i] = 'gone'\n"
     "    if st[i] == 'running' then\n"
-    "      local score = redis.call('HGET', k, 'c')\n"
-    "      redis.call('HDEL', k, 't')\n"
-    "      redis.call('ZREM', KEYS[3], id)\n"
-    "      local dead = false\n"
-    "      if abandon then\n"
-    "        local a = redis.call('HINCRBY', k, 'a', 1)\n"
-    "        local max = tonumber(redis.call('HGET', k, 'm')) or 0\n"
-    "        if max <= 0 then max = dmax end\n"
-    "        redis.call('HSET', k, 'e', why)\n"
-    "        redis.call('INCR', KEYS[7])\n"
-    "        dead = a >= max\n"
+    "      fate[i] = 'back'\n"
+    "      local max = tonumber(ms[i]) or 0\n"
+    "      if max <= 0 then max = dmax end\n"
+    "      if abandon and (tonumber(as[i]) or 0) + 1 >= max then\n"
+    "        fate[i] = 'dead'; dying[#dying + 1] = id\n"
     "      end\n"
-    "      if dead then\n"
-    "        redis.call('HSET', k, 's', 'dead', 'f', int(now))\n"
-    "        redis.call('ZADD', KEYS[5], score, id)\n"
-    "        local seq = redis.call('INCR', KEYS[8])\n"
-    "        redis.call('ZADD', KEYS[6], int(now * 1000 + seq % 1000), id)\n"
-    "      else\n"
-    "        redis.call('HSET', k, 's', 'enqueued')\n"
-    "        redis.call('ZADD', KEYS[4], score, id)\n"
-    "        redis.call('RPUSH', KEYS[2], id)\n"
-    "      end\n"
-    "      moved = moved + 1\n"
-    "    elseif st[i] == 'enqueued' then\n"
-    /* taken but never leased (the taker died between the two steps) */
-    "      redis.call('RPUSH', KEYS[2], id)\n"
-    "      moved = moved + 1\n"
     "    end\n"
     "  end\n"
     "end\n"
-    "if redis.call('LLEN', KEYS[1]) == 0 then redis.call('SREM', KEYS[9], ARGV[3]) end\n"
-    "return moved\n";
+    "local cs = mget('ZMSCORE', ALL, dying)\n"
+    "local now = now_ms()\n"
+    "local seq = #dying > 0 and redis.call('INCRBY', seqk, #dying) - #dying or 0\n"
+    "local gone, back, sts, aset, es, zstdead, zdead, nrun, nd = {}, {}, {}, {}, {}, {}, {}, 0, 0\n"
+    "for i, id in ipairs(ids) do\n"
+    "  if fate[i] then gone[#gone + 1] = id end\n"
+    "  if fate[i] == 'back' or fate[i] == 'dead' then\n"
+    "    nrun = nrun + 1\n"
+    "    if abandon then\n"
+    "      aset[#aset + 1] = id; aset[#aset + 1] = (tonumber(as[i]) or 0) + 1\n"
+    "      es[#es + 1] = id; es[#es + 1] = why\n"
+    "    end\n"
+    "    if fate[i] == 'dead' then\n"
+    "      seq = seq + 1; nd = nd + 1\n"
+    "      sts[#sts + 1] = id; sts[#sts + 1] = 'dead'\n"
+    "      zstdead[#zstdead + 1] = cs[nd] or 0; zstdead[#zstdead + 1] = id\n"
+    "      zdead[#zdead + 1] = now * 1000 + seq % 1000; zdead[#zdead + 1] = id\n"
+    "    else\n"
+    "      sts[#sts + 1] = id; sts[#sts + 1] = 'enqueued'; back[#back + 1] = id\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "bulk('HDEL', plist, gone); bulk('HSET', COL.s, sts); bulk('HSET', COL.a, aset)\n"
+    "bulk('HSET', COL.e, es); bulk('ZADD', st_dead, zstdead); bulk('ZADD', DEAD, zdead)\n"
+    "bulk('RPUSH', ready, back)\n"
+    "if #back > 0 then redis.call('INCRBY', n_enq, #back) end\n"
+    "if nrun > 0 then redis.call('DECRBY', n_run, nrun) end\n"
+    "if abandon and nrun > 0 then redis.call('INCRBY', failed, nrun) end\n"
+    "if redis.call('HLEN', plist) == 0 then redis.call('SREM', orphans, pid) end\n"
+    "return nrun\n";
 
 /* KEYS: procs hb. ARGV: mode(register|beat|leave) pid ttl_ms.
  * Returns 1, or 0 for a beat of a process that was declared dead. */
@@ -225,104 +314,116 @@ static const char lua_orphan[] =
     "redis.call('SADD', KEYS[3], ARGV[1])\n"
     "return 1\n";
 
-/* KEYS: zset. ARGV: age_ms scale limit.
- * Returns {cutoff, ids}: at most limit ids scored <= (now - age) * scale. Writes nothing. */
-static const char lua_select[] = LUA_PRELUDE
-    "local cutoff = int((now_ms() - tonumber(ARGV[1])) * tonumber(ARGV[2]))\n"
-    "return {cutoff, redis.call('ZRANGE', KEYS[1], '-inf', cutoff, 'BYSCORE', 'LIMIT', 0,\n"
-    "                           tonumber(ARGV[3]))}\n";
-
-/* KEYS: sched ready st:scheduled st:retrying st:enqueued, then job keys. ARGV: ids.
- * Moves the ids that are due now to ready. Returns how many. */
+/* KEYS: common, sched ready st:scheduled st:retrying enqueued. ARGV: batch.
+ * Moves at most batch ids that are due now to ready. Returns how many. */
 static const char lua_promote[] = LUA_PRELUDE
-    "local NK = 5\n"
-    "local n = #KEYS - NK\n"
-    "local now = now_ms()\n"
-    "local due, st = {}, {}\n"
-    "for i = 1, n do\n"
-    "  local score = redis.call('ZSCORE', KEYS[1], ARGV[i])\n"
-    "  due[i] = score and tonumber(score) <= now\n"
-    "  st[i] = redis.call('HGET', KEYS[NK + i], 's')\n"
-    "end\n"
-    "local moved = 0\n"
-    "for i = 1, n do\n"
-    "  if due[i] then\n"
-    "    local k, id = KEYS[NK + i], ARGV[i]\n"
-    "    redis.call('ZREM', KEYS[1], id)\n"
-    "    if st[i] == 'scheduled' or st[i] == 'retrying' then\n"
-    "      redis.call('ZREM', st[i] == 'scheduled' and KEYS[3] or KEYS[4], id)\n"
-    "      redis.call('HSET', k, 's', 'enqueued')\n"
-    "      redis.call('ZADD', KEYS[5], redis.call('HGET', k, 'c'), id)\n"
-    "      redis.call('LPUSH', KEYS[2], id)\n"
-    "      moved = moved + 1\n"
-    "    end\n"
+    "local sched, ready, st_sched, st_retry, n_enq = unpack(KEYS, NC + 1, NC + 5)\n"
+    "local ids = redis.call('ZRANGE', sched, '-inf', now_ms(), 'BYSCORE', 'LIMIT', 0,\n"
+    "                       tonumber(ARGV[1]))\n"
+    "if #ids == 0 then return 0 end\n"
+    "local st = mget('HMGET', COL.s, ids)\n"
+    "local from_s, from_r, sts, push = {}, {}, {}, {}\n"
+    "for i, id in ipairs(ids) do\n"
+    "  if st[i] == 'scheduled' or st[i] == 'retrying' then\n"
+    "    local from = st[i] == 'scheduled' and from_s or from_r\n"
+    "    from[#from + 1] = id\n"
+    "    sts[#sts + 1] = id; sts[#sts + 1] = 'enqueued'; push[#push + 1] = id\n"
     "  end\n"
     "end\n"
-    "return moved\n";
+    "bulk('ZREM', sched, ids); bulk('ZREM', st_sched, from_s); bulk('ZREM', st_retry, from_r)\n"
+    "bulk('HSET', COL.s, sts); bulk('LPUSH', ready, push)\n"
+    "if #push > 0 then redis.call('INCRBY', n_enq, #push) end\n"
+    "return #push\n";
 
-/* KEYS: job sched st:scheduled st:enqueued st:retrying st:cancelled finished. ARGV: id.
+/* KEYS: common, sched st:scheduled st:retrying st:cancelled enqueued. ARGV: id.
  * Returns {0} unknown, {2, state} not cancellable, {1, record} cancelled.
- * An enqueued id stays in ready: taking it finds it cancelled and drops it. */
+ * An enqueued id stays in ready: fetching it finds it cancelled and drops it. */
 static const char lua_cancel[] = LUA_PRELUDE
-    "local k, id = KEYS[1], ARGV[1]\n"
-    "local st = redis.call('HGET', k, 's')\n"
+    "local sched, st_sched, st_retry, st_cancel, n_enq = unpack(KEYS, NC + 1, NC + 5)\n"
+    "local id = ARGV[1]\n"
+    "local st = redis.call('HGET', COL.s, id)\n"
     "if not st then return {0} end\n"
-    "local from = ({scheduled = KEYS[3], enqueued = KEYS[4], retrying = KEYS[5]})[st]\n"
-    "if not from then return {2, st} end\n"
-    "local now = int(now_ms())\n"
-    "redis.call('HSET', k, 's', 'cancelled', 'f', now)\n"
-    "redis.call('ZREM', from, id)\n"
-    "redis.call('ZREM', KEYS[2], id)\n"
-    "redis.call('ZADD', KEYS[6], redis.call('HGET', k, 'c'), id)\n"
-    "redis.call('ZADD', KEYS[7], now, id)\n"
-    "return {1, record(k)}\n";
+    "if st ~= 'scheduled' and st ~= 'enqueued' and st ~= 'retrying' then return {2, st} end\n"
+    "local score = redis.call('ZSCORE', ALL, id) or 0\n"
+    "redis.call('HSET', COL.s, id, 'cancelled')\n"
+    "if st == 'enqueued' then\n"
+    "  redis.call('DECR', n_enq)\n"
+    "else\n"
+    "  redis.call('ZREM', st == 'scheduled' and st_sched or st_retry, id)\n"
+    "  redis.call('ZREM', sched, id)\n"
+    "end\n"
+    "redis.call('ZADD', st_cancel, score, id)\n"
+    "redis.call('ZADD', FIN, now_ms(), id)\n"
+    "return {1, records({id})[1]}\n";
 
-/* KEYS: job dead st:dead st:enqueued ready all. ARGV: mode(retry|delete) id.
+/* KEYS: common, st:dead ready enqueued. ARGV: mode(retry|delete) id.
  * Returns {0} unknown, {2, state} not dead, {1, record} retried, {1} deleted. */
 static const char lua_dead[] = LUA_PRELUDE
-    "local k, id = KEYS[1], ARGV[2]\n"
-    "local st = redis.call('HGET', k, 's')\n"
+    "local st_dead, ready, n_enq = unpack(KEYS, NC + 1, NC + 3)\n"
+    "local id = ARGV[2]\n"
+    "local st = redis.call('HGET', COL.s, id)\n"
     "if not st then return {0} end\n"
     "if st ~= 'dead' then return {2, st} end\n"
-    "redis.call('ZREM', KEYS[2], id)\n"
-    "redis.call('ZREM', KEYS[3], id)\n"
+    "redis.call('ZREM', DEAD, id)\n"
+    "redis.call('ZREM', st_dead, id)\n"
     "if ARGV[1] == 'delete' then\n"
-    "  redis.call('DEL', k)\n"
-    "  redis.call('ZREM', KEYS[6], id)\n"
+    "  for c = 1, NCOL do redis.call('HDEL', KEYS[c], id) end\n"
+    "  redis.call('ZREM', ALL, id)\n"
     "  return {1}\n"
     "end\n"
-    "redis.call('HSET', k, 's', 'enqueued', 'a', 0, 'f', 0, 'r', 0)\n"
-    "redis.call('ZADD', KEYS[4], redis.call('HGET', k, 'c'), id)\n"
-    "redis.call('LPUSH', KEYS[5], id)\n"
-    "return {1, record(k)}\n";
+    "redis.call('HSET', COL.s, id, 'enqueued')\n"
+    "redis.call('HDEL', COL.a, id)\n"
+    "redis.call('HDEL', COL.r, id)\n"
+    "redis.call('LPUSH', ready, id)\n"
+    "redis.call('INCR', n_enq)\n"
+    "return {1, records({id})[1]}\n";
 
-/* KEYS: zset all st:succeeded st:cancelled st:dead trimmed, then job keys.
- * ARGV: cutoff, then ids. Deletes the jobs still in zset scored <= cutoff.
- * Returns how many. */
-static const char lua_purge[] =
-    "local NK = 6\n"
-    "local n = #KEYS - NK\n"
-    "local cutoff = tonumber(ARGV[1])\n"
-    "local ok, st = {}, {}\n"
-    "for i = 1, n do\n"
-    "  local score = redis.call('ZSCORE', KEYS[1], ARGV[1 + i])\n"
-    "  ok[i] = score and tonumber(score) <= cutoff\n"
-    "  st[i] = redis.call('HGET', KEYS[NK + i], 's')\n"
+/* KEYS: common, zset st:<state of zset's jobs> trimmed (zset is finished or dead).
+ * ARGV: age_ms scale max_count batch.
+ * Deletes the jobs of zset scored <= (now - age) * scale, then the oldest
+ * beyond max_count, at most batch in all. Returns how many. */
+static const char lua_trim[] = LUA_PRELUDE
+    "local zset, st_z, trimmed = unpack(KEYS, NC + 1, NC + 3)\n"
+    "local batch = tonumber(ARGV[4])\n"
+    "local cutoff = (now_ms() - tonumber(ARGV[1])) * tonumber(ARGV[2])\n"
+    "local ids = redis.call('ZRANGE', zset, '-inf', cutoff, 'BYSCORE', 'LIMIT', 0, batch)\n"
+    "local excess = redis.call('ZCARD', zset) - #ids - tonumber(ARGV[3])\n"
+    "if excess > 0 and #ids < batch then\n"
+    /* the members by age are the lowest ranks: the next oldest follow them */
+    "  local more = redis.call('ZRANGE', zset, #ids, #ids + math.min(excess, batch - #ids) - 1)\n"
+    "  for _, id in ipairs(more) do ids[#ids + 1] = id end\n"
     "end\n"
-    "local from = {succeeded = KEYS[3], cancelled = KEYS[4], dead = KEYS[5]}\n"
-    "local gone = 0\n"
-    "for i = 1, n do\n"
-    "  if ok[i] then\n"
-    "    local id = ARGV[1 + i]\n"
-    "    redis.call('DEL', KEYS[NK + i])\n"
-    "    redis.call('ZREM', KEYS[1], id)\n"
-    "    redis.call('ZREM', KEYS[2], id)\n"
-    "    if st[i] and from[st[i]] then redis.call('ZREM', from[st[i]], id) end\n"
-    "    gone = gone + 1\n"
+    "if #ids == 0 then return 0 end\n"
+    "for c = 1, NCOL do bulk('HDEL', KEYS[c], ids) end\n"
+    "bulk('ZREM', zset, ids); bulk('ZREM', ALL, ids); bulk('ZREM', st_z, ids)\n"
+    "redis.call('INCRBY', trimmed, #ids)\n"
+    "return #ids\n";
+
+/* KEYS: common. ARGV: max (score bound: +inf or '(' cursor) state limit budget.
+ * Reads all newest first from max, at most budget jobs, for the ones in
+ * state. Returns {{id, score, ...}, next}: at most limit of them, and the
+ * cursor to go on from (false at the end of all). Writes nothing. */
+static const char lua_scan[] = LUA_PRELUDE
+    "local max, want, limit, budget = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])\n"
+    "local out, left = {}, budget\n"
+    "while left > 0 do\n"
+    "  local ask = math.min(SLICE, left)\n"
+    "  local chunk = redis.call('ZRANGE', ALL, max, '-inf', 'BYSCORE', 'REV', 'LIMIT', 0, ask,\n"
+    "                           'WITHSCORES')\n"
+    "  local ids = {}\n"
+    "  for i = 1, #chunk, 2 do ids[#ids + 1] = chunk[i] end\n"
+    "  local st = mget('HMGET', COL.s, ids)\n"
+    "  for j, id in ipairs(ids) do\n"
+    "    if st[j] == want then\n"
+    "      if #out == 2 * limit then return {out, out[#out]} end\n"
+    "      out[#out + 1] = id; out[#out + 1] = chunk[2 * j]\n"
+    "    end\n"
+    "    max = '(' .. chunk[2 * j]\n"
     "  end\n"
+    "  if #ids < ask then return {out, false} end\n"
+    "  left = left - #ids\n"
     "end\n"
-    "if gone > 0 then redis.call('INCRBY', KEYS[6], gone) end\n"
-    "return gone\n";
+    "return {out, string.sub(max, 2)}\n";
 
 /* clang-format on */
 
@@ -330,12 +431,12 @@ static const struct {
     const char *name;
     const char *src;
 } rs_sources[RS_COUNT] = {
-    [RS_ENQUEUE] = {"enqueue", lua_enqueue}, [RS_LEASE] = {"lease", lua_lease},
+    [RS_ENQUEUE] = {"enqueue", lua_enqueue}, [RS_FETCH] = {"fetch", lua_fetch},
     [RS_FINISH] = {"finish", lua_finish},    [RS_REQUEUE] = {"requeue", lua_requeue},
     [RS_BEAT] = {"beat", lua_beat},          [RS_ORPHAN] = {"orphan", lua_orphan},
-    [RS_SELECT] = {"select", lua_select},    [RS_PROMOTE] = {"promote", lua_promote},
-    [RS_CANCEL] = {"cancel", lua_cancel},    [RS_DEAD] = {"dead", lua_dead},
-    [RS_PURGE] = {"purge", lua_purge},
+    [RS_PROMOTE] = {"promote", lua_promote}, [RS_CANCEL] = {"cancel", lua_cancel},
+    [RS_DEAD] = {"dead", lua_dead},          [RS_TRIM] = {"trim", lua_trim},
+    [RS_SCAN] = {"scan", lua_scan},
 };
 
 /* --- keys --- */
@@ -352,24 +453,22 @@ void redis_script_model_init(redis_model *m, const char *prefix, const char *que
         char *dst;
         const char *name;
     } keys[] = {
-        {m->all, "all"},           {m->ready, "ready"},     {m->sched, "sched"},
-        {m->finished, "finished"}, {m->dead, "dead"},       {m->seq, "seq"},
-        {m->fence, "fence"},       {m->paused, "paused"},   {m->processed, "processed"},
-        {m->failed, "failed"},     {m->trimmed, "trimmed"}, {m->procs, "procs"},
-        {m->orphans, "orphans"},
+        {m->all, "all"},           {m->ready, "ready"},       {m->sched, "sched"},
+        {m->finished, "finished"}, {m->dead, "dead"},         {m->seq, "seq"},
+        {m->fence, "fence"},       {m->paused, "paused"},     {m->processed, "processed"},
+        {m->failed, "failed"},     {m->trimmed, "trimmed"},   {m->procs, "procs"},
+        {m->orphans, "orphans"},   {m->enqueued, "enqueued"}, {m->running, "running"},
     };
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
         snprintf(keys[i].dst, REDIS_KEY_MAX, "%s%s", base, keys[i].name);
     for (int s = 0; s < JOB_STATE_COUNT; s++)
         snprintf(m->state[s], REDIS_KEY_MAX, "%sst:%s", base, job_state_name((job_state)s));
+    static const char cols[RC_COUNT] = "vsamrbe";
+    for (int i = 0; i < RC_COUNT; i++)
+        snprintf(m->col[i], REDIS_KEY_MAX, "%sjobs:%c", base, cols[i]);
     m->default_max = default_max;
     for (int i = 0; i < RS_COUNT; i++)
         redis_conn_script_init(&m->scripts[i], rs_sources[i].name, rs_sources[i].src);
-}
-
-void redis_script_job_key(const redis_model *m, const char *id, char out[REDIS_KEY_MAX])
-{
-    snprintf(out, REDIS_KEY_MAX, "%sjob:%.128s", m->base, id);
 }
 
 void redis_script_proc_key(const redis_model *m, const char *pid, char out[REDIS_KEY_MAX])
@@ -392,11 +491,14 @@ static void rs_keys(redis_cmd *cmd, ...)
     va_end(ap);
 }
 
-static void rs_job_key(redis_cmd *cmd, const redis_model *m, const char *id)
+/* Starts a script command with the common keys (every script but beat
+ * and orphan): the job columns, all, finished, dead. */
+static void rs_script(redis_cmd *cmd, const redis_model *m, enum redis_script_id id)
 {
-    char k[REDIS_KEY_MAX];
-    redis_script_job_key(m, id, k);
-    redis_cmd_key(cmd, k);
+    redis_cmd_init_script(cmd, &m->scripts[id]);
+    for (int i = 0; i < RC_COUNT; i++)
+        redis_cmd_key(cmd, m->col[i]);
+    rs_keys(cmd, m->all, m->finished, m->dead, NULL);
 }
 
 /* --- replies --- */
@@ -418,38 +520,52 @@ static bool rs_is_array(const redisReply *r, size_t min)
     return r && r->type == REDIS_REPLY_ARRAY && r->elements >= min;
 }
 
-/* A job from the 7 record fields v s a r b f e (HMGET order). NULL when the
- * record is missing or unreadable. New job. */
-static job_t *rs_record(redisReply *const *f)
+/* A job from its stored fields (replies, NULL or nil = absent; state a
+ * string) and finished_at. NULL when the view or state is missing or
+ * unreadable. New job. */
+static job_t *rs_job(const redisReply *v, const char *state, const redisReply *a,
+                     const redisReply *r, const redisReply *b, int64_t finished,
+                     const redisReply *e)
 {
-    if (!rs_is_str(f[0]) || !rs_is_str(f[1]))
+    if (!rs_is_str(v) || !state)
         return NULL;
-    json_t *v = json_loadb(f[0]->str, f[0]->len, 0, NULL);
-    job_t *job = v ? job_from_view(v) : NULL;
-    json_decref(v);
-    int st = job_state_parse(f[1]->str);
+    json_t *view = json_loadb(v->str, v->len, 0, NULL);
+    job_t *job = view ? job_from_view(view) : NULL;
+    json_decref(view);
+    int st = job_state_parse(state);
     if (!job || st < 0) {
         job_free(job);
         return NULL;
     }
     job->state = (job_state)st;
-    job->attempts = (int)rs_int(f[2]);
-    job->run_at = rs_int(f[3]);
-    job->started_at = rs_int(f[4]);
-    job->finished_at = rs_int(f[5]);
-    job_set_error(job, rs_is_str(f[6]) ? f[6]->str : NULL);
+    job->attempts = (int)rs_int(a);
+    job->run_at = rs_int(r);
+    job->started_at = rs_int(b);
+    job->finished_at = finished;
+    job_set_error(job, rs_is_str(e) ? e->str : NULL);
     return job;
 }
 
-/* The job of a record reply (array of 7), or NULL. */
+/* A record as the scripts return it: {v, s, a, r, b, f, e}. */
+enum { RS_REC_FIELDS = 7 };
+
+/* The job of a record reply, or NULL. */
 static job_t *rs_record_reply(const redisReply *r)
 {
-    return rs_is_array(r, 7) ? rs_record(r->element) : NULL;
+    if (!rs_is_array(r, RS_REC_FIELDS))
+        return NULL;
+    redisReply *const *f = r->element;
+    return rs_job(f[0], rs_is_str(f[1]) ? f[1]->str : NULL, f[2], f[3], f[4], rs_int(f[5]), f[6]);
 }
 
-/* A view of the record reply: new reference, or NULL with 500 (unreadable). */
+/* A view of the record reply: new reference, or NULL with 404 (no such
+ * job) or 500 (unreadable). */
 static json_t *rs_view_reply(const redisReply *r, const char *id, jobd_error *err)
 {
+    if (!rs_is_array(r, RS_REC_FIELDS) || !rs_is_str(r->element[0])) {
+        jobd_fail(err, 404, "unknown_job", "no job \"%s\" in this queue", id);
+        return NULL;
+    }
     job_t *job = rs_record_reply(r);
     json_t *v = job ? job_view(job) : NULL;
     job_free(job);
@@ -527,7 +643,7 @@ static int rs_check_schema(redisContext *c, const redis_model *m, char *err, siz
     redis_cmd set, get;
     redis_cmd_init(&set, "SET");
     redis_cmd_adds(&set, m->schema);
-    redis_cmd_addf(&set, "%d", REDIS_SCHEMA_VERSION);
+    redis_cmd_addi(&set, REDIS_SCHEMA_VERSION);
     redis_cmd_adds(&set, "NX");
     redis_cmd_init(&get, "GET");
     redis_cmd_adds(&get, m->schema);
@@ -544,7 +660,8 @@ static int rs_check_schema(redisContext *c, const redis_model *m, char *err, siz
     } else if (!rs_is_str(r[1]) || strtol(r[1]->str, NULL, 10) != REDIS_SCHEMA_VERSION) {
         snprintf(err, errlen,
                  "Redis key %s holds data model version \"%s\"; this jobd (%s) knows version %d "
-                 "only: upgrade jobd, or use another redis.prefix",
+                 "only: run the jobd that wrote it until its queues are empty, or use another "
+                 "redis.prefix",
                  m->schema, rs_is_str(r[1]) ? r[1]->str : "?", JOBD_VERSION, REDIS_SCHEMA_VERSION);
         rc = -1;
     }
@@ -562,14 +679,14 @@ int redis_script_check_server(redisContext *c, const redis_model *m, bool allow_
 
 /* --- submission --- */
 
-static void rs_enqueue_args(redis_cmd *cmd, const job_t *job, const char *view)
+static void rs_enqueue_args(redis_cmd *cmd, const job_t *job, const char *view, size_t len)
 {
     redis_cmd_adds(cmd, job->id);
-    redis_cmd_adds(cmd, view);
+    redis_cmd_add(cmd, view, len);
     redis_cmd_adds(cmd, job->state == JOB_SCHEDULED ? "scheduled" : "enqueued");
-    redis_cmd_addf(cmd, "%lld", (long long)job->run_at);
-    redis_cmd_addf(cmd, "%lld", (long long)job->created_at);
-    redis_cmd_addf(cmd, "%d", job->max_attempts);
+    redis_cmd_addi(cmd, job->run_at);
+    redis_cmd_addi(cmd, job->created_at);
+    redis_cmd_addi(cmd, job->max_attempts);
 }
 
 /* Reads the enqueue reply into replayed[]; -1 (all freed) if a record is unreadable. */
@@ -592,31 +709,29 @@ static int rs_enqueue_reply(const redisReply *r, size_t n, job_t **replayed, job
 }
 
 int redis_script_enqueue(redisContext *c, const redis_model *m, job_t *const *jobs, size_t n,
-                         int64_t not_after, job_t **replayed, jobd_error *err)
+                         int64_t not_after, job_t **replayed, char **texts, jobd_error *err)
 {
-    char **views = calloc(n ? n : 1, sizeof *views);
+    char **views = texts ? texts : calloc(n ? n : 1, sizeof *views);
     if (!views)
         return jobd_fail(err, 503, "unavailable", "out of memory");
     redis_cmd cmd;
-    redis_cmd_init_script(&cmd, &m->scripts[RS_ENQUEUE]);
-    rs_keys(&cmd, m->all, m->ready, m->sched, m->state[JOB_SCHEDULED], m->state[JOB_ENQUEUED],
-            m->seq, NULL);
-    for (size_t i = 0; i < n; i++)
-        rs_job_key(&cmd, m, jobs[i]->id);
-    redis_cmd_addf(&cmd, "%lld", (long long)not_after);
+    rs_script(&cmd, m, RS_ENQUEUE);
+    rs_keys(&cmd, m->ready, m->sched, m->state[JOB_SCHEDULED], m->enqueued, m->seq, NULL);
+    redis_cmd_addi(&cmd, not_after);
     for (size_t i = 0; i < n; i++) {
-        json_t *v = job_view(jobs[i]);
-        views[i] = v ? json_dumps(v, JSON_COMPACT) : NULL;
-        json_decref(v);
+        size_t len = 0;
+        views[i] = job_view_text(jobs[i], &len);
         if (!views[i])
             cmd.oom = true;
-        rs_enqueue_args(&cmd, jobs[i], views[i] ? views[i] : "");
+        rs_enqueue_args(&cmd, jobs[i], views[i] ? views[i] : "", len);
         replayed[i] = NULL;
     }
     redisReply *r = rs_run(c, &cmd, err);
-    for (size_t i = 0; i < n; i++)
-        free(views[i]);
-    free(views);
+    if (!texts) {
+        for (size_t i = 0; i < n; i++)
+            free(views[i]);
+        free(views);
+    }
     if (!r)
         return -1;
     int rc = rs_is_array(r, n) ? rs_enqueue_reply(r, n, replayed, err)
@@ -643,156 +758,121 @@ int redis_script_time(redisContext *c, int64_t *redis_ms)
 
 /* --- fetching --- */
 
-/* Copies the id of a taken reply into ids[k]; true when there was one. */
-static bool rs_take_id(const redisReply *r, char (*ids)[JOB_ID_MAX + 1], size_t k)
+/* Reads the leases of a fetch reply {token, now, then per lease: view
+ * attempts run_at error} into out; returns how many. A record that cannot
+ * be read stays leased (in our set): stop gives it back. */
+static int rs_fetch_reply(const redisReply *r, size_t n, redis_lease *out)
 {
-    if (!r || r->type != REDIS_REPLY_STRING || r->len == 0 || r->len > JOB_ID_MAX)
-        return false;
-    memcpy(ids[k], r->str, r->len);
-    ids[k][r->len] = '\0';
-    return true;
+    if (r->elements < 2)
+        return 0;
+    long long token = rs_int(r->element[0]);
+    int64_t now = rs_int(r->element[1]);
+    int k = 0;
+    for (size_t i = 2; i + 4 <= r->elements && (size_t)k < n; i += 4) {
+        redisReply *const *f = r->element + i;
+        job_t *job = rs_job(f[0], "running", f[1], f[2], NULL, 0, f[3]);
+        if (!job) {
+            log_event(LOG_ERROR, "redis.unreadable", NULL, "a leased job's record is unreadable");
+            continue;
+        }
+        job->started_at = now;
+        out[k++] = (redis_lease){.job = job, .token = token};
+    }
+    return k;
 }
 
-/* Waits up to block seconds for one id (BLMOVE). 1, 0 or -1. */
-static int rs_take_blocking(redisContext *c, const redis_model *m, const char *plist, double block,
-                            char (*ids)[JOB_ID_MAX + 1])
+int redis_script_fetch(redisContext *c, const redis_model *m, const char *plist, size_t n,
+                       redis_lease *out)
+{
+    if (n == 0)
+        return 0;
+    redis_cmd cmd;
+    rs_script(&cmd, m, RS_FETCH);
+    rs_keys(&cmd, m->ready, plist, m->paused, m->fence, m->enqueued, m->running, NULL);
+    redis_cmd_addi(&cmd, (long long)(n > REDIS_BATCH_MAX ? REDIS_BATCH_MAX : n));
+    redisReply *r = rs_run(c, &cmd, NULL);
+    if (!r)
+        return -1;
+    int got = -1;
+    if (r->type == REDIS_REPLY_INTEGER)
+        got = -2;
+    else if (r->type == REDIS_REPLY_ARRAY)
+        got = rs_fetch_reply(r, n, out);
+    freeReplyObject(r);
+    return got;
+}
+
+int redis_script_wait(redisContext *c, const redis_model *m, double block)
 {
     redis_cmd cmd;
     redis_cmd_init(&cmd, "BLMOVE");
     redis_cmd_adds(&cmd, m->ready);
-    redis_cmd_adds(&cmd, plist);
+    redis_cmd_adds(&cmd, m->ready);
     redis_cmd_adds(&cmd, "RIGHT");
-    redis_cmd_adds(&cmd, "LEFT");
+    redis_cmd_adds(&cmd, "RIGHT");
     redis_cmd_addf(&cmd, "%.3f", block);
-    redisReply *r = redis_conn_run(c, &cmd);
-    redis_cmd_free(&cmd);
-    if (!r)
-        return -1;
-    int got = rs_take_id(r, ids, 0) ? 1 : 0;
-    freeReplyObject(r);
-    return got;
-}
-
-int redis_script_take(redisContext *c, const redis_model *m, const char *plist, size_t n,
-                      double block, char (*ids)[JOB_ID_MAX + 1])
-{
-    if (n == 0)
-        return 0;
-    redis_cmd *cmds = calloc(n, sizeof *cmds);
-    redis_cmd **ptrs = calloc(n, sizeof *ptrs);
-    redisReply **r = calloc(n, sizeof *r);
-    int got = -1;
-    if (cmds && ptrs && r) {
-        for (size_t i = 0; i < n; i++) {
-            redis_cmd_init(&cmds[i], "LMOVE");
-            redis_cmd_adds(&cmds[i], m->ready);
-            redis_cmd_adds(&cmds[i], plist);
-            redis_cmd_adds(&cmds[i], "RIGHT");
-            redis_cmd_adds(&cmds[i], "LEFT");
-            ptrs[i] = &cmds[i];
-        }
-        if (redis_conn_pipeline(c, ptrs, n, r) == 0) {
-            got = 0;
-            for (size_t i = 0; i < n; i++) {
-                if (rs_take_id(r[i], ids, (size_t)got))
-                    got++;
-                freeReplyObject(r[i]);
-            }
-        }
-        for (size_t i = 0; i < n; i++)
-            redis_cmd_free(&cmds[i]);
-    }
-    free(cmds);
-    free(ptrs);
-    free(r);
-    if (got == 0 && block > 0)
-        got = rs_take_blocking(c, m, plist, block, ids);
-    return got;
-}
-
-/* Fills out[i] from one element of the lease reply. */
-static void rs_lease_one(const redisReply *e, redis_lease *out)
-{
-    *out = (redis_lease){.status = RL_SKIPPED};
-    if (!rs_is_array(e, 8))
-        return;
-    out->job = rs_record(e->element + 1);
-    if (!out->job) {
-        log_event(LOG_ERROR, "redis.unreadable", NULL, "a leased job's record is unreadable");
-        return;
-    }
-    out->status = RL_LEASED;
-    out->token = rs_int(e->element[0]);
-}
-
-int redis_script_lease(redisContext *c, const redis_model *m, const char *plist,
-                       char (*ids)[JOB_ID_MAX + 1], size_t n, redis_lease *out)
-{
-    redis_cmd cmd;
-    redis_cmd_init_script(&cmd, &m->scripts[RS_LEASE]);
-    rs_keys(&cmd, plist, m->ready, m->state[JOB_ENQUEUED], m->state[JOB_RUNNING], m->fence,
-            m->paused, NULL);
-    for (size_t i = 0; i < n; i++)
-        rs_job_key(&cmd, m, ids[i]);
-    for (size_t i = 0; i < n; i++)
-        redis_cmd_adds(&cmd, ids[i]);
     redisReply *r = rs_run(c, &cmd, NULL);
     if (!r)
         return -1;
-    int rc = 0;
-    if (r->type == REDIS_REPLY_INTEGER) {
-        for (size_t i = 0; i < n; i++)
-            out[i] = (redis_lease){.status = RL_PAUSED};
-    } else if (rs_is_array(r, n)) {
-        for (size_t i = 0; i < n; i++)
-            rs_lease_one(r->element[i], &out[i]);
-    } else {
-        rc = -1;
-    }
+    int got = r->type == REDIS_REPLY_STRING ? 1 : 0;
     freeReplyObject(r);
-    return rc;
+    return got;
 }
 
 /* --- ending runs --- */
 
-void redis_script_finish_cmd(redis_cmd *cmd, const redis_model *m, const char *plist,
-                             const job_t *job, long long token, job_state next, double delay)
+static void rs_finish_args(redis_cmd *cmd, const redis_outcome *o)
 {
-    redis_cmd_init_script(cmd, &m->scripts[RS_FINISH]);
-    rs_job_key(cmd, m, job->id);
-    rs_keys(cmd, plist, m->state[JOB_RUNNING], m->state[JOB_SUCCEEDED], m->state[JOB_RETRYING],
-            m->state[JOB_DEAD], m->sched, m->finished, m->dead, m->processed, m->failed, m->seq,
-            NULL);
+    const job_t *job = o->job;
     redis_cmd_adds(cmd, job->id);
-    redis_cmd_addf(cmd, "%lld", token);
-    redis_cmd_adds(cmd, job_state_name(next));
-    redis_cmd_addf(cmd, "%d", job->attempts);
-    redis_cmd_addf(cmd, "%lld", (long long)(delay > 0 ? delay * 1000.0 : 0));
-    redis_cmd_adds(cmd, job->last_error && next != JOB_SUCCEEDED ? job->last_error : "");
+    redis_cmd_addi(cmd, o->token);
+    redis_cmd_adds(cmd, job_state_name(o->next));
+    redis_cmd_addi(cmd, job->attempts);
+    redis_cmd_addi(cmd, (long long)(o->delay > 0 ? o->delay * 1000.0 : 0));
+    redis_cmd_adds(cmd, job->last_error && o->next != JOB_SUCCEEDED ? job->last_error : "");
+}
+
+int redis_script_finish_batch(redisContext *c, const redis_model *m, const char *plist,
+                              const redis_outcome *outs, size_t n, int *done, jobd_error *err)
+{
+    if (n == 0)
+        return 0;
+    redis_cmd cmd;
+    rs_script(&cmd, m, RS_FINISH);
+    rs_keys(&cmd, plist, m->running, m->state[JOB_RETRYING], m->state[JOB_DEAD], m->sched,
+            m->processed, m->failed, m->seq, NULL);
+    for (size_t i = 0; i < n; i++)
+        rs_finish_args(&cmd, &outs[i]);
+    redisReply *r = rs_run(c, &cmd, err);
+    if (!r)
+        return -1;
+    int rc = rs_is_array(r, n) ? 0 : jobd_fail(err, 503, "unavailable", "unexpected answer from Redis");
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        done[i] = rs_int(r->element[i]) == 1;
+    freeReplyObject(r);
+    return rc;
 }
 
 int redis_script_finish(redisContext *c, const redis_model *m, const char *plist, const job_t *job,
                         long long token, job_state next, double delay)
 {
-    redis_cmd cmd;
-    redis_script_finish_cmd(&cmd, m, plist, job, token, next, delay);
-    return (int)rs_run_int(c, &cmd);
+    redis_outcome o = {.job = job, .token = token, .next = next, .delay = delay};
+    int done = 0;
+    return redis_script_finish_batch(c, m, plist, &o, 1, &done, NULL) == 0 ? done : -1;
 }
 
-/* One requeue script call over ids[0..n) of pid's list. */
+/* One requeue script call over ids[0..n) of pid's set. */
 static long rs_requeue(redisContext *c, const redis_model *m, const char *pid, bool abandon,
                        const char *why, const char *const *ids, size_t n)
 {
     char plist[REDIS_KEY_MAX];
     redis_script_proc_key(m, pid, plist);
     redis_cmd cmd;
-    redis_cmd_init_script(&cmd, &m->scripts[RS_REQUEUE]);
-    rs_keys(&cmd, plist, m->ready, m->state[JOB_RUNNING], m->state[JOB_ENQUEUED],
-            m->state[JOB_DEAD], m->dead, m->failed, m->seq, m->orphans, NULL);
-    for (size_t i = 0; i < n; i++)
-        rs_job_key(&cmd, m, ids[i]);
+    rs_script(&cmd, m, RS_REQUEUE);
+    rs_keys(&cmd, plist, m->ready, m->state[JOB_DEAD], m->failed, m->seq, m->orphans,
+            m->enqueued, m->running, NULL);
     redis_cmd_adds(&cmd, abandon ? "abandon" : "release");
-    redis_cmd_addf(&cmd, "%d", m->default_max);
+    redis_cmd_addi(&cmd, m->default_max);
     redis_cmd_adds(&cmd, pid);
     redis_cmd_adds(&cmd, why);
     for (size_t i = 0; i < n; i++)
@@ -800,17 +880,15 @@ static long rs_requeue(redisContext *c, const redis_model *m, const char *pid, b
     return (long)rs_run_int(c, &cmd);
 }
 
-/* Ids [start, stop] of pid's list (LRANGE): an array reply, or NULL. */
-static redisReply *rs_proc_ids(redisContext *c, const redis_model *m, const char *pid, int start,
-                               int stop)
+/* Up to count ids of pid's lease set (HRANDFIELD): an array reply, or NULL. */
+static redisReply *rs_proc_ids(redisContext *c, const redis_model *m, const char *pid, int count)
 {
     char plist[REDIS_KEY_MAX];
     redis_script_proc_key(m, pid, plist);
     redis_cmd cmd;
-    redis_cmd_init(&cmd, "LRANGE");
+    redis_cmd_init(&cmd, "HRANDFIELD");
     redis_cmd_adds(&cmd, plist);
-    redis_cmd_addf(&cmd, "%d", start);
-    redis_cmd_addf(&cmd, "%d", stop);
+    redis_cmd_addi(&cmd, count);
     redisReply *r = rs_run(c, &cmd, NULL);
     if (r && r->type != REDIS_REPLY_ARRAY) {
         freeReplyObject(r);
@@ -819,7 +897,7 @@ static redisReply *rs_proc_ids(redisContext *c, const redis_model *m, const char
     return r;
 }
 
-/* Requeues the ids of an LRANGE reply for which keep (may be NULL) says no. */
+/* Requeues the ids of an id array reply for which keep (may be NULL) says no. */
 static long rs_requeue_reply(redisContext *c, const redis_model *m, const char *pid, bool abandon,
                              const char *why, const redisReply *r,
                              bool (*keep)(void *arg, const char *id), void *arg)
@@ -841,11 +919,11 @@ long redis_script_give_back(redisContext *c, const redis_model *m, const char *p
 {
     long total = 0;
     for (int round = 0; round < RS_GIVE_BACK_ROUNDS; round++) {
-        redisReply *ids = rs_proc_ids(c, m, pid, -RS_GIVE_BACK_BATCH, -1);
+        redisReply *ids = rs_proc_ids(c, m, pid, RS_GIVE_BACK_BATCH);
         if (!ids)
             return -1;
         size_t got = ids->elements;
-        /* Run even with no ids: the script forgets an orphan whose list is empty. */
+        /* Run even with no ids: the script forgets an orphan whose set is empty. */
         long moved = rs_requeue_reply(c, m, pid, abandon, why, ids, NULL, NULL);
         freeReplyObject(ids);
         if (moved < 0)
@@ -860,7 +938,7 @@ long redis_script_give_back(redisContext *c, const redis_model *m, const char *p
 long redis_script_release_strays(redisContext *c, const redis_model *m, const char *pid,
                                  bool (*held)(void *arg, const char *id), void *arg)
 {
-    redisReply *ids = rs_proc_ids(c, m, pid, 0, RS_BATCH_MAX - 1);
+    redisReply *ids = rs_proc_ids(c, m, pid, REDIS_BATCH_MAX);
     if (!ids)
         return -1;
     long moved = rs_requeue_reply(c, m, pid, false, "", ids, held, arg);
@@ -879,7 +957,7 @@ int redis_script_beat(redisContext *c, const redis_model *m, const char *pid, co
     redis_cmd_key(&cmd, hb);
     redis_cmd_adds(&cmd, mode);
     redis_cmd_adds(&cmd, pid);
-    redis_cmd_addf(&cmd, "%lld", ttl_ms);
+    redis_cmd_addi(&cmd, ttl_ms);
     return (int)rs_run_int(c, &cmd);
 }
 
@@ -949,130 +1027,94 @@ long redis_script_reap(redisContext *c, const redis_model *m, const char *self)
 
 /* --- due jobs and retention --- */
 
-/* Ids of zset scored <= (now - age_ms) * scale, at most limit; cutoff gets
- * that bound. An array reply of ids, or NULL. */
-static redisReply *rs_select(redisContext *c, const redis_model *m, const char *zset,
-                             long long age_ms, int scale, size_t limit, char *cutoff, size_t cutlen)
-{
-    redis_cmd cmd;
-    redis_cmd_init_script(&cmd, &m->scripts[RS_SELECT]);
-    redis_cmd_key(&cmd, zset);
-    redis_cmd_addf(&cmd, "%lld", age_ms);
-    redis_cmd_addf(&cmd, "%d", scale);
-    redis_cmd_addf(&cmd, "%zu", limit);
-    redisReply *r = rs_run(c, &cmd, NULL);
-    if (!r || !rs_is_array(r, 2) || !rs_is_str(r->element[0]) || !rs_is_array(r->element[1], 0)) {
-        if (r)
-            freeReplyObject(r);
-        return NULL;
-    }
-    snprintf(cutoff, cutlen, "%s", r->element[0]->str);
-    return r;
-}
-
 long redis_script_promote(redisContext *c, const redis_model *m, size_t batch)
 {
-    char cutoff[32];
-    redisReply *sel = rs_select(c, m, m->sched, 0, 1, batch, cutoff, sizeof cutoff);
-    if (!sel)
-        return -1;
-    const redisReply *ids = sel->element[1];
-    long moved = 0;
-    if (ids->elements > 0) {
-        redis_cmd cmd;
-        redis_cmd_init_script(&cmd, &m->scripts[RS_PROMOTE]);
-        rs_keys(&cmd, m->sched, m->ready, m->state[JOB_SCHEDULED], m->state[JOB_RETRYING],
-                m->state[JOB_ENQUEUED], NULL);
-        for (size_t i = 0; i < ids->elements; i++)
-            rs_job_key(&cmd, m, ids->element[i]->str);
-        for (size_t i = 0; i < ids->elements; i++)
-            redis_cmd_add(&cmd, ids->element[i]->str, ids->element[i]->len);
-        moved = (long)rs_run_int(c, &cmd);
-    }
-    freeReplyObject(sel);
-    return moved;
-}
-
-/* Deletes the jobs ids (array reply) still in zset scored <= cutoff. */
-static long rs_purge(redisContext *c, const redis_model *m, const char *zset, const char *cutoff,
-                     const redisReply *ids)
-{
-    if (ids->elements == 0)
-        return 0;
     redis_cmd cmd;
-    redis_cmd_init_script(&cmd, &m->scripts[RS_PURGE]);
-    rs_keys(&cmd, zset, m->all, m->state[JOB_SUCCEEDED], m->state[JOB_CANCELLED],
-            m->state[JOB_DEAD], m->trimmed, NULL);
-    for (size_t i = 0; i < ids->elements; i++)
-        rs_job_key(&cmd, m, ids->element[i]->str);
-    redis_cmd_adds(&cmd, cutoff);
-    for (size_t i = 0; i < ids->elements; i++)
-        redis_cmd_add(&cmd, ids->element[i]->str, ids->element[i]->len);
+    rs_script(&cmd, m, RS_PROMOTE);
+    rs_keys(&cmd, m->sched, m->ready, m->state[JOB_SCHEDULED], m->state[JOB_RETRYING], m->enqueued,
+            NULL);
+    redis_cmd_addi(&cmd, (long long)(batch > REDIS_BATCH_MAX ? REDIS_BATCH_MAX : batch));
     return (long)rs_run_int(c, &cmd);
-}
-
-/* How many members zset has beyond max_count, at most batch; -1 on failure. */
-static long long rs_excess(redisContext *c, const char *zset, long max_count, size_t batch)
-{
-    redis_cmd cmd;
-    redis_cmd_init(&cmd, "ZCARD");
-    redis_cmd_adds(&cmd, zset);
-    long long n = rs_run_int(c, &cmd);
-    if (n < 0)
-        return -1;
-    long long excess = n > max_count ? n - max_count : 0;
-    return excess > (long long)batch ? (long long)batch : excess;
-}
-
-/* Deletes the oldest `excess` members of zset. */
-static long rs_purge_oldest(redisContext *c, const redis_model *m, const char *zset,
-                            long long excess)
-{
-    redis_cmd cmd;
-    redis_cmd_init(&cmd, "ZRANGE");
-    redis_cmd_adds(&cmd, zset);
-    redis_cmd_adds(&cmd, "0");
-    redis_cmd_addf(&cmd, "%lld", excess - 1);
-    redisReply *ids = rs_run(c, &cmd, NULL);
-    long gone = -1;
-    if (ids && ids->type == REDIS_REPLY_ARRAY)
-        gone = rs_purge(c, m, zset, "1e300", ids);
-    if (ids)
-        freeReplyObject(ids);
-    return gone;
 }
 
 long redis_script_trim(redisContext *c, const redis_model *m, bool dead, double max_age,
                        long max_count, size_t batch)
 {
-    const char *zset = dead ? m->dead : m->finished;
-    char cutoff[32];
-    redisReply *old = rs_select(c, m, zset, (long long)(max_age * 1000.0), dead ? 1000 : 1, batch,
-                                cutoff, sizeof cutoff);
-    if (!old)
-        return -1;
-    long by_age = rs_purge(c, m, zset, cutoff, old->element[1]);
-    freeReplyObject(old);
-    if (by_age < 0)
-        return -1;
-    long long excess = rs_excess(c, zset, max_count, batch);
-    if (excess < 0)
-        return -1;
-    long by_count = excess > 0 ? rs_purge_oldest(c, m, zset, excess) : 0;
-    return by_count < 0 ? -1 : by_age + by_count;
+    redis_cmd cmd;
+    rs_script(&cmd, m, RS_TRIM);
+    /* The finished set holds succeeded (no state set) and cancelled jobs. */
+    rs_keys(&cmd, dead ? m->dead : m->finished,
+            dead ? m->state[JOB_DEAD] : m->state[JOB_CANCELLED], m->trimmed, NULL);
+    redis_cmd_addi(&cmd, (long long)(max_age * 1000.0));
+    redis_cmd_adds(&cmd, dead ? "1000" : "1");
+    redis_cmd_addi(&cmd, max_count);
+    redis_cmd_addi(&cmd, (long long)(batch > REDIS_BATCH_MAX ? REDIS_BATCH_MAX : batch));
+    return (long)rs_run_int(c, &cmd);
 }
 
 /* --- store reads and admin --- */
 
-static void rs_record_cmd(redis_cmd *cmd, const redis_model *m, const char *id)
+/* Reading records from C: an HMGET per column and a ZMSCORE of finished
+ * and of dead (finished_at), the ids added to each (rs_records_add), sent
+ * in one pipeline (rs_records_run). */
+enum { RS_READS = 8 };
+static const enum redis_column rs_read_cols[] = {RC_V, RC_S, RC_A, RC_R, RC_B, RC_E};
+enum { RS_READ_FIN = 6, RS_READ_DEAD = 7 };
+
+static void rs_records_init(redis_cmd cmds[RS_READS], const redis_model *m)
 {
-    char k[REDIS_KEY_MAX];
-    redis_script_job_key(m, id, k);
-    redis_cmd_init(cmd, "HMGET");
-    redis_cmd_addf(cmd, "%s", k);
-    static const char *const fields[] = {"v", "s", "a", "r", "b", "f", "e"};
-    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
-        redis_cmd_adds(cmd, fields[i]);
+    for (size_t k = 0; k < RS_READS; k++) {
+        redis_cmd_init(&cmds[k], k < RS_READ_FIN ? "HMGET" : "ZMSCORE");
+        redis_cmd_adds(&cmds[k], k < RS_READ_FIN    ? m->col[rs_read_cols[k]]
+                                 : k == RS_READ_FIN ? m->finished
+                                                    : m->dead);
+    }
+}
+
+static void rs_records_add(redis_cmd cmds[RS_READS], const char *id, size_t len)
+{
+    for (size_t k = 0; k < RS_READS; k++)
+        redis_cmd_add(&cmds[k], id, len);
+}
+
+/* Sends and frees the commands (n ids, n > 0); cols gets one array reply
+ * of n per command. 0, or -1 (cols all NULL) when the connection failed. */
+static int rs_records_run(redisContext *c, redis_cmd cmds[RS_READS], size_t n,
+                          redisReply *cols[RS_READS])
+{
+    redis_cmd *ptrs[RS_READS];
+    for (size_t k = 0; k < RS_READS; k++)
+        ptrs[k] = &cmds[k];
+    int rc = redis_conn_pipeline(c, ptrs, RS_READS, cols);
+    for (size_t k = 0; k < RS_READS; k++)
+        redis_cmd_free(&cmds[k]);
+    for (size_t k = 0; rc == 0 && k < RS_READS; k++)
+        if (!rs_is_array(cols[k], n))
+            rc = -1;
+    if (rc != 0 && cols[0])
+        for (size_t k = 0; k < RS_READS; k++) {
+            freeReplyObject(cols[k]);
+            cols[k] = NULL;
+        }
+    return rc;
+}
+
+/* Row i of columns read by rs_records_run: the view reply (NULL: no such
+ * job), and the job (NULL: none or unreadable; new job). */
+static job_t *rs_row(redisReply *const cols[RS_READS], size_t i)
+{
+    redisReply *f[RS_READS];
+    for (size_t k = 0; k < RS_READS; k++)
+        f[k] = cols[k]->element[i];
+    int64_t finished = rs_is_str(f[RS_READ_FIN]) ? rs_int(f[RS_READ_FIN])
+                                                 : rs_int(f[RS_READ_DEAD]) / 1000;
+    return rs_job(f[0], rs_is_str(f[1]) ? f[1]->str : NULL, f[2], f[3], f[4], finished, f[5]);
+}
+
+static void rs_free_cols(redisReply *cols[RS_READS])
+{
+    for (size_t k = 0; k < RS_READS; k++)
+        freeReplyObject(cols[k]);
 }
 
 static void rs_unknown(jobd_error *err, const char *id)
@@ -1082,17 +1124,25 @@ static void rs_unknown(jobd_error *err, const char *id)
 
 json_t *redis_script_get(redisContext *c, const redis_model *m, const char *id, jobd_error *err)
 {
-    redis_cmd cmd;
-    rs_record_cmd(&cmd, m, id);
-    redisReply *r = rs_run(c, &cmd, err);
-    if (!r)
+    redis_cmd cmds[RS_READS];
+    redisReply *cols[RS_READS];
+    rs_records_init(cmds, m);
+    rs_records_add(cmds, id, strlen(id));
+    if (rs_records_run(c, cmds, 1, cols) != 0) {
+        redis_conn_check_reply(c, NULL, err);
         return NULL;
+    }
     json_t *v = NULL;
-    if (!rs_is_array(r, 7) || !rs_is_str(r->element[0]))
+    if (!rs_is_str(cols[0]->element[0])) {
         rs_unknown(err, id);
-    else
-        v = rs_view_reply(r, id, err);
-    freeReplyObject(r);
+    } else {
+        job_t *job = rs_row(cols, 0);
+        v = job ? job_view(job) : NULL;
+        job_free(job);
+        if (!v)
+            jobd_fail(err, 500, "internal", "the stored record of job \"%s\" is unreadable", id);
+    }
+    rs_free_cols(cols);
     return v;
 }
 
@@ -1103,47 +1153,214 @@ static bool rs_cursor_ok(const char *cursor)
     return n > 0 && n <= 20 && cursor[n] == '\0';
 }
 
-/* Appends the views of the records (replies) that still match state. */
-static void rs_append_views(json_t *jobs, redisReply **recs, size_t n, int state)
+/* The views of the jobs ids (first n id/score pairs: ids[2i] the id) that are still in
+ * state (-1 = any) as {"jobs","next_cursor"} (next NULL = the end); NULL
+ * with 503 on failure. */
+static json_t *rs_page(redisContext *c, const redis_model *m, redisReply *const *ids, size_t n,
+                       int state, const char *next, jobd_error *err)
 {
+    json_t *jobs = json_array();
+    if (n == 0)
+        return json_pack("{s:o,s:o}", "jobs", jobs, "next_cursor",
+                         next ? json_string(next) : json_null());
+    redis_cmd cmds[RS_READS];
+    redisReply *cols[RS_READS];
+    rs_records_init(cmds, m);
+    for (size_t i = 0; i < n; i++)
+        rs_records_add(cmds, ids[2 * i]->str, ids[2 * i]->len);
+    if (rs_records_run(c, cmds, n, cols) != 0) {
+        json_decref(jobs);
+        redis_conn_check_reply(c, NULL, err);
+        return NULL;
+    }
     for (size_t i = 0; i < n; i++) {
-        job_t *job = rs_record_reply(recs[i]);
+        job_t *job = rs_row(cols, i);
         if (job && (state < 0 || (int)job->state == state))
             json_array_append_new(jobs, job_view(job));
         job_free(job);
     }
+    rs_free_cols(cols);
+    return json_pack("{s:o,s:o}", "jobs", jobs, "next_cursor",
+                     next ? json_string(next) : json_null());
 }
 
-/* Reads the records of the ids of a ZRANGE ... WITHSCORES reply (first n of
- * them, pipelined) into {"jobs","next_cursor"}; NULL with 503 on failure. */
-static json_t *rs_page(redisContext *c, const redis_model *m, const redisReply *ids, size_t n,
-                       int state, bool more, jobd_error *err)
+/* A page of zset (newest first), up to limit jobs before cursor. */
+static json_t *rs_list_zset(redisContext *c, const redis_model *m, const char *zset, int state,
+                            size_t limit, const char *cursor, jobd_error *err)
+{
+    redis_cmd cmd;
+    redis_cmd_init(&cmd, "ZRANGE");
+    redis_cmd_adds(&cmd, zset);
+    if (cursor)
+        redis_cmd_addf(&cmd, "(%s", cursor);
+    else
+        redis_cmd_adds(&cmd, "+inf");
+    redis_cmd_adds(&cmd, "-inf");
+    redis_cmd_adds(&cmd, "BYSCORE");
+    redis_cmd_adds(&cmd, "REV");
+    redis_cmd_adds(&cmd, "LIMIT");
+    redis_cmd_adds(&cmd, "0");
+    redis_cmd_addi(&cmd, (long long)limit + 1);
+    redis_cmd_adds(&cmd, "WITHSCORES");
+    redisReply *ids = rs_run(c, &cmd, err);
+    if (!ids)
+        return NULL;
+    json_t *page = NULL;
+    if (ids->type != REDIS_REPLY_ARRAY) {
+        jobd_fail(err, 503, "unavailable", "unexpected answer from Redis");
+    } else {
+        size_t k = ids->elements / 2, n = k > limit ? limit : k;
+        page = rs_page(c, m, ids->element, n, state, k > limit ? ids->element[2 * n - 1]->str : NULL,
+                       err);
+    }
+    freeReplyObject(ids);
+    return page;
+}
+
+/* A page of the jobs in state (one without a zset of its own), from a
+ * bounded scan of all: it may hold fewer than limit jobs and still have a
+ * next cursor. */
+static json_t *rs_list_scan(redisContext *c, const redis_model *m, int state, size_t limit,
+                            const char *cursor, jobd_error *err)
+{
+    redis_cmd cmd;
+    rs_script(&cmd, m, RS_SCAN);
+    if (cursor)
+        redis_cmd_addf(&cmd, "(%s", cursor);
+    else
+        redis_cmd_adds(&cmd, "+inf");
+    redis_cmd_adds(&cmd, job_state_name((job_state)state));
+    redis_cmd_addi(&cmd, (long long)limit);
+    redis_cmd_addi(&cmd, RS_SCAN_BUDGET > limit ? RS_SCAN_BUDGET : (long long)limit);
+    redisReply *r = rs_run(c, &cmd, err);
+    if (!r)
+        return NULL;
+    json_t *page = NULL;
+    if (!rs_is_array(r, 2) || r->element[0]->type != REDIS_REPLY_ARRAY) {
+        jobd_fail(err, 503, "unavailable", "unexpected answer from Redis");
+    } else {
+        const redisReply *ids = r->element[0], *next = r->element[1];
+        page = rs_page(c, m, ids->element, ids->elements / 2, state,
+                       rs_is_str(next) ? next->str : NULL, err);
+    }
+    freeReplyObject(r);
+    return page;
+}
+
+/* Replies of one command per key (cmd key), pipelined; NULL (all freed)
+ * unless each is an array. The caller frees each reply and the array. */
+static redisReply **rs_each_key(redisContext *c, const char *cmd, const char *const *keys, size_t n)
 {
     redis_cmd *cmds = calloc(n ? n : 1, sizeof *cmds);
     redis_cmd **ptrs = calloc(n ? n : 1, sizeof *ptrs);
-    redisReply **recs = calloc(n ? n : 1, sizeof *recs);
-    json_t *page = NULL;
-    if (cmds && ptrs && recs) {
-        for (size_t i = 0; i < n; i++) {
-            rs_record_cmd(&cmds[i], m, ids->element[2 * i]->str);
-            ptrs[i] = &cmds[i];
-        }
-        if (redis_conn_pipeline(c, ptrs, n, recs) == 0) {
-            json_t *jobs = json_array();
-            rs_append_views(jobs, recs, n, state);
-            json_t *next = more ? json_string(ids->element[2 * n - 1]->str) : json_null();
-            page = json_pack("{s:o,s:o}", "jobs", jobs, "next_cursor", next);
-            for (size_t i = 0; i < n; i++)
-                freeReplyObject(recs[i]);
-        }
-        for (size_t i = 0; i < n; i++)
-            redis_cmd_free(&cmds[i]);
+    redisReply **r = calloc(n ? n : 1, sizeof *r);
+    int rc = cmds && ptrs && r ? 0 : -1;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        redis_cmd_init(&cmds[i], cmd);
+        redis_cmd_adds(&cmds[i], keys[i]);
+        ptrs[i] = &cmds[i];
     }
-    if (!page)
-        redis_conn_check_reply(c, NULL, err);
+    if (rc == 0)
+        rc = redis_conn_pipeline(c, ptrs, n, r);
+    for (size_t i = 0; cmds && i < n; i++)
+        redis_cmd_free(&cmds[i]);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if (!rs_is_array(r[i], 0))
+            rc = -1;
+    if (rc != 0 && r) {
+        for (size_t i = 0; i < n; i++)
+            if (r[i])
+                freeReplyObject(r[i]);
+        free(r);
+        r = NULL;
+    }
     free(cmds);
     free(ptrs);
-    free(recs);
+    return r;
+}
+
+/* The lease sets of live processes and of dead ones not yet taken back
+ * (HKEYS of each): replies for rs_each_key's caller, *n of them; NULL on failure. */
+static redisReply **rs_lease_sets(redisContext *c, const redis_model *m, size_t *n)
+{
+    const char *const sets[] = {m->procs, m->orphans};
+    redisReply **pids = rs_each_key(c, "SMEMBERS", sets, 2);
+    if (!pids)
+        return NULL;
+    *n = pids[0]->elements + pids[1]->elements;
+    char(*keys)[REDIS_KEY_MAX] = calloc(*n ? *n : 1, sizeof *keys);
+    const char **ptrs = calloc(*n ? *n : 1, sizeof *ptrs);
+    redisReply **r = NULL;
+    if (keys && ptrs) {
+        size_t k = 0;
+        for (size_t s = 0; s < 2; s++)
+            for (size_t i = 0; i < pids[s]->elements; i++, k++) {
+                redis_script_proc_key(m, pids[s]->element[i]->str, keys[k]);
+                ptrs[k] = keys[k];
+            }
+        r = rs_each_key(c, "HKEYS", ptrs, *n);
+    }
+    free(keys);
+    free(ptrs);
+    freeReplyObject(pids[0]);
+    freeReplyObject(pids[1]);
+    free(pids);
+    return r;
+}
+
+/* qsort order of (id, score) reply pairs: the newest (highest score) first. */
+static int rs_newest_first(const void *a, const void *b)
+{
+    long long x = rs_int(((redisReply *const *)a)[1]), y = rs_int(((redisReply *const *)b)[1]);
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* A page of the running jobs: the ids in the lease sets, by index score
+ * (ZMSCORE of all), sorted here. */
+static json_t *rs_list_running(redisContext *c, const redis_model *m, size_t limit,
+                               const char *cursor, jobd_error *err)
+{
+    size_t nsets = 0;
+    redisReply **sets = rs_lease_sets(c, m, &nsets);
+    if (!sets) {
+        jobd_fail(err, 503, "unavailable", "cannot read the lease sets from Redis");
+        return NULL;
+    }
+    redis_cmd cmd;
+    redis_cmd_init(&cmd, "ZMSCORE");
+    redis_cmd_adds(&cmd, m->all);
+    size_t n = 0;
+    for (size_t s = 0; s < nsets; s++)
+        for (size_t i = 0; i < sets[s]->elements && n < RS_RUNNING_MAX; i++, n++)
+            redis_cmd_add(&cmd, sets[s]->element[i]->str, sets[s]->element[i]->len);
+    redisReply *scores = n ? rs_run(c, &cmd, err) : NULL;
+    if (!n)
+        redis_cmd_free(&cmd);
+    redisReply **pairs = calloc(2 * (n ? n : 1), sizeof *pairs);
+    json_t *page = NULL;
+    if ((n && !rs_is_array(scores, n)) || !pairs) {
+        jobd_fail(err, 503, "unavailable", "unexpected answer from Redis");
+    } else {
+        long long before = cursor ? strtoll(cursor, NULL, 10) : 0;
+        size_t k = 0, j = 0;
+        for (size_t s = 0; s < nsets; s++)
+            for (size_t i = 0; i < sets[s]->elements && j < n; i++, j++)
+                if (rs_is_str(scores->element[j]) &&
+                    (!cursor || rs_int(scores->element[j]) < before)) {
+                    pairs[2 * k] = sets[s]->element[i];
+                    pairs[2 * k++ + 1] = scores->element[j];
+                }
+        qsort(pairs, k, 2 * sizeof *pairs, rs_newest_first);
+        size_t shown = k > limit ? limit : k;
+        page = rs_page(c, m, pairs, shown, JOB_RUNNING,
+                       k > limit ? pairs[2 * shown - 1]->str : NULL, err);
+    }
+    free(pairs);
+    if (scores)
+        freeReplyObject(scores);
+    for (size_t s = 0; s < nsets; s++)
+        freeReplyObject(sets[s]);
+    free(sets);
     return page;
 }
 
@@ -1157,34 +1374,12 @@ json_t *redis_script_list(redisContext *c, const redis_model *m, int state, bool
         return NULL;
     }
     if (dead_set)
-        state = JOB_DEAD;
-    const char *key = dead_set ? m->dead : state < 0 ? m->all : m->state[state];
-    redis_cmd cmd;
-    redis_cmd_init(&cmd, "ZRANGE");
-    redis_cmd_adds(&cmd, key);
-    if (cursor)
-        redis_cmd_addf(&cmd, "(%s", cursor);
-    else
-        redis_cmd_adds(&cmd, "+inf");
-    redis_cmd_adds(&cmd, "-inf");
-    redis_cmd_adds(&cmd, "BYSCORE");
-    redis_cmd_adds(&cmd, "REV");
-    redis_cmd_adds(&cmd, "LIMIT");
-    redis_cmd_adds(&cmd, "0");
-    redis_cmd_addf(&cmd, "%zu", limit + 1);
-    redis_cmd_adds(&cmd, "WITHSCORES");
-    redisReply *ids = rs_run(c, &cmd, err);
-    if (!ids)
-        return NULL;
-    json_t *page = NULL;
-    if (ids->type != REDIS_REPLY_ARRAY) {
-        jobd_fail(err, 503, "unavailable", "unexpected answer from Redis");
-    } else {
-        size_t k = ids->elements / 2;
-        page = rs_page(c, m, ids, k > limit ? limit : k, state, k > limit, err);
-    }
-    freeReplyObject(ids);
-    return page;
+        return rs_list_zset(c, m, m->dead, JOB_DEAD, limit, cursor, err);
+    if (state == JOB_ENQUEUED || state == JOB_SUCCEEDED)
+        return rs_list_scan(c, m, state, limit, cursor, err);
+    if (state == JOB_RUNNING)
+        return rs_list_running(c, m, limit, cursor, err);
+    return rs_list_zset(c, m, state < 0 ? m->all : m->state[state], state, limit, cursor, err);
 }
 
 /* Reads {0} / {2, state} / {1, record?} answers of cancel and dead: the new
@@ -1211,10 +1406,9 @@ static json_t *rs_outcome(const redisReply *r, const char *id, const char *confl
 json_t *redis_script_cancel(redisContext *c, const redis_model *m, const char *id, jobd_error *err)
 {
     redis_cmd cmd;
-    redis_cmd_init_script(&cmd, &m->scripts[RS_CANCEL]);
-    rs_job_key(&cmd, m, id);
-    rs_keys(&cmd, m->sched, m->state[JOB_SCHEDULED], m->state[JOB_ENQUEUED], m->state[JOB_RETRYING],
-            m->state[JOB_CANCELLED], m->finished, NULL);
+    rs_script(&cmd, m, RS_CANCEL);
+    rs_keys(&cmd, m->sched, m->state[JOB_SCHEDULED], m->state[JOB_RETRYING],
+            m->state[JOB_CANCELLED], m->enqueued, NULL);
     redis_cmd_adds(&cmd, id);
     redisReply *r = rs_run(c, &cmd, err);
     if (!r)
@@ -1228,9 +1422,8 @@ json_t *redis_script_dead_op(redisContext *c, const redis_model *m, const char *
                              jobd_error *err)
 {
     redis_cmd cmd;
-    redis_cmd_init_script(&cmd, &m->scripts[RS_DEAD]);
-    rs_job_key(&cmd, m, id);
-    rs_keys(&cmd, m->dead, m->state[JOB_DEAD], m->state[JOB_ENQUEUED], m->ready, m->all, NULL);
+    rs_script(&cmd, m, RS_DEAD);
+    rs_keys(&cmd, m->state[JOB_DEAD], m->ready, m->enqueued, NULL);
     redis_cmd_adds(&cmd, retry ? "retry" : "delete");
     redis_cmd_adds(&cmd, id);
     redisReply *r = rs_run(c, &cmd, err);
@@ -1266,16 +1459,23 @@ int redis_script_paused(redisContext *c, const redis_model *m)
 
 json_t *redis_script_info(redisContext *c, const redis_model *m, jobd_error *err)
 {
-    static const job_state counted[] = {JOB_SCHEDULED, JOB_ENQUEUED, JOB_RUNNING, JOB_RETRYING,
-                                        JOB_DEAD};
+    /* How each count is kept: a state set's size, or a counter. */
+    static const struct {
+        job_state state;
+        bool counter;
+    } counted[] = {{JOB_SCHEDULED, false}, {JOB_ENQUEUED, true}, {JOB_RUNNING, true},
+                   {JOB_RETRYING, false},  {JOB_DEAD, false}};
     enum { NC = sizeof counted / sizeof counted[0], N = NC + 3 };
     redis_cmd cmds[N];
     redis_cmd *ptrs[N];
     redis_cmd_init(&cmds[0], "EXISTS");
     redis_cmd_adds(&cmds[0], m->paused);
     for (size_t i = 0; i < NC; i++) {
-        redis_cmd_init(&cmds[1 + i], "ZCARD");
-        redis_cmd_adds(&cmds[1 + i], m->state[counted[i]]);
+        redis_cmd_init(&cmds[1 + i], counted[i].counter ? "GET" : "ZCARD");
+        const char *key = !counted[i].counter                ? m->state[counted[i].state]
+                          : counted[i].state == JOB_ENQUEUED ? m->enqueued
+                                                             : m->running;
+        redis_cmd_adds(&cmds[1 + i], key);
     }
     redis_cmd_init(&cmds[NC + 1], "GET");
     redis_cmd_adds(&cmds[NC + 1], m->processed);
@@ -1293,7 +1493,8 @@ json_t *redis_script_info(redisContext *c, const redis_model *m, jobd_error *err
     }
     json_t *counts = json_object();
     for (size_t i = 0; i < NC; i++)
-        json_object_set_new(counts, job_state_name(counted[i]), json_integer(rs_int(r[1 + i])));
+        json_object_set_new(counts, job_state_name(counted[i].state),
+                            json_integer(rs_int(r[1 + i])));
     json_t *info = json_pack("{s:b,s:o,s:I,s:I}", "paused", rs_int(r[0]) > 0, "counts", counts,
                              "processed_total", (json_int_t)rs_int(r[NC + 1]), "failed_total",
                              (json_int_t)rs_int(r[NC + 2]));

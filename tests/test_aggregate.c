@@ -689,7 +689,7 @@ static long long redis_int(redisContext *c, const char *fmt, ...)
 
 static bool redis_has_job(redisContext *c, const char *prefix, const char *id)
 {
-    return redis_int(c, "EXISTS %s:{agg}:job:%s", prefix, id) == 1;
+    return redis_int(c, "HEXISTS %s:{agg}:jobs:s %s", prefix, id) == 1;
 }
 
 static long long redis_jobs(redisContext *c, const char *prefix)
@@ -825,7 +825,7 @@ Test(aggregate, redis_durable_refuses_503_and_stores_nothing)
 
     /* Redis up but refusing writes (out of memory, noeviction). */
     redisContext *c = redis_open(rport);
-    cr_assert_eq(redis_int(c, "EXISTS %s:{agg}:job:h0", prefix), 1);
+    cr_assert(redis_has_job(c, prefix, "h0"));
     redisReply *rep = redisCommand(c, "CONFIG SET maxmemory 1");
     freeReplyObject(rep);
     cr_assert_eq(post_job(j.port, 1), 503);

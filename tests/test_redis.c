@@ -268,3 +268,39 @@ Test(redis, graceful_stop_gives_leases_back_without_counting_an_attempt)
     cr_assert_eq(rt_job_int(b.port, "long", "attempts"), 1, "the interrupted run did not count");
     ts_jobd_stop(&b, SIGTERM, 5000);
 }
+
+Test(redis, idle_queue_holds_no_worker_slot_while_it_waits)
+{
+    char prefix[32], cfg[1024];
+    ts_unique(prefix);
+    int n = snprintf(cfg, sizeof cfg,
+                     "{\"workers\": 1, \"http_threads\": 2,"
+                     " \"redis\": {\"url\": \"redis://127.0.0.1:%d/0\", \"prefix\": \"%s\"},"
+                     " \"shutdown_timeout\": 1,"
+                     " \"queues\": {\"q\": {\"dequeue\": [\"redis\"]},"
+                     "              \"l\": {\"dequeue\": [\"inline\"]}}}",
+                     ts_redis_port(), prefix);
+    cr_assert(n > 0 && (size_t)n < sizeof cfg);
+    ts_jobd j;
+    rt_jobd_up(&j, cfg, NULL);
+    /* A job through "q" first: its fetch loop runs, and then waits for jobs.
+     * Were the one worker slot held through that wait, each inline job
+     * would wait up to 0.5 s. */
+    cr_assert_eq(rt_submit(j.port, "{\"type\": \"noop\", \"id\": \"r\"}", NULL), 202);
+    cr_assert(ts_wait_state(j.port, "q", "r", "succeeded", 3000, NULL));
+    for (int i = 0; i < 5; i++) {
+        rt_sleep_ms(150); /* pacing: the inline jobs fall in different waits */
+        char body[64], id[16];
+        snprintf(id, sizeof id, "l%d", i);
+        snprintf(body, sizeof body, "{\"type\": \"noop\", \"id\": \"%s\"}", id);
+        ts_resp r;
+        cr_assert_eq(ts_post(&r, j.port, "/queues/l/jobs", body), 0);
+        cr_assert_eq(r.status, 202);
+        ts_resp_free(&r);
+        long long t0 = ts_now_ms();
+        cr_assert(ts_wait_state(j.port, "l", id, "succeeded", 2000, NULL));
+        long long took = ts_now_ms() - t0;
+        cr_assert_lt(took, ts_patience(150), "inline job %s took %lld ms", id, took);
+    }
+    ts_jobd_stop(&j, SIGTERM, 5000);
+}

@@ -51,7 +51,7 @@ static job_t *mkjob(const char *id, int64_t created, int64_t run_at)
 static void enqueue(job_t *const *jobs, size_t n, job_t **replayed)
 {
     jobd_error err = {0};
-    cr_assert_eq(redis_script_enqueue(rc, &model, jobs, n, 0, replayed, &err), 0, "%s",
+    cr_assert_eq(redis_script_enqueue(rc, &model, jobs, n, 0, replayed, NULL, &err), 0, "%s",
                  err.message);
 }
 
@@ -95,17 +95,13 @@ static void plist_key(char *out)
     redis_script_proc_key(&model, plist_pid, out);
 }
 
-/* Takes and leases up to n jobs into the test process's list. */
+/* Takes and leases up to n jobs into the test process's lease set. */
 static size_t take_lease(size_t n, redis_lease *out)
 {
     char plist[REDIS_KEY_MAX];
     plist_key(plist);
-    char ids[8][JOB_ID_MAX + 1];
-    cr_assert_leq(n, 8);
-    int got = redis_script_take(rc, &model, plist, n, 0, ids);
+    int got = redis_script_fetch(rc, &model, plist, n, out);
     cr_assert_geq(got, 0);
-    if (got > 0)
-        cr_assert_eq(redis_script_lease(rc, &model, plist, ids, (size_t)got, out), 0);
     return (size_t)got;
 }
 
@@ -194,11 +190,12 @@ Test(redis_scripts, enqueue_after_its_deadline_stores_nothing)
     job_t *j = mkjob("late", jobd_now_ms(), 0), *rep = NULL;
     jobd_error err = {0};
     int64_t past = jobd_now_ms() - 60000; /* Redis TIME is this host's clock */
-    cr_assert_eq(redis_script_enqueue(rc, &model, &j, 1, past, &rep, &err), -1);
+    cr_assert_eq(redis_script_enqueue(rc, &model, &j, 1, past, &rep, NULL, &err), -1);
     cr_assert_eq(err.status, 503);
     cr_assert_null(rep);
     cr_assert_eq(cmd_int("EXISTS %s", model.seq), 0, "refused before the first write");
-    cr_assert_eq(redis_script_enqueue(rc, &model, &j, 1, jobd_now_ms() + 60000, &rep, &err), 0);
+    cr_assert_eq(redis_script_enqueue(rc, &model, &j, 1, jobd_now_ms() + 60000, &rep, NULL, &err),
+                 0);
     assert_state("late", "enqueued");
     job_free(j);
 }
@@ -211,30 +208,32 @@ Test(redis_scripts, noscript_is_reloaded)
     assert_state("x", "enqueued");
 }
 
-/* --- take and lease --- */
+/* --- fetch --- */
 
-Test(redis_scripts, lease_in_submission_order_with_growing_tokens)
+Test(redis_scripts, fetch_in_submission_order_with_growing_tokens)
 {
     int64_t now = jobd_now_ms();
     enqueue1("first", now);
     enqueue1("second", now + 1);
-    redis_lease l[2];
+    enqueue1("third", now + 2);
+    redis_lease l[3];
     cr_assert_eq(take_lease(2, l), 2);
-    cr_assert_eq(l[0].status, RL_LEASED);
-    cr_assert_eq(l[1].status, RL_LEASED);
     cr_assert_str_eq(l[0].job->id, "first");
     cr_assert_str_eq(l[1].job->id, "second");
-    cr_assert_gt(l[1].token, l[0].token);
     cr_assert_eq(l[0].job->state, JOB_RUNNING);
     cr_assert_geq(l[0].job->started_at, now - 5000, "started_at comes from Redis TIME");
     assert_state("first", "running");
-    cr_assert_eq(cmd_int("ZCARD %s", model.state[JOB_RUNNING]), 2);
-    cr_assert_eq(take_lease(2, l + 0), 0, "ready is empty");
-    job_free(l[0].job);
-    job_free(l[1].job);
+    cr_assert_eq(cmd_int("GET %s", model.running), 2);
+    cr_assert_eq(cmd_int("GET %s", model.enqueued), 1);
+    cr_assert_eq(take_lease(2, l + 2), 1);
+    cr_assert_str_eq(l[2].job->id, "third");
+    cr_assert_gt(l[2].token, l[0].token, "a later fetch leases under a greater token");
+    cr_assert_eq(take_lease(2, l), 0, "ready is empty");
+    for (int i = 0; i < 3; i++)
+        job_free(l[i].job);
 }
 
-Test(redis_scripts, lease_drops_cancelled_job)
+Test(redis_scripts, fetch_drops_cancelled_job)
 {
     enqueue1("c", jobd_now_ms());
     jobd_error err = {0};
@@ -242,31 +241,63 @@ Test(redis_scripts, lease_drops_cancelled_job)
     cr_assert_not_null(v, "%s", err.message);
     cr_assert_str_eq(json_string_value(json_object_get(v, "state")), "cancelled");
     json_decref(v);
+    cr_assert_eq(cmd_int("LLEN %s", model.ready), 1, "the id stays in ready until taken");
     redis_lease l;
-    cr_assert_eq(take_lease(1, &l), 1, "the id stays in ready until taken");
-    cr_assert_eq(l.status, RL_SKIPPED);
+    cr_assert_eq(take_lease(1, &l), 0);
+    cr_assert_eq(cmd_int("LLEN %s", model.ready), 0, "taken and dropped");
     char plist[REDIS_KEY_MAX];
     plist_key(plist);
-    cr_assert_eq(cmd_int("LLEN %s", plist), 0);
+    cr_assert_eq(cmd_int("HLEN %s", plist), 0);
+    cr_assert_eq(cmd_int("GET %s", model.enqueued), 0);
     assert_state("c", "cancelled");
 }
 
-Test(redis_scripts, lease_on_paused_queue_puts_jobs_back_in_order)
+Test(redis_scripts, fetch_takes_a_job_once_when_ready_holds_it_twice)
+{
+    enqueue1("twice", jobd_now_ms());
+    redisReply *r = redisCommand(rc, "LPUSH %s twice", model.ready);
+    freeReplyObject(r);
+    redis_lease l[2];
+    cr_assert_eq(take_lease(2, l), 1);
+    cr_assert_str_eq(l[0].job->id, "twice");
+    cr_assert_eq(cmd_int("LLEN %s", model.ready), 0);
+    cr_assert_eq(cmd_int("GET %s", model.running), 1);
+    job_free(l[0].job);
+}
+
+Test(redis_scripts, fetch_on_paused_queue_takes_nothing)
 {
     int64_t now = jobd_now_ms();
     enqueue1("p1", now);
     enqueue1("p2", now + 1);
     cr_assert_eq(redis_script_pause(rc, &model, true, NULL), 0);
     cr_assert_eq(redis_script_paused(rc, &model), 1);
+    char plist[REDIS_KEY_MAX];
+    plist_key(plist);
     redis_lease l[2];
-    cr_assert_eq(take_lease(2, l), 2);
-    cr_assert_eq(l[0].status, RL_PAUSED);
-    cr_assert_eq(l[1].status, RL_PAUSED);
+    cr_assert_eq(redis_script_fetch(rc, &model, plist, 2, l), -2);
+    cr_assert_eq(cmd_int("LLEN %s", model.ready), 2);
     assert_state("p1", "enqueued");
     cr_assert_eq(redis_script_pause(rc, &model, false, NULL), 0);
     cr_assert_eq(take_lease(1, l), 1);
     cr_assert_str_eq(l[0].job->id, "p1", "order kept");
     job_free(l[0].job);
+}
+
+Test(redis_scripts, wait_returns_when_a_job_comes_and_takes_none)
+{
+    long long t0 = ts_now_ms();
+    cr_assert_eq(redis_script_wait(rc, &model, 0.1), 0, "nothing came");
+    cr_assert_geq(ts_now_ms() - t0, 90);
+    enqueue1("w1", jobd_now_ms());
+    enqueue1("w2", jobd_now_ms() + 1);
+    cr_assert_eq(redis_script_wait(rc, &model, 1), 1);
+    cr_assert_eq(cmd_int("LLEN %s", model.ready), 2, "the list is as it was");
+    redis_lease l[2];
+    cr_assert_eq(take_lease(2, l), 2);
+    cr_assert_str_eq(l[0].job->id, "w1", "order kept");
+    job_free(l[0].job);
+    job_free(l[1].job);
 }
 
 /* --- finish --- */
@@ -286,7 +317,8 @@ Test(redis_scripts, finish_succeeded_then_stale_token_refused)
     cr_assert_eq(redis_script_finish(rc, &model, plist, l.job, l.token, JOB_SUCCEEDED, 0), 0,
                  "no double completion");
     assert_state("ok", "succeeded");
-    cr_assert_eq(cmd_int("LLEN %s", plist), 0);
+    cr_assert_eq(cmd_int("HLEN %s", plist), 0);
+    cr_assert_eq(cmd_int("GET %s", model.running), 0);
     cr_assert_eq(cmd_int("GET %s", model.processed), 1);
     cr_assert_eq(cmd_int("ZCARD %s", model.finished), 1);
     jobd_error err = {0};
@@ -371,6 +403,100 @@ Test(redis_scripts, cancel_refuses_running_job)
     job_free(l.job);
 }
 
+Test(redis_scripts, finish_batch_writes_each_run_and_refuses_only_the_stale_one)
+{
+    int64_t now = jobd_now_ms();
+    for (int i = 0; i < 4; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "b%d", i);
+        enqueue1(id, now + i);
+    }
+    redis_lease l[4];
+    cr_assert_eq(take_lease(4, l), 4);
+    char plist[REDIS_KEY_MAX];
+    plist_key(plist);
+    const job_state next[] = {JOB_SUCCEEDED, JOB_RETRYING, JOB_SUCCEEDED, JOB_DEAD};
+    redis_outcome outs[4];
+    for (int i = 0; i < 4; i++) {
+        l[i].job->attempts = 1;
+        job_set_error(l[i].job, next[i] == JOB_SUCCEEDED ? NULL : "boom");
+        outs[i] = (redis_outcome){.job = l[i].job, .token = l[i].token, .next = next[i],
+                                  .delay = 60};
+    }
+    outs[2].token = l[2].token + 1; /* stale */
+    int done[4] = {-1, -1, -1, -1};
+    jobd_error err = {0};
+    cr_assert_eq(redis_script_finish_batch(rc, &model, plist, outs, 4, done, &err), 0, "%s",
+                 err.message);
+    cr_assert_eq(done[0], 1);
+    cr_assert_eq(done[1], 1);
+    cr_assert_eq(done[2], 0, "the stale run is refused");
+    cr_assert_eq(done[3], 1);
+    assert_state("b0", "succeeded");
+    assert_state("b1", "retrying");
+    assert_state("b2", "running");
+    assert_state("b3", "dead");
+    cr_assert_eq(cmd_int("HLEN %s", plist), 1, "only the refused run still holds its lease");
+    cr_assert_eq(cmd_int("GET %s", model.running), 1);
+    cr_assert_eq(cmd_int("GET %s", model.processed), 1);
+    cr_assert_eq(cmd_int("GET %s", model.failed), 2);
+    cr_assert_eq(cmd_int("ZCARD %s", model.sched), 1);
+    cr_assert_eq(cmd_int("ZCARD %s", model.dead), 1);
+    json_t *v = redis_script_get(rc, &model, "b3", &err);
+    cr_assert_str_eq(json_string_value(json_object_get(v, "last_error")), "boom");
+    cr_assert(json_is_string(json_object_get(v, "finished_at")), "from the dead set's score");
+    json_decref(v);
+    for (int i = 0; i < 4; i++)
+        job_free(l[i].job);
+}
+
+/* counts.<state> of the queue's info. */
+static long long count_of(const char *state)
+{
+    jobd_error err = {0};
+    json_t *info = redis_script_info(rc, &model, &err);
+    cr_assert_not_null(info, "%s", err.message);
+    long long n = json_integer_value(json_object_get(json_object_get(info, "counts"), state));
+    json_decref(info);
+    return n;
+}
+
+Test(redis_scripts, counts_stay_exact_through_every_change)
+{
+    int64_t now = jobd_now_ms();
+    for (int i = 0; i < 5; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "n%d", i);
+        enqueue1(id, now + i);
+    }
+    jobd_error err = {0};
+    json_decref(redis_script_cancel(rc, &model, "n4", &err));
+    cr_assert_eq(count_of("enqueued"), 4);
+    redis_lease l[3];
+    cr_assert_eq(take_lease(3, l), 3);
+    cr_assert_eq(count_of("enqueued"), 1);
+    cr_assert_eq(count_of("running"), 3);
+    char plist[REDIS_KEY_MAX];
+    plist_key(plist);
+    l[0].job->attempts = 1;
+    cr_assert_eq(redis_script_finish(rc, &model, plist, l[0].job, l[0].token, JOB_DEAD, 0), 1);
+    cr_assert_eq(count_of("running"), 2);
+    cr_assert_eq(count_of("dead"), 1);
+    json_decref(redis_script_dead_op(rc, &model, "n0", true, &err));
+    cr_assert_eq(count_of("dead"), 0);
+    cr_assert_eq(count_of("enqueued"), 2);
+    for (int i = 0; i < 3; i++)
+        job_free(l[i].job);
+    cr_assert_eq(redis_script_give_back(rc, &model, plist_pid, false, ""), 2);
+    cr_assert_eq(count_of("running"), 0);
+    cr_assert_eq(count_of("enqueued"), 4);
+    cr_assert_eq(take_lease(3, l), 3, "the two given back first, then n3");
+    cr_assert_eq(count_of("enqueued"), 1);
+    cr_assert_eq(count_of("running"), 3);
+    for (int i = 0; i < 3; i++)
+        job_free(l[i].job);
+}
+
 /* --- processes, leases given back --- */
 
 Test(redis_scripts, requeue_abandoned_counts_an_attempt)
@@ -404,7 +530,7 @@ Test(redis_scripts, requeue_abandoned_counts_an_attempt)
                  "a process declared dead cannot heartbeat");
     cr_assert_eq(cmd_int("SCARD %s", model.orphans), 0);
     cr_assert_eq(cmd_int("SCARD %s", model.procs), 0);
-    cr_assert_eq(cmd_int("ZCARD %s", model.state[JOB_RUNNING]), 0);
+    cr_assert_eq(cmd_int("GET %s", model.running), 0);
     job_free(l[0].job);
     job_free(l[1].job);
 }
@@ -415,10 +541,8 @@ Test(redis_scripts, release_on_graceful_stop_counts_no_attempt)
     cr_assert_eq(redis_script_beat(rc, &model, plist_pid, "register", 5000), 1);
     redis_lease l;
     cr_assert_eq(take_lease(1, &l), 1);
-    char plist[REDIS_KEY_MAX];
-    plist_key(plist);
-    char ids[1][JOB_ID_MAX + 1];
-    cr_assert_eq(redis_script_take(rc, &model, plist, 1, 0, ids), 0);
+    redis_lease none;
+    cr_assert_eq(take_lease(1, &none), 0, "ready is empty");
     cr_assert_eq(redis_script_give_back(rc, &model, plist_pid, false, "stop"), 1);
     cr_assert_eq(redis_script_beat(rc, &model, plist_pid, "leave", 0), 1);
     assert_state("g", "enqueued");
@@ -431,18 +555,30 @@ Test(redis_scripts, release_on_graceful_stop_counts_no_attempt)
     job_free(l.job);
 }
 
-Test(redis_scripts, taken_but_not_leased_goes_back_without_attempt)
+static bool holds_kept(void *arg, const char *id)
 {
-    enqueue1("t", jobd_now_ms());
-    cr_assert_eq(redis_script_beat(rc, &model, plist_pid, "register", 50), 1);
-    char plist[REDIS_KEY_MAX];
-    plist_key(plist);
-    char ids[1][JOB_ID_MAX + 1];
-    cr_assert_eq(redis_script_take(rc, &model, plist, 1, 0, ids), 1);
-    sleep_ms(100);
-    cr_assert_eq(redis_script_reap(rc, &model, "other"), 1);
-    assert_state("t", "enqueued");
+    (void)arg;
+    return strcmp(id, "kept") == 0;
+}
+
+Test(redis_scripts, lost_fetch_answer_goes_back_without_attempt)
+{
+    enqueue1("lost", jobd_now_ms());
+    enqueue1("kept", jobd_now_ms() + 1);
+    redis_lease l[2];
+    cr_assert_eq(take_lease(2, l), 2);
+    /* This process got only "kept" (the other answer was lost on the way). */
+    cr_assert_eq(redis_script_release_strays(rc, &model, plist_pid, holds_kept, NULL), 1);
+    assert_state("lost", "enqueued");
+    assert_state("kept", "running");
+    jobd_error err = {0};
+    json_t *v = redis_script_get(rc, &model, "lost", &err);
+    cr_assert_eq(json_integer_value(json_object_get(v, "attempts")), 0);
+    json_decref(v);
     cr_assert_eq(cmd_int("LLEN %s", model.ready), 1);
+    cr_assert_eq(count_of("running"), 1);
+    job_free(l[0].job);
+    job_free(l[1].job);
 }
 
 /* --- due jobs --- */
@@ -503,7 +639,9 @@ Test(redis_scripts, trim_finished_by_count_and_age_is_counted)
     cr_assert_eq(redis_script_trim(rc, &model, false, 0, 100, 100), 2);
     cr_assert_eq(cmd_int("GET %s", model.trimmed), 3);
     cr_assert_eq(cmd_int("ZCARD %s", model.all), 0);
-    cr_assert_eq(cmd_int("ZCARD %s", model.state[JOB_SUCCEEDED]), 0);
+    cr_assert_eq(cmd_int("ZCARD %s", model.finished), 0);
+    for (int c = 0; c < RC_COUNT; c++)
+        cr_assert_eq(cmd_int("HLEN %s", model.col[c]), 0, "nothing of the jobs is left");
 }
 
 Test(redis_scripts, trim_dead_set_by_count)
@@ -555,6 +693,105 @@ Test(redis_scripts, list_pages_newest_first_without_repeats)
     json_t *p = redis_script_list(rc, &model, JOB_RUNNING, false, 10, NULL, &err);
     cr_assert_eq(json_array_size(json_object_get(p, "jobs")), 0);
     json_decref(p);
+}
+
+/* The ids of a list page, joined by spaces, into buf; the next cursor into cursor ("" = none). */
+static void page_ids(json_t *page, char *buf, size_t len, char *cursor, size_t clen)
+{
+    cr_assert_not_null(page);
+    buf[0] = '\0';
+    json_t *jobs = json_object_get(page, "jobs");
+    for (size_t i = 0; i < json_array_size(jobs); i++) {
+        size_t used = strlen(buf);
+        snprintf(buf + used, len - used, "%s%s", i ? " " : "",
+                 json_string_value(json_object_get(json_array_get(jobs, i), "id")));
+    }
+    const char *next = json_string_value(json_object_get(page, "next_cursor"));
+    snprintf(cursor, clen, "%s", next ? next : "");
+    json_decref(page);
+}
+
+static bool holds_all_but_e2(void *arg, const char *id)
+{
+    (void)arg;
+    return strcmp(id, "e2") != 0;
+}
+
+Test(redis_scripts, list_by_state_enqueued_running_succeeded)
+{
+    int64_t now = jobd_now_ms();
+    const char *ids[] = {"s0", "r1", "e2", "r3", "e4", "e5"};
+    for (int i = 0; i < 6; i++)
+        enqueue1(ids[i], now + i);
+    cr_assert_eq(redis_script_beat(rc, &model, plist_pid, "register", 5000), 1,
+                 "running jobs are found in the lease sets of registered processes");
+    redis_lease l[4];
+    cr_assert_eq(take_lease(4, l), 4, "s0 r1 e2 r3");
+    char plist[REDIS_KEY_MAX];
+    plist_key(plist);
+    l[0].job->attempts = 1;
+    cr_assert_eq(redis_script_finish(rc, &model, plist, l[0].job, l[0].token, JOB_SUCCEEDED, 0), 1);
+    cr_assert_eq(redis_script_release_strays(rc, &model, plist_pid, holds_all_but_e2, NULL), 1);
+    for (int i = 0; i < 4; i++)
+        job_free(l[i].job);
+
+    char got[256], cursor[64];
+    jobd_error err = {0};
+    page_ids(redis_script_list(rc, &model, JOB_SUCCEEDED, false, 10, NULL, &err), got, sizeof got,
+             cursor, sizeof cursor);
+    cr_assert_str_eq(got, "s0");
+    cr_assert_str_eq(cursor, "");
+    page_ids(redis_script_list(rc, &model, JOB_RUNNING, false, 1, NULL, &err), got, sizeof got,
+             cursor, sizeof cursor);
+    cr_assert_str_eq(got, "r3", "newest first");
+    cr_assert_neq(cursor[0], '\0');
+    page_ids(redis_script_list(rc, &model, JOB_RUNNING, false, 1, cursor, &err), got, sizeof got,
+             cursor, sizeof cursor);
+    cr_assert_str_eq(got, "r1");
+    cr_assert_str_eq(cursor, "");
+    page_ids(redis_script_list(rc, &model, JOB_ENQUEUED, false, 2, NULL, &err), got, sizeof got,
+             cursor, sizeof cursor);
+    cr_assert_str_eq(got, "e5 e4");
+    cr_assert_neq(cursor[0], '\0');
+    page_ids(redis_script_list(rc, &model, JOB_ENQUEUED, false, 2, cursor, &err), got, sizeof got,
+             cursor, sizeof cursor);
+    cr_assert_str_eq(got, "e2");
+    cr_assert_str_eq(cursor, "", "the end");
+    cr_assert_eq(count_of("enqueued"), 3);
+    cr_assert_eq(count_of("running"), 2);
+}
+
+Test(redis_scripts, list_of_a_rare_state_among_many_goes_on_by_cursor)
+{
+    int64_t now = jobd_now_ms();
+    enqueue1("old", now - 1000);
+    redis_lease l;
+    cr_assert_eq(take_lease(1, &l), 1);
+    char plist[REDIS_KEY_MAX];
+    plist_key(plist);
+    l.job->attempts = 1;
+    cr_assert_eq(redis_script_finish(rc, &model, plist, l.job, l.token, JOB_SUCCEEDED, 0), 1);
+    job_free(l.job);
+    enum { MANY = 1200 };
+    job_t *jobs[MANY], *rep[MANY];
+    for (int i = 0; i < MANY; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "m%d", i);
+        jobs[i] = mkjob(id, now + i, 0);
+    }
+    enqueue(jobs, MANY, rep);
+    for (int i = 0; i < MANY; i++)
+        job_free(jobs[i]);
+    char got[256], cursor[64];
+    jobd_error err = {0};
+    page_ids(redis_script_list(rc, &model, JOB_SUCCEEDED, false, 10, NULL, &err), got, sizeof got,
+             cursor, sizeof cursor);
+    cr_assert_str_eq(got, "", "a request looks at a bounded number of jobs");
+    cr_assert_neq(cursor[0], '\0', "and says where to go on");
+    page_ids(redis_script_list(rc, &model, JOB_SUCCEEDED, false, 10, cursor, &err), got, sizeof got,
+             cursor, sizeof cursor);
+    cr_assert_str_eq(got, "old");
+    cr_assert_str_eq(cursor, "");
 }
 
 /* --- server checks --- */
