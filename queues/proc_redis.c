@@ -186,6 +186,7 @@ static void proc_redis_join(redis_store *st, bool *flag, pthread_t th, bool *on)
     pthread_mutex_lock(&st->mu);
     *flag = true;
     pthread_cond_broadcast(&st->cv);
+    pthread_cond_broadcast(&st->done_cv);
     pthread_mutex_unlock(&st->mu);
     if (*on)
         pthread_join(th, NULL);
@@ -385,6 +386,7 @@ static void proc_redis_destroy(proc_t *self)
     pthread_mutex_unlock(&st->mu);
     redis_link_destroy(&st->link);
     pthread_cond_destroy(&st->cv);
+    pthread_cond_destroy(&st->done_cv);
     pthread_mutex_destroy(&st->mu);
     free(st);
     self->priv = NULL;
@@ -458,6 +460,7 @@ static void proc_redis_free_store(redis_store *st)
 {
     redis_link_destroy(&st->link);
     pthread_cond_destroy(&st->cv);
+    pthread_cond_destroy(&st->done_cv);
     pthread_mutex_destroy(&st->mu);
     free(st);
 }
@@ -485,6 +488,7 @@ static proc_t *proc_redis_create(jobd_t *ctx, queue_t *q, const json_t *opts, pr
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_mutex_init(&st->mu, NULL);
     pthread_cond_init(&st->cv, &ca);
+    pthread_cond_init(&st->done_cv, &ca);
     pthread_condattr_destroy(&ca);
     st->self = p;
     st->ctx = ctx;

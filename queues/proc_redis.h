@@ -52,7 +52,8 @@ struct redis_store {
     double poll_interval;
 
     pthread_mutex_t mu;
-    pthread_cond_t cv;           /* stop flags, completion queue, leases freed */
+    pthread_cond_t cv;           /* stop flags, the last lease freed */
+    pthread_cond_t done_cv;      /* the completion queue has outcomes (or stop) */
     char pid[REDIS_PID_LEN + 1]; /* changes when Redis declared us dead */
     bool registered;
     rlease *active;  /* leases held by this process */

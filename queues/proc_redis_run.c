@@ -50,8 +50,10 @@ static void proc_redis_lease_free(rlease *l)
         st->active = l->next;
     if (l->next)
         l->next->prev = l->prev;
-    st->n_leases--;
-    pthread_cond_broadcast(&st->cv);
+    /* Only destroy waits for this (for none left): a broadcast per job would
+     * wake every thread that waits on cv, for nothing. */
+    if (--st->n_leases == 0)
+        pthread_cond_broadcast(&st->cv);
     pthread_mutex_unlock(&st->mu);
     job_free(l->job);
     free(l);
@@ -92,7 +94,7 @@ static void proc_redis_run_done(void *done_ctx, size_t index, const outcome_t *o
         else
             st->done_head = l;
         st->done_tail = l;
-        pthread_cond_broadcast(&st->cv);
+        pthread_cond_signal(&st->done_cv);
     }
     pthread_mutex_unlock(&st->mu);
     if (closed) {
@@ -206,7 +208,7 @@ static int proc_redis_write_outcomes(redis_store *st, redisContext *c, rlease *h
 static rlease *proc_redis_take_outcomes(redis_store *st, size_t *n, rlease **tail)
 {
     while (!st->done_head && !st->done_stop)
-        pthread_cond_wait(&st->cv, &st->mu);
+        pthread_cond_wait(&st->done_cv, &st->mu);
     rlease *head = st->done_head, *l = head;
     *n = 0;
     *tail = NULL;
