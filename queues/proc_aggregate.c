@@ -408,14 +408,25 @@ static void proc_aggregate_spill_done(aggregate *a, size_t n)
                   strerror(errno));
 }
 
-/* Flushes f in batches of max_batch. Returns how many entries left it;
- * *from_spill of them were replayed from the spill file. */
+/* True when entries i-1 and i belong to one waiting submission. */
+static bool proc_aggregate_same_call(const aggregate_buf *f, size_t i)
+{
+    const aggregate_ref *a = &f->refs[i - 1], *b = &f->refs[i];
+    return a->done && a->done == b->done && a->done_ctx == b->done_ctx;
+}
+
+/* Flushes f in batches of about max_batch. A batch ends only between
+ * submissions: a client's batch goes to the store in one call, so it is
+ * stored or refused as a whole (api.md's all-or-nothing). Returns how many
+ * entries left f; *from_spill of them were replayed from the spill file. */
 static size_t proc_aggregate_flush(proc_t *self, aggregate_buf *f, size_t *from_spill)
 {
     aggregate *a = self->priv;
-    for (size_t off = 0; off < f->n; off += a->max_batch) {
-        size_t n = f->n - off < a->max_batch ? f->n - off : a->max_batch;
-        proc_aggregate_batch_run(self, f->jobs + off, f->refs + off, n);
+    for (size_t off = 0, end; off < f->n; off = end) {
+        end = f->n - off < a->max_batch ? f->n : off + a->max_batch;
+        while (end < f->n && proc_aggregate_same_call(f, end))
+            end++;
+        proc_aggregate_batch_run(self, f->jobs + off, f->refs + off, end - off);
     }
     return proc_aggregate_compact(f, from_spill);
 }

@@ -409,6 +409,25 @@ Test(aggregate, stop_flushes_in_batches_of_max_batch)
     free_jobs(jobs, n);
 }
 
+Test(aggregate, a_submission_is_never_split_across_store_calls)
+{
+    /* Calls of 7 jobs with max_batch 5: each call goes to the store whole
+     * (stored or refused as one), so batches end only between calls. */
+    fixture *f = fixture_new("{\"max_batch\": 5}", false);
+    size_t n = 23;
+    job_t **jobs = make_jobs(n, "s");
+    tally *t = tally_new(f, jobs, n);
+    call_ref refs[23];
+    submit_range(t, refs, 0, n, 7, on_done_check_store);
+    pipeline_stop(f->q, jobd_mono_ms() + WAIT_MS);
+    assert_each_once(t, OUT_STORED);
+    cr_assert_eq(stat_of(f, "batches"), 4, "7 + 7 + 7 + 2");
+    cr_assert_eq(stat_of(f, "largest_batch"), 7);
+    fixture_free(f);
+    tally_free(t);
+    free_jobs(jobs, n);
+}
+
 Test(aggregate, call_after_stop_refuses_503)
 {
     fixture *f = fixture_new("{}", false);
