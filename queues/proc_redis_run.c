@@ -20,30 +20,23 @@
 
 /* --- leases --- */
 
-static rlease *proc_redis_lease_new(redis_store *st, job_t *job, long long token, const char *pid)
+/* Leases are linked into and out of st->active in batches (one lock per
+ * fetch or written batch, not per job: 64 workers contend for st->mu). */
+
+/* Puts l on the active list. Call with st->mu held. */
+static void proc_redis_link_locked(redis_store *st, rlease *l)
 {
-    rlease *l = calloc(1, sizeof *l);
-    if (!l)
-        return NULL;
-    l->st = st;
-    l->job = job;
-    l->token = token;
-    redis_script_proc_key(&st->m, pid, l->plist);
-    pthread_mutex_lock(&st->mu);
+    l->prev = NULL;
     l->next = st->active;
     if (st->active)
         st->active->prev = l;
     st->active = l;
     st->n_leases++;
-    pthread_mutex_unlock(&st->mu);
-    return l;
 }
 
-/* Forgets a lease: off the active list, freed, and destroy is told. */
-static void proc_redis_lease_free(rlease *l)
+/* Takes l off the active list. Call with st->mu held. */
+static void proc_redis_unlink_locked(redis_store *st, rlease *l)
 {
-    redis_store *st = l->st;
-    pthread_mutex_lock(&st->mu);
     if (l->prev)
         l->prev->next = l->next;
     else if (st->active == l)
@@ -54,9 +47,22 @@ static void proc_redis_lease_free(rlease *l)
      * wake every thread that waits on cv, for nothing. */
     if (--st->n_leases == 0)
         pthread_cond_broadcast(&st->cv);
-    pthread_mutex_unlock(&st->mu);
+}
+
+static void proc_redis_lease_delete(rlease *l)
+{
     job_free(l->job);
     free(l);
+}
+
+/* Forgets a lease: off the active list, freed, and destroy is told. */
+static void proc_redis_lease_free(rlease *l)
+{
+    redis_store *st = l->st;
+    pthread_mutex_lock(&st->mu);
+    proc_redis_unlink_locked(st, l);
+    pthread_mutex_unlock(&st->mu);
+    proc_redis_lease_delete(l);
 }
 
 /* release_strays callback: true when this process holds a lease on id. */
@@ -160,21 +166,29 @@ static bool proc_redis_done_reply(redis_store *st, rlease *l, int result, const 
  * PROC_REDIS_DONE_TRIES times at most. */
 static void proc_redis_settle(redis_store *st, rlease *head, const int *done, const jobd_error *err)
 {
-    rlease *retry = NULL, *retry_tail = NULL, *next;
-    size_t i = 0, n_retry = 0;
+    rlease *retry = NULL, *retry_tail = NULL, *gone = NULL, *next;
+    size_t i = 0, n_retry = 0, n_gone = 0;
     for (rlease *l = head; l; l = next, i++) {
         next = l->qnext;
         l->qnext = NULL;
         if (proc_redis_done_reply(st, l, done ? done[i] : -1, err)) {
-            pthread_mutex_lock(&st->mu);
-            st->done_inflight--;
-            pthread_mutex_unlock(&st->mu);
-            proc_redis_lease_free(l);
+            l->qnext = gone;
+            gone = l;
+            n_gone++;
         } else {
             *(retry_tail ? &retry_tail->qnext : &retry) = l;
             retry_tail = l;
             n_retry++;
         }
+    }
+    pthread_mutex_lock(&st->mu);
+    st->done_inflight -= n_gone;
+    for (rlease *l = gone; l; l = l->qnext)
+        proc_redis_unlink_locked(st, l);
+    pthread_mutex_unlock(&st->mu);
+    for (rlease *l = gone; l; l = next) {
+        next = l->qnext;
+        proc_redis_lease_delete(l);
     }
     proc_redis_requeue_done(st, retry, retry_tail, n_retry);
 }
@@ -295,22 +309,37 @@ static void proc_redis_release_slots(redis_store *st, int n)
         worker_pool_release(st->ctx->pool, st->q);
 }
 
-/* Hands a leased job to the executor on one reserved slot. */
-static void proc_redis_start_run(redis_store *st, redis_lease *rl, const char *pid)
+/* Hands the leased jobs rl[0..n) to the executor, each on one reserved
+ * slot; plist is the lease set they are in. */
+static void proc_redis_start_runs(redis_store *st, redis_lease *rl, int n, const char *plist)
 {
-    rlease *l = proc_redis_lease_new(st, rl->job, rl->token, pid);
-    if (!l) {
-        /* The lease stays in our set; stop (or a reconcile) gives it back. */
-        log_event(LOG_ERROR, "job.not_started", rl->job, "out of memory");
-        job_free(rl->job);
-        proc_redis_release_slots(st, 1);
-        return;
+    rlease *ls[PROC_REDIS_FETCH_MAX];
+    for (int i = 0; i < n; i++) {
+        ls[i] = malloc(sizeof *ls[i]);
+        if (ls[i]) {
+            *ls[i] = (rlease){.st = st, .job = rl[i].job, .token = rl[i].token};
+            memcpy(ls[i]->plist, plist, sizeof ls[i]->plist);
+        }
     }
-    atomic_fetch_add(&st->n_fetched, 1);
-    log_event(LOG_DEBUG, "job.started", l->job, "attempt %d, lease %lld", l->job->attempts + 1,
-              l->token);
+    pthread_mutex_lock(&st->mu);
+    for (int i = 0; i < n; i++)
+        if (ls[i])
+            proc_redis_link_locked(st, ls[i]);
+    pthread_mutex_unlock(&st->mu);
     proc_t *exec = st->self->delegate;
-    exec->ops->call(exec, &l->job, 1, proc_redis_run_done, l);
+    for (int i = 0; i < n; i++) {
+        if (!ls[i]) {
+            /* The lease stays in our set; stop (or a reconcile) gives it back. */
+            log_event(LOG_ERROR, "job.not_started", rl[i].job, "out of memory");
+            job_free(rl[i].job);
+            proc_redis_release_slots(st, 1);
+            continue;
+        }
+        atomic_fetch_add(&st->n_fetched, 1);
+        log_event(LOG_DEBUG, "job.started", ls[i]->job, "attempt %d, lease %lld",
+                  ls[i]->job->attempts + 1, ls[i]->token);
+        exec->ops->call(exec, &ls[i]->job, 1, proc_redis_run_done, ls[i]);
+    }
 }
 
 typedef struct proc_redis_fetch_state {
@@ -352,8 +381,8 @@ static void proc_redis_fetch_round(redis_store *st, proc_redis_fetch_state *fs)
             proc_redis_drop(st, &fs->c);
     }
     fs->idle = n == 0;
-    for (int i = 0; i < n; i++)
-        proc_redis_start_run(st, &leases[i], pid);
+    if (n > 0)
+        proc_redis_start_runs(st, leases, n, plist);
 }
 
 /* Gets the connection ready: open, reconcile, paused flag. False = not now. */

@@ -132,7 +132,8 @@ static const char lua_enqueue[] = LUA_PRELUDE
 /* KEYS: common, ready plist paused fence enqueued running. ARGV: n.
  * Takes up to n ids off the right of ready (oldest first) and leases the
  * enqueued ones, all under one new fencing token. Returns -1 (paused:
- * nothing taken), or {token, now, then per lease: view attempts run_at error}. */
+ * nothing taken), or {token, now, then per lease: view attempts}: what a
+ * run needs (its last error and run_at do not matter to it). */
 static const char lua_fetch[] = LUA_PRELUDE
     "local ready, plist, paused, fence, n_enq, n_run = unpack(KEYS, NC + 1, NC + 6)\n"
     "if redis.call('EXISTS', paused) == 1 then return -1 end\n"
@@ -162,11 +163,9 @@ static const char lua_fetch[] = LUA_PRELUDE
     "redis.call('DECRBY', n_enq, nt)\n"
     "redis.call('INCRBY', n_run, nt)\n"
     "local v, a = mget('HMGET', COL.v, take), mget('HMGET', COL.a, take)\n"
-    "local r, e = mget('HMGET', COL.r, take), mget('HMGET', COL.e, take)\n"
     "local out = {tok, now}\n"
     "for i = 1, nt do\n"
-    "  local j = 4 * i - 2\n"
-    "  out[j + 1] = v[i]; out[j + 2] = a[i]; out[j + 3] = r[i]; out[j + 4] = e[i]\n"
+    "  out[2 * i + 1] = v[i]; out[2 * i + 2] = a[i]\n"
     "end\n"
     "return out\n";
 
@@ -759,7 +758,7 @@ int redis_script_time(redisContext *c, int64_t *redis_ms)
 /* --- fetching --- */
 
 /* Reads the leases of a fetch reply {token, now, then per lease: view
- * attempts run_at error} into out; returns how many. A record that cannot
+ * attempts} into out; returns how many. A record that cannot
  * be read stays leased (in our set): stop gives it back. */
 static int rs_fetch_reply(const redisReply *r, size_t n, redis_lease *out)
 {
@@ -768,9 +767,9 @@ static int rs_fetch_reply(const redisReply *r, size_t n, redis_lease *out)
     long long token = rs_int(r->element[0]);
     int64_t now = rs_int(r->element[1]);
     int k = 0;
-    for (size_t i = 2; i + 4 <= r->elements && (size_t)k < n; i += 4) {
+    for (size_t i = 2; i + 2 <= r->elements && (size_t)k < n; i += 2) {
         redisReply *const *f = r->element + i;
-        job_t *job = rs_job(f[0], "running", f[1], f[2], NULL, 0, f[3]);
+        job_t *job = rs_job(f[0], "running", f[1], NULL, NULL, 0, NULL);
         if (!job) {
             log_event(LOG_ERROR, "redis.unreadable", NULL, "a leased job's record is unreadable");
             continue;
