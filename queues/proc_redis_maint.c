@@ -10,6 +10,7 @@
 #define PROC_REDIS_PROMOTE_BATCH 500
 #define PROC_REDIS_PROMOTE_ROUNDS 20 /* batches per poll, so a backlog cannot starve heartbeats */
 #define PROC_REDIS_TRIM_BATCH 500
+#define PROC_REDIS_TRIM_ROUNDS 20 /* batches per tick: retention keeps up with 10,000 jobs/s */
 #define PROC_REDIS_REFUSED_LOG_MS 60000
 
 typedef struct proc_redis_maint_state {
@@ -110,15 +111,30 @@ static int proc_redis_promote(redis_store *st, redisContext *c)
     return 0;
 }
 
+/* Trims one set in batches until a batch is not full (or the rounds are
+ * used up). Returns how many went, or -1 when the connection failed. */
+static long proc_redis_trim_set(redis_store *st, redisContext *c, bool dead, double max_age,
+                                long max_count)
+{
+    long total = 0;
+    for (int round = 0; round < PROC_REDIS_TRIM_ROUNDS; round++) {
+        long n = redis_script_trim(c, &st->m, dead, max_age, max_count, PROC_REDIS_TRIM_BATCH);
+        if (n < 0)
+            return -1;
+        total += n;
+        if (n < PROC_REDIS_TRIM_BATCH)
+            break;
+    }
+    return total;
+}
+
 /* Retention: finished jobs and the dead set, bounded; logged and counted. */
 static int proc_redis_trim(redis_store *st, redisContext *c)
 {
     const config_t *cfg = st->ctx->cfg;
-    long fin = redis_script_trim(c, &st->m, false, cfg->retention_finished, cfg->max_finished,
-                                 PROC_REDIS_TRIM_BATCH);
-    long dead = fin < 0 ? -1
-                        : redis_script_trim(c, &st->m, true, cfg->dead_max_age, cfg->dead_max_jobs,
-                                            PROC_REDIS_TRIM_BATCH);
+    long fin = proc_redis_trim_set(st, c, false, cfg->retention_finished, cfg->max_finished);
+    long dead =
+        fin < 0 ? -1 : proc_redis_trim_set(st, c, true, cfg->dead_max_age, cfg->dead_max_jobs);
     if (fin > 0)
         log_event(LOG_INFO, "redis.trimmed", NULL,
                   "queue %s: %ld finished jobs removed (retention.finished / max_finished)",
