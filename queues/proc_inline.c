@@ -391,8 +391,8 @@ static void inline_run_done(void *done_ctx, size_t index, const outcome_t *out)
     else
         job->finished_at = now;
     inline_place(st, e, next);
-    if (next == JOB_SUCCEEDED)
-        log_event(LOG_INFO, "job.succeeded", job, "in %.3fs", out->duration);
+    if (next == JOB_SUCCEEDED) /* per-job success lines cost; as on Redis, debug */
+        log_event(LOG_DEBUG, "job.succeeded", job, "in %.3fs", out->duration);
     else
         log_event(next == JOB_DEAD ? LOG_WARN : LOG_INFO,
                   next == JOB_DEAD ? "job.dead" : "job.failed", job, "%s", job->last_error);

@@ -1188,7 +1188,9 @@ static const char two_queue_config[] =
 
 Test(api, sigterm_starts_no_job_in_any_queue)
 {
-    int port = api_up(two_queue_config);
+    const char *const verbose[] = {"--verbose", NULL}; /* job.succeeded is a debug line */
+    cr_assert_eq(ts_jobd_start(&srv, two_queue_config, verbose), 0, "jobd did not start");
+    int port = srv.port;
     char running[JOB_ID_MAX + 1], due[JOB_ID_MAX + 1];
     submit_ok(port, "a", "{\"type\": \"sleep\", \"args\": {\"ms\": 1200}}", running);
     cr_assert(ts_wait_state(port, "a", running, "running", 2000, NULL));
