@@ -2,7 +2,7 @@
 # run.sh [BUILDDIR] - `make bench`: jobd against references of the same run,
 # over loopback only, with every process of its own started on a free port in
 # a temp folder and stopped by PID at the end. Prints one table of results
-# and ratios, also written to bench/results/<date>.txt.
+# and ratios, also written to bench/results/<date>-<commit>.txt.
 #
 # Needs BUILDDIR/jobd and BUILDDIR/bench/paced (`make bench` builds both),
 # redis-server, redis-benchmark, nginx and wrk (installed with apt when
@@ -559,7 +559,8 @@ main() {
     if [ -n "$results_dir" ]; then
         mkdir -p "$results_dir"
         local out
-        out="$results_dir/$(date -u +%F).txt"
+        # One file per day and commit: a later run does not overwrite an earlier one.
+        out="$results_dir/$(date -u +%F)-$(git rev-parse --short HEAD 2>/dev/null || echo unknown).txt"
         cp "$tmp/report" "$out.tmp" && mv "$out.tmp" "$out"
         say "written to $out"
     fi
