@@ -147,23 +147,6 @@ long rt_job_int(int port, const char *id, const char *field)
 
 /* --- a redis-server of the test's own --- */
 
-static bool rt_redis_pings(int port)
-{
-    struct timeval tv = {0, 200000};
-    redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
-    bool ok = false;
-    if (c && !c->err) {
-        redisSetTimeout(c, tv);
-        redisReply *rep = redisCommand(c, "PING");
-        ok = rep && rep->type == REDIS_REPLY_STATUS && strcmp(rep->str, "PONG") == 0;
-        if (rep)
-            freeReplyObject(rep);
-    }
-    if (c)
-        redisFree(c);
-    return ok;
-}
-
 /* Spawns redis-server on r->port in r->dir; its pid or -1. */
 static pid_t rt_redis_spawn(const rt_redis *r)
 {
@@ -202,7 +185,7 @@ static bool rt_redis_wait_up(rt_redis *r)
 {
     long long deadline = ts_now_ms() + RT_REDIS_START_MS;
     while (r->pid > 0 && ts_now_ms() < deadline) {
-        if (rt_redis_pings(r->port))
+        if (ts_redis_pings(r->port))
             return true;
         if (waitpid(r->pid, NULL, WNOHANG) == r->pid) {
             rt_track(0, r->pid);

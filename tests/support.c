@@ -549,8 +549,7 @@ bool ts_wait_state(int port, const char *queue, const char *id, const char *stat
     return reached;
 }
 
-/* True when a redis-server answers PING on 127.0.0.1:port. */
-static bool ts_redis_pings(int port)
+bool ts_redis_pings(int port)
 {
     struct timeval tv = {0, 200000};
     redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);

@@ -85,6 +85,9 @@ bool ts_wait_state(int port, const char *queue, const char *id, const char *stat
  * (extra args appended, NULL-terminated, e.g. "--appendonly","yes"); waits
  * until it answers PING. Returns 0 and fills *pid, *port. */
 int ts_redis_start(pid_t *pid, int *port, const char *const *extra_args);
+/* True when a redis-server answers PING on 127.0.0.1:port (200 ms at most). */
+bool ts_redis_pings(int port);
+
 /* Stops it (SIGTERM, then SIGKILL after 5 s) and waits. */
 void ts_redis_stop(pid_t pid);
 

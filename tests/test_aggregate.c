@@ -388,44 +388,38 @@ Test(aggregate, durable_refusal_is_passed_on_and_nothing_stored)
     free_jobs(jobs, n);
 }
 
-Test(aggregate, stop_flushes_in_batches_of_max_batch)
+/* Buffers 23 jobs (not started: they wait until stop() flushes them) in
+ * calls of per_call jobs with max_batch 5; checks the store calls made. */
+static void flush_batches(size_t per_call, json_int_t want_batches, json_int_t want_largest)
 {
-    /* Not started: the jobs wait in the buffer until stop() flushes them. */
     fixture *f = fixture_new("{\"max_batch\": 5}", false);
     size_t n = 23;
     job_t **jobs = make_jobs(n, "b");
     tally *t = tally_new(f, jobs, n);
     call_ref refs[23];
-    submit_range(t, refs, 0, n, 1, on_done_check_store);
+    submit_range(t, refs, 0, n, per_call, on_done_check_store);
     cr_assert_eq(atomic_load(&t->total), 0, "durable: no answer before the batch is stored");
     cr_assert_eq(stat_of(f, "buffered"), (json_int_t)n);
     pipeline_stop(f->q, jobd_mono_ms() + WAIT_MS);
     assert_each_once(t, OUT_STORED);
     cr_assert_eq(atomic_load(&t->not_in_store), 0);
-    cr_assert_eq(stat_of(f, "batches"), 5);
-    cr_assert_eq(stat_of(f, "largest_batch"), 5);
+    cr_assert_eq(stat_of(f, "batches"), want_batches);
+    cr_assert_eq(stat_of(f, "largest_batch"), want_largest);
     fixture_free(f);
     tally_free(t);
     free_jobs(jobs, n);
 }
 
+Test(aggregate, stop_flushes_in_batches_of_max_batch)
+{
+    flush_batches(1, 5, 5);
+}
+
+/* Calls of 7 jobs with max_batch 5: each call goes to the store whole
+ * (stored or refused as one), so batches end only between calls. */
 Test(aggregate, a_submission_is_never_split_across_store_calls)
 {
-    /* Calls of 7 jobs with max_batch 5: each call goes to the store whole
-     * (stored or refused as one), so batches end only between calls. */
-    fixture *f = fixture_new("{\"max_batch\": 5}", false);
-    size_t n = 23;
-    job_t **jobs = make_jobs(n, "s");
-    tally *t = tally_new(f, jobs, n);
-    call_ref refs[23];
-    submit_range(t, refs, 0, n, 7, on_done_check_store);
-    pipeline_stop(f->q, jobd_mono_ms() + WAIT_MS);
-    assert_each_once(t, OUT_STORED);
-    cr_assert_eq(stat_of(f, "batches"), 4, "7 + 7 + 7 + 2");
-    cr_assert_eq(stat_of(f, "largest_batch"), 7);
-    fixture_free(f);
-    tally_free(t);
-    free_jobs(jobs, n);
+    flush_batches(7, 4, 7); /* 7 + 7 + 7 + 2 */
 }
 
 Test(aggregate, call_after_stop_refuses_503)
