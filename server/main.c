@@ -149,6 +149,18 @@ static int jobd_shutdown(jobd_t *ctx)
     return rc;
 }
 
+/* A second SIGTERM/SIGINT during the graceful shutdown ends the process at
+ * once (Ctrl-C twice), leaving running jobs' Redis leases to expire. */
+static void *jobd_second_signal(void *arg)
+{
+    int sig = 0;
+    sigwait(arg, &sig);
+    log_event(LOG_WARN, "jobd.exit", NULL, "second %s: exiting without waiting",
+              sig == SIGINT ? "SIGINT" : "SIGTERM");
+    _exit(1);
+    return NULL;
+}
+
 static void jobd_free(jobd_t *ctx)
 {
     http_stop(ctx->http);
@@ -219,6 +231,9 @@ int main(int argc, char **argv)
     int sig = 0;
     sigwait(&sigs, &sig);
     log_event(LOG_INFO, "jobd.signal", NULL, "%s received", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    pthread_t impatient;
+    if (pthread_create(&impatient, NULL, jobd_second_signal, &sigs) == 0)
+        pthread_detach(impatient);
     if (jobd_shutdown(&ctx) != 0) {
         /* Workers still run jobs whose stores would be freed under them:
          * leave without tearing down. */

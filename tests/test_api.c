@@ -1258,3 +1258,22 @@ Test(api, dead_list_pages_across_a_deletion)
     cr_expect_str_eq(nz(jstr(json_array_get(jobs, 1), "id")), ids[0]);
     json_decref(page);
 }
+
+/* Ctrl-C twice: a second signal during the graceful shutdown ends jobd at once. */
+Test(api, second_sigterm_exits_at_once)
+{
+    int port = api_up(shutdown_config);
+    char id[JOB_ID_MAX + 1];
+    submit_ok(port, "local", "{\"type\": \"sleep\", \"args\": {\"ms\": 8000}}", id);
+    cr_assert(ts_wait_state(port, "local", id, "running", 2000, NULL));
+    cr_assert_eq(kill(srv.pid, SIGTERM), 0);
+    long long deadline = ts_now_ms() + ts_patience(2000);
+    while (!ts_log_contains(&srv, "jobd.stopping") && ts_now_ms() < deadline)
+        ts_sleep_ms(10);
+    long long second = ts_now_ms();
+    cr_assert_eq(kill(srv.pid, SIGTERM), 0);
+    int status = ts_jobd_stop(&srv, 0, 15000);
+    cr_expect_eq(status, 1, "exit status %d", status);
+    cr_expect_lt(ts_now_ms() - second, 3000, "the second signal was not obeyed at once");
+    cr_expect(ts_log_contains(&srv, "second SIGTERM"));
+}
