@@ -14,7 +14,7 @@
 #define PROC_REDIS_FETCH_MAX 64   /* jobs taken and leased in one script */
 #define PROC_REDIS_BLOCK_S 0.5    /* BLMOVE wait while the queue is idle */
 #define PROC_REDIS_DONE_BATCH 128 /* outcomes written in one script */
-#define PROC_REDIS_DONE_TRIES 5   /* error answers before an outcome is dropped */
+#define PROC_REDIS_DONE_LOG_EVERY 10 /* error answers between two log lines of one outcome */
 #define PROC_REDIS_PAUSE_CHECK_MS 250
 #define PROC_REDIS_RESERVE_WAIT_MS 200
 
@@ -154,16 +154,18 @@ static bool proc_redis_done_reply(redis_store *st, rlease *l, int result, const 
                   l->token, job_state_name(l->outcome));
         return true;
     }
-    if (++l->tries < PROC_REDIS_DONE_TRIES)
-        return false;
-    log_event(LOG_ERROR, "job.outcome_lost", l->job, "Redis refused the outcome %d times: %s",
-              l->tries, err->message);
-    return true;
+    /* Never dropped: the lease would stay in our live lease set and the job
+     * `running` for good. Retried with backoff until Redis takes it (or stop
+     * abandons it to the next process). */
+    if (l->tries++ % PROC_REDIS_DONE_LOG_EVERY == 0)
+        log_event(LOG_ERROR, "job.outcome_refused", l->job,
+                  "Redis refused the outcome (%d times so far), retrying: %s", l->tries,
+                  err->message);
+    return false;
 }
 
 /* Settles each lease of a batch that Redis answered: done[i] for each, or
- * with done NULL (an error answer, why in err) each is tried again later,
- * PROC_REDIS_DONE_TRIES times at most. */
+ * with done NULL (an error answer, why in err) each is tried again later. */
 static void proc_redis_settle(redis_store *st, rlease *head, const int *done, const jobd_error *err)
 {
     rlease *retry = NULL, *retry_tail = NULL, *gone = NULL, *next;
@@ -193,8 +195,9 @@ static void proc_redis_settle(redis_store *st, rlease *head, const int *done, co
     proc_redis_requeue_done(st, retry, retry_tail, n_retry);
 }
 
-/* Writes a batch of outcomes (leases of one lease set) in one script. -1
- * when the connection failed (all of them go back to the queue). */
+/* Writes a batch of outcomes (leases of one lease set) in one script. 0 when
+ * written, 1 when Redis answered an error (READONLY, LOADING, OOM: settled
+ * for a retry), -1 when the connection failed (all go back to the queue). */
 static int proc_redis_write_outcomes(redis_store *st, redisContext *c, rlease *head, size_t n)
 {
     redis_outcome *outs = calloc(n, sizeof *outs);
@@ -213,7 +216,7 @@ static int proc_redis_write_outcomes(redis_store *st, redisContext *c, rlease *h
         proc_redis_settle(st, head, rc == 0 ? done : NULL, &err);
     free(outs);
     free(done);
-    return answered ? 0 : -1;
+    return !answered ? -1 : rc == 0 ? 0 : 1;
 }
 
 /* Takes up to PROC_REDIS_DONE_BATCH outcomes of one lease set off the
@@ -262,6 +265,7 @@ void *proc_redis_done_main(void *arg)
     redis_store *st = arg;
     redisContext *c = NULL;
     int64_t backoff = PROC_REDIS_BACKOFF_MIN_MS;
+    bool refused = false; /* the last batch was answered with an error */
     for (;;) {
         size_t n;
         rlease *tail;
@@ -273,8 +277,20 @@ void *proc_redis_done_main(void *arg)
             break;
         if (!c)
             c = proc_redis_open(st, st->link.timeout);
-        if (c && proc_redis_write_outcomes(st, c, head, n) == 0) {
+        if (stopping && refused) {
+            /* Stopping and Redis still refuses: leave them to the next process. */
+            proc_redis_abandon_outcomes(st, head, n);
+            continue;
+        }
+        int written = c ? proc_redis_write_outcomes(st, c, head, n) : -1;
+        refused = written == 1;
+        if (written == 0) {
             backoff = PROC_REDIS_BACKOFF_MIN_MS;
+            continue;
+        }
+        if (refused) {
+            /* Connection fine: wait before the retry (settle requeued them). */
+            proc_redis_wait(st, proc_redis_backoff_next(&backoff), &st->done_stop);
             continue;
         }
         proc_redis_drop(st, &c);

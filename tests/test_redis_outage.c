@@ -6,6 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <hiredis/hiredis.h>
+
+#include "../queues/job.h"
 #include "redis_test.h"
 
 TestSuite(redis_outage, .fini = rt_cleanup, .timeout = 60);
@@ -194,6 +197,57 @@ Test(redis_outage, redis_out_of_memory_answers_503)
     cr_assert_not_null(strstr(r.body, "out of memory"), "%s", r.body);
     ts_resp_free(&r);
     cr_assert_eq(rt_count(j.port, "enqueued"), accepted, "nothing half-stored");
+    ts_jobd_stop(&j, SIGTERM, 5000);
+    rt_redis_kill(&rs, SIGTERM);
+}
+
+/* Sends one command to the Redis at port; true when it answered OK. */
+static bool redis_ok(int port, const char *cmd)
+{
+    struct timeval tv = {1, 0};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
+    bool ok = false;
+    if (c && !c->err) {
+        redisReply *rep = redisCommand(c, cmd);
+        ok = rep && rep->type == REDIS_REPLY_STATUS;
+        if (rep)
+            freeReplyObject(rep);
+    }
+    if (c)
+        redisFree(c);
+    return ok;
+}
+
+/* Redis answers the outcome with an error (here NOREPLICAS; READONLY after a
+ * failover is alike) while the connection is fine: the outcome is retried
+ * until Redis takes it, never dropped with the job left `running`. */
+Test(redis_outage, refused_outcome_is_retried_until_redis_takes_it)
+{
+    rt_redis rs;
+    rt_redis_start(&rs, NULL);
+    char prefix[32], cfg[1024];
+    rt_config(cfg, sizeof cfg, rs.port, ts_unique(prefix), 2);
+    ts_jobd j;
+    rt_jobd_up(&j, cfg, NULL);
+    cr_assert_eq(rt_submit(j.port, "{\"type\": \"sleep\", \"args\": {\"ms\": 300}, \"id\": \"r1\"}",
+                           NULL),
+                 202);
+    cr_assert(ts_wait_state(j.port, "q", "r1", "running", 3000, NULL));
+    int64_t refused_from = jobd_now_ms();
+    cr_assert(redis_ok(rs.port, "CONFIG SET min-replicas-to-write 1"), "writes refused");
+    rt_sleep_ms(1500); /* the run ends and its outcome is refused for a while */
+    cr_expect(ts_wait_state(j.port, "q", "r1", "running", 100, NULL), "not finished meanwhile");
+    cr_assert(redis_ok(rs.port, "CONFIG SET min-replicas-to-write 0"), "writes taken again");
+    json_t *view = NULL;
+    cr_expect(ts_wait_state(j.port, "q", "r1", "succeeded", 5000, &view),
+              "the outcome was dropped: the job stays running");
+    /* The first run's outcome landed: the job did not have to run again. */
+    int64_t started = 0;
+    job_time_parse(json_string_value(json_object_get(view, "started_at")), &started);
+    cr_expect(started > 0 && started < refused_from, "the job ran a second time");
+    cr_expect_eq(json_integer_value(json_object_get(view, "attempts")), 1);
+    json_decref(view);
+    cr_expect_eq(rt_count(j.port, "running"), 0);
     ts_jobd_stop(&j, SIGTERM, 5000);
     rt_redis_kill(&rs, SIGTERM);
 }
