@@ -227,6 +227,11 @@ Test(redis_outage, refused_outcome_is_retried_until_redis_takes_it)
     rt_redis_start(&rs, NULL);
     char prefix[32], cfg[1024];
     rt_config(cfg, sizeof cfg, rs.port, ts_unique(prefix), 2);
+    /* Heartbeats are refused too: a lease_expiry well beyond the window keeps
+     * this process alive in everyone's eyes, so only the outcome path is tried. */
+    char *expiry = strstr(cfg, "\"lease_expiry\": 1,");
+    cr_assert_not_null(expiry);
+    memcpy(expiry, "\"lease_expiry\": 9,", strlen("\"lease_expiry\": 9,"));
     ts_jobd j;
     rt_jobd_up(&j, cfg, NULL);
     cr_assert_eq(rt_submit(j.port, "{\"type\": \"sleep\", \"args\": {\"ms\": 300}, \"id\": \"r1\"}",
@@ -244,7 +249,7 @@ Test(redis_outage, refused_outcome_is_retried_until_redis_takes_it)
     /* The first run's outcome landed: the job did not have to run again. */
     int64_t started = 0;
     job_time_parse(json_string_value(json_object_get(view, "started_at")), &started);
-    cr_expect(started > 0 && started < refused_from, "the job ran a second time");
+    cr_expect(started > 0 && started <= refused_from, "the job ran a second time");
     cr_expect_eq(json_integer_value(json_object_get(view, "attempts")), 1);
     json_decref(view);
     cr_expect_eq(rt_count(j.port, "running"), 0);
