@@ -497,7 +497,8 @@ static int job_take_schedule(const json_t *obj, job_t *job, jobd_error *err)
             return job_invalid(err, "delay", "field 'delay' must be a number of seconds >= 0");
         if (secs * 1000.0 >= (double)(JOB_TIME_END - job->created_at))
             return job_invalid(err, "delay", "field 'delay' must end before the year 10000");
-        when = job->created_at + (int64_t)ceil(secs * 1000.0);
+        job->delay_ms = (int64_t)ceil(secs * 1000.0);
+        when = job->created_at + job->delay_ms;
     }
     job->scheduled_at = when;
     job->run_at = when;

@@ -79,7 +79,7 @@
 
 /* KEYS: common, ready sched st:scheduled enqueued seq.
  * ARGV: not_after (Redis ms, 0 = none), then per job: id view state run_at
- * created_ms max_attempts.
+ * created_ms max_attempts. run_at "+N" is N ms from Redis's now (a delay).
  * Returns per job 0 (stored) or the existing record (replayed); an error when
  * it runs after not_after: the caller has answered 503 by then (a Redis that
  * was frozen), and a 503 must mean "not stored". */
@@ -87,8 +87,8 @@ static const char lua_enqueue[] = LUA_PRELUDE
     "local ready, sched, st_sched, n_enq, seqk = unpack(KEYS, NC + 1, NC + 5)\n"
     "local W = 6\n"
     "local n = (#ARGV - 1) / W\n"
-    "local not_after = tonumber(ARGV[1])\n"
-    "if not_after > 0 and now_ms() > not_after then\n"
+    "local not_after, now = tonumber(ARGV[1]), now_ms()\n"
+    "if not_after > 0 and now > not_after then\n"
     "  return redis.error_reply('LATE the submission reached Redis after its deadline')\n"
     "end\n"
     "local ids = {}\n"
@@ -104,6 +104,10 @@ static const char lua_enqueue[] = LUA_PRELUDE
     "  else\n"
     "    seen[id] = true\n"
     "    local st, run_at = ARGV[a + 2], ARGV[a + 3]\n"
+    "    if string.byte(run_at, 1) == 43 then\n"
+    "      local d = tonumber(string.sub(run_at, 2))\n"
+    "      run_at = FMT('%d', now + d); st = d > 0 and 'scheduled' or 'enqueued'\n"
+    "    end\n"
     "    local score = FMT('%d', tonumber(ARGV[a + 4]) * 1000 + (seq + i) % 1000)\n"
     "    vs[kv + 1] = id; vs[kv + 2] = ARGV[a + 1]; ss[kv + 1] = id; ss[kv + 2] = st\n"
     "    zall[kv + 1] = score; zall[kv + 2] = id; kv = kv + 2\n"
@@ -686,7 +690,15 @@ static void rs_enqueue_args(redis_cmd *cmd, const job_t *job, const char *view, 
     redis_cmd_adds(cmd, job->id);
     redis_cmd_add(cmd, view, len);
     redis_cmd_adds(cmd, job->state == JOB_SCHEDULED ? "scheduled" : "enqueued");
-    redis_cmd_addi(cmd, job->run_at);
+    if (job->delay_ms > 0) {
+        /* Relative: the script adds it to Redis TIME (design.md: due times
+         * come from Redis, not from the host clock). */
+        char rel[32];
+        snprintf(rel, sizeof rel, "+%lld", (long long)job->delay_ms);
+        redis_cmd_adds(cmd, rel);
+    } else {
+        redis_cmd_addi(cmd, job->run_at);
+    }
     redis_cmd_addi(cmd, job->created_at);
     redis_cmd_addi(cmd, job->max_attempts);
 }

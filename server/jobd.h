@@ -69,6 +69,9 @@ typedef struct job {
     double timeout;        /* seconds, 0 = not given: handler, then queue default */
     job_state state;
     char *last_error;      /* owned, NULL = none; at most JOB_ERROR_MAX bytes */
+    int64_t delay_ms;      /* the client's "delay" in ms, 0 = none: a store with a clock of
+                            * its own (Redis TIME) counts it from its now, so host clock
+                            * skew cannot run the job early */
 } job_t;
 
 typedef struct config config_t;

@@ -825,3 +825,27 @@ Test(redis_scripts, eviction_policy_refused_unless_allowed)
     cr_assert_eq(rc2, 0);
     cr_assert_not_null(strstr(err, "allkeys-lru"), "%s", err);
 }
+
+/* A delay counts from Redis's clock, not the submitting host's: a host ten
+ * minutes behind Redis must not make a job with delay 60 s run at once. */
+Test(redis_scripts, a_delay_counts_from_redis_time)
+{
+    int64_t redis_now = 0;
+    cr_assert_eq(redis_script_time(rc, &redis_now), 0);
+    int64_t host_now = redis_now - 600000; /* the skewed host */
+    job_t *j = mkjob("skewed", host_now, host_now + 60000), *rep = NULL;
+    j->delay_ms = 60000;
+    enqueue(&j, 1, &rep);
+    cr_assert_null(rep);
+    job_free(j);
+    assert_state("skewed", "scheduled");
+    char key[REDIS_KEY_MAX];
+    snprintf(key, sizeof key, "%s", model.sched);
+    redisReply *r = redisCommand(rc, "ZSCORE %s skewed", key);
+    cr_assert(r && r->type == REDIS_REPLY_STRING, "not in the scheduled set");
+    long long due = atoll(r->str);
+    freeReplyObject(r);
+    cr_expect(due >= redis_now + 60000 && due < redis_now + 65000,
+              "due %lld ms after Redis's now, want 60000", due - redis_now);
+    cr_expect_eq(redis_script_promote(rc, &model, 100), 0, "nothing is due yet");
+}
