@@ -79,7 +79,7 @@
 
 /* KEYS: common, ready sched st:scheduled enqueued seq.
  * ARGV: not_after (Redis ms, 0 = none), then per job: id view state run_at
- * created_ms max_attempts. run_at "+N" is N ms from Redis's now (a delay).
+ * created_ms max_attempts. A negative run_at -N is a delay: N ms from Redis's now.
  * Returns per job 0 (stored) or the existing record (replayed); an error when
  * it runs after not_after: the caller has answered 503 by then (a Redis that
  * was frozen), and a 503 must mean "not stored". */
@@ -104,9 +104,8 @@ static const char lua_enqueue[] = LUA_PRELUDE
     "  else\n"
     "    seen[id] = true\n"
     "    local st, run_at = ARGV[a + 2], ARGV[a + 3]\n"
-    "    if string.byte(run_at, 1) == 43 then\n"
-    "      local d = tonumber(string.sub(run_at, 2))\n"
-    "      run_at = FMT('%d', now + d); st = d > 0 and 'scheduled' or 'enqueued'\n"
+    "    if string.byte(run_at, 1) == 45 then\n"
+    "      run_at = FMT('%d', now - tonumber(run_at)); st = 'scheduled'\n"
     "    end\n"
     "    local score = FMT('%d', tonumber(ARGV[a + 4]) * 1000 + (seq + i) % 1000)\n"
     "    vs[kv + 1] = id; vs[kv + 2] = ARGV[a + 1]; ss[kv + 1] = id; ss[kv + 2] = st\n"
@@ -690,15 +689,9 @@ static void rs_enqueue_args(redis_cmd *cmd, const job_t *job, const char *view, 
     redis_cmd_adds(cmd, job->id);
     redis_cmd_add(cmd, view, len);
     redis_cmd_adds(cmd, job->state == JOB_SCHEDULED ? "scheduled" : "enqueued");
-    if (job->delay_ms > 0) {
-        /* Relative: the script adds it to Redis TIME (design.md: due times
-         * come from Redis, not from the host clock). */
-        char rel[32];
-        snprintf(rel, sizeof rel, "+%lld", (long long)job->delay_ms);
-        redis_cmd_adds(cmd, rel);
-    } else {
-        redis_cmd_addi(cmd, job->run_at);
-    }
+    /* A delay goes as -ms: the script adds it to Redis TIME (design.md: due
+     * times come from Redis, not from the host clock). */
+    redis_cmd_addi(cmd, job->delay_ms > 0 ? -job->delay_ms : job->run_at);
     redis_cmd_addi(cmd, job->created_at);
     redis_cmd_addi(cmd, job->max_attempts);
 }
