@@ -95,20 +95,8 @@ nginx_bin() { command -v nginx 2>/dev/null || echo /usr/sbin/nginx; }
 
 # --- ports --------------------------------------------------------------------
 
-port_is_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# A free port below the kernel's ephemeral range, so no client socket holds it.
-pick_port() {
-    local p lo=32768
-    read -r lo _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
-    [ "$lo" -gt 11000 ] || lo=32768
-    for _ in $(seq 100); do
-        p=$((10000 + RANDOM % (lo - 10000)))
-        if port_is_free "$p"; then echo "$p"; return 0; fi
-    done
-    say "no free port found"
-    return 1
-}
+# shellcheck source=tests/ports.sh
+. tests/ports.sh # the working folder is the repository root (above)
 
 # wait_http URL PID [CODE]: waits up to 10 s for url to answer CODE (200)
 # while PID lives. 0 or 1.

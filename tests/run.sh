@@ -61,21 +61,8 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# A port nobody listens on: connecting through bash's /dev/tcp fails.
-port_is_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# Below the kernel's ephemeral range, so no outgoing connection holds the port.
-pick_port() {
-    local p lo=32768
-    read -r lo _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
-    [ "$lo" -gt 11000 ] || lo=32768
-    for _ in $(seq 100); do
-        p=$((10000 + RANDOM % (lo - 10000)))
-        if port_is_free "$p"; then echo "$p"; return 0; fi
-    done
-    echo "run.sh: no free port found" >&2
-    return 1
-}
+# shellcheck source=tests/ports.sh
+. tests/ports.sh # the working folder is the repository root (above)
 
 # Starts redis on a free port and waits (5 s) for PING; another port if the
 # chosen one was taken in between.
