@@ -118,7 +118,8 @@ fi
 log="$tmp/tests.log"
 : >"$log"
 set +e
-"$tests_bin" --color=never --encoding=ASCII -j2 2>>"$log" &
+# JOBD_TEST_FILTER (a criterion --filter pattern such as 'api/*') runs part of the suite.
+"$tests_bin" --color=never --encoding=ASCII -j2 ${JOBD_TEST_FILTER:+--filter "$JOBD_TEST_FILTER"} 2>>"$log" &
 tests_pid=$!
 tail -n +1 -s 0.2 -f --pid="$tests_pid" "$log" >&2 &
 tail_pid=$!
