@@ -91,7 +91,8 @@ bool exec_table_has(const exec_table_t *t, const char *type)
     return exec_table_find(t, type) != NULL;
 }
 
-void exec_table_run(exec_table_t *t, const job_t *job, double queue_timeout, exec_result *res)
+void exec_table_run(exec_table_t *t, const job_t *job, double queue_timeout,
+                    const jobd_interrupt *intr, exec_result *res)
 {
     *res = (exec_result){.status = EXEC_OK, .retry_after = -1};
     exec_handler *h = exec_table_find(t, job->type);
@@ -106,7 +107,7 @@ void exec_table_run(exec_table_t *t, const job_t *job, double queue_timeout, exe
         timeout = h->kind->timeout(h->state);
     if (timeout <= 0)
         timeout = queue_timeout;
-    exec_job ej = {.job = job, .timeout = timeout};
+    exec_job ej = {.job = job, .timeout = timeout, .interrupt = intr};
     char *payload = job_payload(job, &ej.payload_len);
     if (!payload) {
         exec_fail(res, EXEC_RETRY, "out of memory building the payload");
@@ -163,7 +164,7 @@ static void exec_task_run(void *arg)
     queue_t *q = t->self->queue;
     exec_result res;
     int64_t t0 = jobd_mono_ms();
-    exec_table_run(q->ctx->exec, t->job, q->cfg->timeout, &res);
+    exec_table_run(q->ctx->exec, t->job, q->cfg->timeout, &q->ctx->interrupt, &res);
     static const outcome_kind kinds[] = {
         [EXEC_OK] = OUT_SUCCEEDED, [EXEC_RETRY] = OUT_FAILED, [EXEC_PERMANENT] = OUT_FAILED_PERMANENT};
     outcome_t out = {
@@ -171,6 +172,7 @@ static void exec_task_run(void *arg)
         .message = res.status == EXEC_OK ? NULL : res.error,
         .retry_after = res.retry_after,
         .duration = (double)(jobd_mono_ms() - t0) / 1000.0,
+        .interrupted = res.status != EXEC_OK && res.interrupted,
     };
     t->done(t->done_ctx, t->index, &out);
     free(t);

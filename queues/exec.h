@@ -22,12 +22,14 @@ typedef struct exec_job {
     size_t payload_len;
     double timeout;        /* seconds this run may take (job, handler, queue default) */
     int64_t deadline_ms;   /* mono ms when the run times out */
+    const jobd_interrupt *interrupt; /* the shutdown deadline's; NULL = never interrupted */
 } exec_job;
 
 typedef struct exec_result {
     exec_status status;
     char error[JOB_ERROR_MAX + 1]; /* "" on success; why it failed otherwise */
     double retry_after;            /* seconds the target asked to wait (Retry-After), < 0 = none */
+    bool interrupted;              /* the shutdown deadline cut the run short (error JOBD_INTERRUPTED) */
 } exec_result;
 
 typedef struct exec_kind {
@@ -63,8 +65,10 @@ exec_table_t *exec_table_new(const config_t *cfg, char *err, size_t errlen);
 bool exec_table_has(const exec_table_t *t, const char *type);
 
 /* Runs job through the handler of its type and fills res. timeout is the
- * queue's default in seconds (used when neither job nor handler sets one). */
-void exec_table_run(exec_table_t *t, const job_t *job, double queue_timeout, exec_result *res);
+ * queue's default in seconds (used when neither job nor handler sets one);
+ * intr (borrowed, may be NULL) ends the run early once fired. */
+void exec_table_run(exec_table_t *t, const job_t *job, double queue_timeout,
+                    const jobd_interrupt *intr, exec_result *res);
 
 /* Frees the table and every handler. NULL is fine. */
 void exec_table_free(exec_table_t *t);

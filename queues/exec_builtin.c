@@ -1,6 +1,6 @@
 /* exec_builtin.c - handlers compiled into jobd. A builtin is a name and a
  * function: add a line to the table below to add one. */
-#include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +17,34 @@ typedef struct exec_builtin {
     exec_builtin_fn fn;
 } exec_builtin;
 
+static int64_t builtin_mono_ns(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return now.tv_sec * 1000000000LL + now.tv_nsec;
+}
+
+/* Sleeps until mono ns `until`, or until the shutdown interrupt fires.
+ * True when interrupted. */
+static bool builtin_sleep_until(const exec_job *ej, int64_t until)
+{
+    int fd = ej->interrupt ? ej->interrupt->fd : -1;
+    for (;;) {
+        if (exec_util_interrupted(ej))
+            return true;
+        int64_t left = until - builtin_mono_ns();
+        if (left <= 0)
+            return false;
+        struct timespec rel = {left / 1000000000LL, left % 1000000000LL};
+        if (fd >= 0) {
+            struct pollfd p = {.fd = fd, .events = POLLIN};
+            ppoll(&p, 1, &rel, NULL);
+        } else {
+            nanosleep(&rel, NULL);
+        }
+    }
+}
+
 /* Sleeps args.ms milliseconds, or fails with a timeout at the run's deadline. */
 static void builtin_sleep(const exec_job *ej, exec_result *res)
 {
@@ -25,17 +53,14 @@ static void builtin_sleep(const exec_job *ej, exec_result *res)
     if (want < 0)
         want = 0;
     /* In ns: whole ms from jobd_mono_ms() could wake up to 1 ms early. */
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    int64_t until = now.tv_sec * 1000000000LL + now.tv_nsec + (int64_t)(want * 1e6);
+    int64_t until = builtin_mono_ns() + (int64_t)(want * 1e6);
     int64_t deadline = ej->deadline_ms * 1000000LL;
     bool timed_out = until > deadline;
     if (timed_out)
         until = deadline;
-    struct timespec ts = {until / 1000000000LL, until % 1000000000LL};
-    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
-        ;
-    if (timed_out)
+    if (builtin_sleep_until(ej, until))
+        exec_util_fail_interrupted(res);
+    else if (timed_out)
         exec_fail(res, EXEC_RETRY, "timed out after %gs", ej->timeout);
 }
 

@@ -48,6 +48,8 @@ typedef struct exec_command_child {
     size_t tail_len;
     bool ended; /* the program exited (not yet reaped) */
     bool timed_out;
+    bool interrupted; /* the shutdown deadline fired while it ran */
+    bool signalled;   /* its group got SIGTERM (timeout or interrupt) */
     bool status_known; /* false when someone else reaped it */
     int wstatus;
 } exec_command_child;
@@ -395,18 +397,20 @@ static void exec_command_check_ended(exec_command_child *ch)
         ch->ended = true; /* reaped by someone else: nothing left to wait for */
 }
 
-/* Waits up to timeout_ms for I/O or the end of the program, then serves the fds. */
-static void exec_command_poll(exec_command_child *ch, int64_t timeout_ms)
+/* Waits up to timeout_ms for I/O, the end of the program or the shutdown
+ * interrupt (intr_fd, -1 = none), then serves the fds. */
+static void exec_command_poll(exec_command_child *ch, int64_t timeout_ms, int intr_fd)
 {
-    struct pollfd p[COMMAND_NFD + 1];
+    struct pollfd p[COMMAND_NFD + 2];
     for (int i = 0; i < COMMAND_NFD; i++)
         p[i] = (struct pollfd){.fd = ch->fd[i], .events = i == COMMAND_IN ? POLLOUT : POLLIN};
     p[COMMAND_NFD] = (struct pollfd){.fd = ch->pidfd, .events = POLLIN};
+    p[COMMAND_NFD + 1] = (struct pollfd){.fd = intr_fd, .events = POLLIN};
     if (timeout_ms > COMMAND_POLL_MAX_MS)
         timeout_ms = COMMAND_POLL_MAX_MS;
     if (ch->pidfd < 0 && timeout_ms > COMMAND_TICK_MS)
         timeout_ms = COMMAND_TICK_MS;
-    if (poll(p, COMMAND_NFD + 1, (int)timeout_ms) <= 0)
+    if (poll(p, COMMAND_NFD + 2, (int)timeout_ms) <= 0)
         return;
     if (p[COMMAND_IN].revents)
         exec_command_write(ch);
@@ -425,8 +429,18 @@ static void exec_command_drain(exec_command_child *ch)
         }
 }
 
+/* SIGTERM to the program's group; the time by which it gets SIGKILL. */
+static int64_t exec_command_terminate(exec_command_child *ch, double grace)
+{
+    ch->signalled = true;
+    kill(-ch->pid, SIGTERM);
+    return jobd_mono_ms() + (int64_t)(grace * 1000);
+}
+
 /* Runs the I/O loop until the program ends or its time (then the grace after
- * SIGTERM) is up. Leaves the program ended or SIGKILLed, not yet reaped. */
+ * SIGTERM) is up. The shutdown interrupt acts like a timeout with the grace
+ * cut to the interrupt's grace_max, so jobd's exit waits for no program.
+ * Leaves the program ended or SIGKILLed, not yet reaped. */
 static void exec_command_supervise(const exec_command *c, const exec_job *job,
                                    exec_command_child *ch)
 {
@@ -435,23 +449,34 @@ static void exec_command_supervise(const exec_command *c, const exec_job *job,
         exec_command_check_ended(ch);
         if (ch->ended)
             break;
+        if (!ch->interrupted && exec_util_interrupted(job)) {
+            ch->interrupted = true;
+            double grace = c->kill_grace < job->interrupt->grace_max ? c->kill_grace
+                                                                      : job->interrupt->grace_max;
+            int64_t by = jobd_mono_ms() + (int64_t)(grace * 1000);
+            if (!ch->signalled)
+                deadline = exec_command_terminate(ch, grace);
+            else if (by < deadline)
+                deadline = by;
+            continue;
+        }
         int64_t left = deadline - jobd_mono_ms();
-        if (left <= 0 && ch->timed_out) {
+        if (left <= 0 && ch->signalled) {
             kill(-ch->pid, SIGKILL);
             break;
         }
         if (left <= 0) {
             ch->timed_out = true;
-            kill(-ch->pid, SIGTERM);
-            deadline = jobd_mono_ms() + (int64_t)(c->kill_grace * 1000);
+            deadline = exec_command_terminate(ch, c->kill_grace);
             continue;
         }
-        exec_command_poll(ch, left);
+        int intr_fd = job->interrupt && !ch->interrupted ? job->interrupt->fd : -1;
+        exec_command_poll(ch, left, intr_fd);
     }
     exec_command_drain(ch);
-    /* After a timeout nothing of the group may outlive the job, including
-     * children that ignored SIGTERM while the leader obeyed it. */
-    if (ch->timed_out)
+    /* After a timeout or interrupt nothing of the group may outlive the job,
+     * including children that ignored SIGTERM while the leader obeyed it. */
+    if (ch->signalled)
         kill(-ch->pid, SIGKILL);
 }
 
@@ -470,6 +495,10 @@ static void exec_command_report(const exec_command_child *ch, const exec_job *jo
 {
     char prefix[64];
     int st = ch->wstatus;
+    if (ch->interrupted && !(ch->status_known && WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
+        exec_util_fail_interrupted(res);
+        return;
+    }
     if (ch->timed_out)
         snprintf(prefix, sizeof prefix, "timed out after %gs", job->timeout);
     else if (!ch->status_known)

@@ -1,4 +1,5 @@
-/* exec_util.c - option checks and text cleaning shared by webhook and command. */
+/* exec_util.c - option checks, text cleaning and the shutdown interrupt,
+ * shared by the handler kinds. */
 #include "exec_util.h"
 
 #include <stdbool.h>
@@ -112,4 +113,15 @@ void exec_util_fail(exec_result *res, exec_status status, const char *prefix, co
     char clean[JOB_ERROR_MAX + 1];
     exec_util_clean_text(clean, room + 1, text, len);
     exec_fail(res, status, "%s%s%s", prefix, clean[0] ? ": " : "", clean);
+}
+
+bool exec_util_interrupted(const exec_job *job)
+{
+    return job->interrupt && atomic_load(&job->interrupt->fired);
+}
+
+void exec_util_fail_interrupted(exec_result *res)
+{
+    exec_fail(res, EXEC_RETRY, "%s", JOBD_INTERRUPTED);
+    res->interrupted = true;
 }

@@ -35,4 +35,10 @@ size_t exec_util_clean_text(char *out, size_t outlen, const char *in, size_t len
 void exec_util_fail(exec_result *res, exec_status status, const char *prefix, const char *text,
                     size_t len, bool keep_end);
 
+/* True once the shutdown deadline fired for this run. */
+bool exec_util_interrupted(const exec_job *job);
+
+/* Fails res as a run cut short by the shutdown deadline (JOBD_INTERRUPTED). */
+void exec_util_fail_interrupted(exec_result *res);
+
 #endif

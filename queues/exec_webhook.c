@@ -442,7 +442,17 @@ static void exec_webhook_answer(CURL *curl, const exec_webhook_body *body, exec_
     res->retry_after = exec_webhook_retry_after(curl);
 }
 
-/* One POST of the payload with the given headers, bounded by left_ms. */
+/* curl's progress callback: a non-zero answer aborts the transfer. libcurl
+ * calls it at least about once a second even while nothing moves. */
+static int exec_webhook_on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
+                                    curl_off_t ultotal, curl_off_t ulnow)
+{
+    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    return exec_util_interrupted(arg) ? 1 : 0;
+}
+
+/* One POST of the payload with the given headers, bounded by left_ms and
+ * aborted by the shutdown interrupt. */
 static CURLcode exec_webhook_post(const exec_webhook *w, CURL *curl, const exec_job *job,
                                   struct curl_slist *headers, int64_t left_ms,
                                   exec_webhook_body *body, char *errbuf)
@@ -456,7 +466,14 @@ static CURLcode exec_webhook_post(const exec_webhook *w, CURL *curl, const exec_
     curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)left_ms);
     curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
                      connect_ms < left_ms ? connect_ms : (long)left_ms);
+    if (job->interrupt) {
+        curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, exec_webhook_on_progress);
+        curl_easy_setopt(curl, CURLOPT_XFERINFODATA, (void *)job);
+        curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+    }
     CURLcode rc = curl_easy_perform(curl);
+    curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 1L);
+    curl_easy_setopt(curl, CURLOPT_XFERINFODATA, NULL);
     /* The handle outlives this call: leave no pointer into the caller's frame behind. */
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, NULL);
     curl_easy_setopt(curl, CURLOPT_POSTFIELDS, NULL);
@@ -497,7 +514,9 @@ static void exec_webhook_run(void *state, const exec_job *job, exec_result *res)
     exec_webhook_body body = {.len = 0};
     char errbuf[CURL_ERROR_SIZE] = "";
     CURLcode rc = exec_webhook_post(w, curl, job, lines, left_ms, &body, errbuf);
-    if (rc != CURLE_OK)
+    if (rc == CURLE_ABORTED_BY_CALLBACK)
+        exec_util_fail_interrupted(res);
+    else if (rc != CURLE_OK)
         exec_fail(res, EXEC_RETRY, "%s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
     else
         exec_webhook_answer(curl, &body, res);

@@ -171,6 +171,8 @@ job_state pipeline_next_state(const queue_cfg *cfg, const job_t *job, const outc
     int max = job->max_attempts > 0 ? job->max_attempts : cfg->max_attempts;
     if (out->kind == OUT_FAILED_PERMANENT || job->attempts >= max)
         return JOB_DEAD;
+    if (out->interrupted)
+        return JOB_ENQUEUED;
     *delay = out->retry_after >= 0 ? out->retry_after : pipeline_backoff(&cfg->backoff, job->attempts);
     return JOB_RETRYING;
 }

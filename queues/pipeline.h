@@ -36,6 +36,10 @@ typedef struct outcome {
      * NULL = not given. A processor that gives it may leave view NULL: the job
      * is then serialized once, and the text stored is the text answered. */
     const char *view_text;
+    /* FAILED: the shutdown deadline cut the run short (message JOBD_INTERRUPTED).
+     * The store counts the attempt and puts the job back to run again (or
+     * dead), as it does for the lease of a process that died. */
+    bool interrupted;
 } outcome_t;
 
 /* Reports the outcome of jobs[index] of a call. Called exactly once per job,
@@ -139,9 +143,10 @@ proc_t *pipeline_proc_new(const proc_ops *ops, queue_t *q, proc_t *delegate);
 /* What a store does after a run ended with out (OUT_SUCCEEDED / OUT_FAILED /
  * OUT_FAILED_PERMANENT) for a job whose attempts already count this run:
  * returns JOB_SUCCEEDED, JOB_DEAD (permanent failure, or attempts >=
- * max_attempts) or JOB_RETRYING with *delay = seconds to wait before the next
- * attempt: design.md's backoff curve with jitter, or the handler's
- * retry_after when it asked for one. */
+ * max_attempts), JOB_ENQUEUED for a run the shutdown interrupted (to run
+ * again at once, as a dead process's lease does), or JOB_RETRYING with
+ * *delay = seconds to wait before the next attempt: the backoff curve with
+ * jitter, or the handler's retry_after when it asked for one. */
 job_state pipeline_next_state(const queue_cfg *cfg, const job_t *job, const outcome_t *out,
                               double *delay);
 

@@ -388,6 +388,8 @@ static void inline_run_done(void *done_ctx, size_t index, const outcome_t *out)
     }
     if (next == JOB_RETRYING)
         job->run_at = now + (int64_t)(delay * 1000);
+    else if (next == JOB_ENQUEUED)
+        job->run_at = 0;
     else
         job->finished_at = now;
     inline_place(st, e, next);

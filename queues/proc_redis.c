@@ -204,9 +204,11 @@ static void proc_redis_drain(redis_store *st, int64_t deadline_ms)
     pthread_mutex_unlock(&st->mu);
 }
 
-/* Gives every lease still in our list back to ready (no attempt counted)
- * and deregisters. With Redis away the registration stays: once our
- * heartbeat expires, a live process takes the leases back. */
+/* Gives every lease still in our list back to ready and deregisters. Each
+ * counts an attempt (JOBD_INTERRUPTED), as a dead process's lease does: a job
+ * that always outlives shutdown_timeout ends dead instead of running
+ * forever. With Redis away the registration stays: once our heartbeat
+ * expires, a live process takes the leases back (counting the attempt too). */
 static void proc_redis_give_back(redis_store *st)
 {
     if (!proc_redis_flag(st, &st->registered))
@@ -214,10 +216,11 @@ static void proc_redis_give_back(redis_store *st)
     char pid[REDIS_PID_LEN + 1];
     proc_redis_pid(st, pid);
     redisContext *c = proc_redis_open(st, st->link.timeout);
-    long n = c ? redis_script_give_back(c, &st->m, pid, false, "") : -1;
+    long n = c ? redis_script_give_back(c, &st->m, pid, true, JOBD_INTERRUPTED) : -1;
     if (n > 0)
         log_event(LOG_INFO, "redis.given_back", NULL,
-                  "queue %s: %ld unfinished jobs went back to ready", st->q->cfg->name, n);
+                  "queue %s: %ld unfinished jobs went back to ready (or dead), an attempt counted",
+                  st->q->cfg->name, n);
     if (n >= 0 && redis_script_beat(c, &st->m, pid, "leave", 0) == 1) {
         pthread_mutex_lock(&st->mu);
         st->registered = false;

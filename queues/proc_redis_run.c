@@ -86,6 +86,14 @@ static void proc_redis_run_done(void *done_ctx, size_t index, const outcome_t *o
     rlease *l = done_ctx;
     redis_store *st = l->st;
     job_t *job = l->job;
+    if (out->interrupted) {
+        /* Cut short by the shutdown deadline: the lease stays in Redis, and
+         * stop's give-back counts the attempt, as for a dead process's. */
+        log_event(LOG_WARN, "job.interrupted", job, "%s: goes back to ready at stop, attempt counted",
+                  JOBD_INTERRUPTED);
+        proc_redis_lease_free(l);
+        return;
+    }
     job->attempts++;
     if (out->kind != OUT_SUCCEEDED)
         job_set_error(job, out->message ? out->message : "failed");

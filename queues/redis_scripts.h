@@ -146,9 +146,9 @@ int redis_script_finish(redisContext *c, const redis_model *m, const char *plist
                         long long token, job_state next, double delay);
 
 /* Takes every id out of process pid's lease set, in batches: running jobs
- * go back to ready, without counting an attempt (abandon false: graceful
- * stop) or counting one (abandon true: the process died; a job whose attempts
- * reach max_attempts goes dead, why as its error). Returns how many jobs went
+ * go back to ready, without counting an attempt (abandon false) or counting
+ * one (abandon true: the process died, or shutdown cut the run short; a job
+ * whose attempts reach max_attempts goes dead, why as its error). Returns how many jobs went
  * back or dead, or -1 when the connection failed. */
 long redis_script_give_back(redisContext *c, const redis_model *m, const char *pid, bool abandon,
                             const char *why);

@@ -88,6 +88,19 @@ typedef struct idgen {
     unsigned char last_rand[10];
 } idgen_t;
 
+/* last_error of a run that the shutdown deadline cut short. */
+#define JOBD_INTERRUPTED "interrupted by shutdown"
+
+/* The shutdown deadline's signal to running jobs: once fired, command
+ * process groups get SIGTERM (then SIGKILL after their kill_grace, at most
+ * grace_max), webhook transfers and builtin sleeps end, and the run reports
+ * JOBD_INTERRUPTED. Fired once, never reset. */
+typedef struct jobd_interrupt {
+    atomic_bool fired;
+    int fd;           /* eventfd, readable once fired (never read); -1 = none */
+    double grace_max; /* seconds */
+} jobd_interrupt;
+
 /* The server context: the only mutable state shared across modules. */
 typedef struct jobd {
     config_t *cfg;            /* owned */
@@ -98,6 +111,7 @@ typedef struct jobd {
     http_server_t *http;      /* owned, NULL with --no-http */
     idgen_t ids;
     atomic_bool shutting_down; /* set by SIGTERM/SIGINT: submissions answer 503 */
+    jobd_interrupt interrupt;  /* fired at the shutdown deadline */
 } jobd_t;
 
 /* Borrowed queue of that name, NULL when none is configured. */

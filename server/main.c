@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "../queues/exec.h"
@@ -126,35 +127,86 @@ static int jobd_start(jobd_t *ctx)
     return 0;
 }
 
-/* SIGTERM/SIGINT: answer 503 to new jobs, let the pipelines wind down
- * (flush buffers, finish running jobs, give leases back) until
- * shutdown_timeout, then stop HTTP. Returns 0 when every job ended in time. */
+/* Longest wait for SIGKILL after the shutdown deadline's SIGTERM: a
+ * command's kill_grace is cut to this, so no stop grace period must allow
+ * for the kill_grace of every handler. */
+#define JOBD_INTERRUPT_GRACE_S 2.0
+/* After that grace: time for the interrupted runs to be reaped and reported. */
+#define JOBD_INTERRUPT_SLACK_MS 1000
+/* Time the stores get after the interrupted runs ended to record them. */
+#define JOBD_RECORD_MS 2000
+
+/* Fires the shutdown interrupt: every running job is cut short. */
+static void jobd_interrupt_fire(jobd_t *ctx)
+{
+    atomic_store(&ctx->interrupt.fired, true);
+    if (ctx->interrupt.fd >= 0 && eventfd_write(ctx->interrupt.fd, 1) != 0)
+        log_event(LOG_ERROR, "jobd.interrupt_failed", NULL,
+                  "cannot wake running jobs; they see the interrupt at their next check");
+}
+
+/* Waits until the pool is idle or shutdown_timeout (deadline, mono ms) has
+ * passed; at the deadline interrupts what still runs and waits for it to end
+ * (the kill grace, at most JOBD_INTERRUPT_GRACE_S, plus a little). 0 when
+ * nothing runs any more. */
+static int jobd_wait_runs(jobd_t *ctx, int64_t deadline)
+{
+    if (!ctx->pool || worker_pool_wait_idle(ctx->pool, deadline) == 0)
+        return 0;
+    log_event(LOG_WARN, "jobd.interrupting", NULL,
+              "shutdown_timeout reached: interrupting running jobs (SIGTERM to commands, SIGKILL "
+              "after kill_grace, at most %gs; webhooks aborted); each counts an attempt",
+              JOBD_INTERRUPT_GRACE_S);
+    jobd_interrupt_fire(ctx);
+    int64_t until = jobd_mono_ms() + (int64_t)(JOBD_INTERRUPT_GRACE_S * 1000) + JOBD_INTERRUPT_SLACK_MS;
+    return worker_pool_wait_idle(ctx->pool, until);
+}
+
+/* SIGTERM/SIGINT: answer 503 to new jobs; let running jobs finish until
+ * shutdown_timeout, then interrupt them; let the pipelines wind down (flush
+ * buffers, record outcomes, give back leases, counting an attempt), then stop
+ * HTTP. Returns 0 when every job ended. */
 static int jobd_shutdown(jobd_t *ctx)
 {
     atomic_store(&ctx->shutting_down, true);
     int64_t deadline = jobd_mono_ms() + (int64_t)(ctx->cfg->shutdown_timeout * 1000);
     log_event(LOG_INFO, "jobd.stopping", NULL, "finishing running jobs (up to %gs)",
               ctx->cfg->shutdown_timeout);
-    /* First no queue may start a job, then each winds down: stopping queue
-     * by queue with the pool open would let later queues start jobs that
-     * the deadline then cuts off. */
+    /* First no queue may start a job; then the runs end; then each queue
+     * winds down, while its stores can still record how the runs ended.
+     * Buffers (aggregate) flush on their own threads meanwhile. */
     if (ctx->pool)
         worker_pool_close(ctx->pool);
+    int rc = jobd_wait_runs(ctx, deadline);
+    int64_t record_by = jobd_mono_ms() + JOBD_RECORD_MS;
     for (size_t i = 0; i < ctx->n_queues; i++)
-        pipeline_stop(ctx->queues[i], deadline);
-    int rc = ctx->pool ? worker_pool_wait_idle(ctx->pool, deadline) : 0;
+        pipeline_stop(ctx->queues[i], deadline > record_by ? deadline : record_by);
     if (ctx->http)
         http_stop(ctx->http);
     ctx->http = NULL;
     return rc;
 }
 
+/* Waits for SIGTERM or SIGINT (returned). SIGHUP, which a terminal or a
+ * container runtime may send, is logged and otherwise ignored: jobd has no
+ * log file to reopen, and a hang-up must not drop running jobs. */
+static int jobd_wait_signal(const sigset_t *sigs)
+{
+    for (;;) {
+        int sig = 0;
+        if (sigwait(sigs, &sig) != 0)
+            continue;
+        if (sig != SIGHUP)
+            return sig;
+        log_event(LOG_INFO, "jobd.sighup", NULL, "SIGHUP received and ignored (SIGTERM stops jobd)");
+    }
+}
+
 /* A second SIGTERM/SIGINT during the graceful shutdown ends the process at
  * once (Ctrl-C twice), leaving running jobs' Redis leases to expire. */
 static void *jobd_second_signal(void *arg)
 {
-    int sig = 0;
-    sigwait(arg, &sig);
+    int sig = jobd_wait_signal(arg);
     log_event(LOG_WARN, "jobd.exit", NULL, "second %s: exiting without waiting",
               sig == SIGINT ? "SIGINT" : "SIGTERM");
     _exit(1);
@@ -165,6 +217,8 @@ static void jobd_free(jobd_t *ctx)
 {
     http_stop(ctx->http);
     worker_pool_free(ctx->pool); /* joins: nothing runs after this */
+    if (ctx->interrupt.fd >= 0)
+        close(ctx->interrupt.fd);
     for (size_t i = 0; i < ctx->n_queues; i++)
         pipeline_free(ctx->queues[i]);
     free(ctx->queues);
@@ -187,10 +241,11 @@ int main(int argc, char **argv)
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
     char err[512] = "";
-    jobd_t ctx = {0};
+    jobd_t ctx = {.interrupt = {.fd = -1, .grace_max = JOBD_INTERRUPT_GRACE_S}};
     if (!(ctx.cfg = jobd_load_config(&o, err, sizeof err))) {
         fprintf(stderr, "jobd: config: %s\n", err);
         return 2;
@@ -212,6 +267,8 @@ int main(int argc, char **argv)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     idgen_init(&ctx.ids);
     atomic_init(&ctx.shutting_down, false);
+    atomic_init(&ctx.interrupt.fired, false);
+    ctx.interrupt.fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 
     if (jobd_build(&ctx, err, sizeof err) != 0) {
         log_event(LOG_ERROR, "jobd.start_failed", NULL, "%s", err);
@@ -228,16 +285,16 @@ int main(int argc, char **argv)
               JOBD_VERSION, ctx.n_queues, ctx.cfg->workers, ctx.cfg->listen_host,
               ctx.http ? http_port(ctx.http) : 0);
 
-    int sig = 0;
-    sigwait(&sigs, &sig);
+    int sig = jobd_wait_signal(&sigs);
     log_event(LOG_INFO, "jobd.signal", NULL, "%s received", sig == SIGINT ? "SIGINT" : "SIGTERM");
     pthread_t impatient;
     if (pthread_create(&impatient, NULL, jobd_second_signal, &sigs) == 0)
         pthread_detach(impatient);
     if (jobd_shutdown(&ctx) != 0) {
-        /* Workers still run jobs whose stores would be freed under them:
+        /* Workers still run jobs (neither a program nor a webhook: those
+         * ended at the interrupt) whose stores would be freed under them:
          * leave without tearing down. */
-        log_event(LOG_WARN, "jobd.exit", NULL, "shutdown_timeout reached with jobs still running");
+        log_event(LOG_WARN, "jobd.exit", NULL, "jobs still running after the interrupt");
         _exit(0); /* no atexit teardown either (leak checks would report what is still in use) */
     }
     jobd_free(&ctx);

@@ -40,7 +40,7 @@ static void exec_run(const char *handlers_json, const char *type, const char *ar
     job_t *job = exec_job_of(type, args_json);
     job->timeout = job_timeout;
     long long t0 = ts_now_ms();
-    exec_table_run(t, job, 60, res);
+    exec_table_run(t, job, 60, NULL, res);
     *took_ms = ts_now_ms() - t0;
     job_free(job);
     exec_table_free(t);
