@@ -232,3 +232,30 @@ Test(life, shutdown_interrupts_inline_sleep_and_webhook)
     free(log);
     close(lfd);
 }
+
+/* Defect 11: SIGHUP (a terminal closing, some container runtimes) is logged
+ * and ignored: jobd keeps serving, and the job it is running keeps its lease
+ * and ends with one attempt. */
+Test(life, sighup_leaves_jobd_running_and_leases_intact)
+{
+    char prefix[32], cfg[2048], id[JOB_ID_MAX + 1];
+    rt_config(cfg, sizeof cfg, 0, ts_unique(prefix), 2);
+    rt_jobd_up(&life_jobd, cfg, NULL);
+    int port = life_jobd.port;
+    cr_assert_eq(rt_submit(port, "{\"type\": \"sleep\", \"args\": {\"ms\": 1500}}", id), 202);
+    cr_assert(ts_wait_state(port, "q", id, "running", 5000, NULL));
+    cr_assert_eq(kill(life_jobd.pid, SIGHUP), 0);
+    long long deadline = ts_now_ms() + ts_patience(3000);
+    while (!ts_log_contains(&life_jobd, "SIGHUP") && ts_now_ms() < deadline)
+        ts_sleep_ms(10);
+    cr_expect(ts_log_contains(&life_jobd, "jobd.sighup"), "SIGHUP was not logged");
+    json_t *v = life_wait_job(port, id, "succeeded", ts_patience(5000));
+    cr_expect_str_eq(life_str(v, "state"), "succeeded");
+    cr_expect_eq(json_integer_value(json_object_get(v, "attempts")), 1);
+    json_decref(v);
+    ts_resp r;
+    cr_assert_eq(ts_get(&r, port, "/healthz"), 0, "jobd stopped answering after SIGHUP");
+    cr_expect_eq(r.status, 200);
+    ts_resp_free(&r);
+    cr_expect_eq(ts_jobd_stop(&life_jobd, SIGTERM, ts_patience(15000)), 0);
+}
