@@ -272,7 +272,7 @@ static void submit_unavailable(http_req *req, const char *msg)
 void handle_jobs_submit(http_req *req)
 {
     if (atomic_load(&req->ctx->shutting_down)) {
-        submit_unavailable(req, "the server is shutting down");
+        submit_unavailable(req, JOBD_MSG_SHUTDOWN);
         return;
     }
     json_error_t jerr;

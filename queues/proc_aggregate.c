@@ -192,7 +192,7 @@ static void proc_aggregate_refuse_all(proc_done_fn done, void *done_ctx, size_t 
 static const char *proc_aggregate_full(const aggregate *a, size_t n)
 {
     if (a->stopping)
-        return "the server is shutting down";
+        return JOBD_MSG_SHUTDOWN;
     if (a->held + n > a->max_buffer)
         return "the submission buffer is full";
     return NULL;
@@ -555,7 +555,7 @@ static void proc_aggregate_leftovers(aggregate *a, aggregate_buf *b)
     for (size_t i = 0; i < b->n; i++) {
         aggregate_ref *r = &b->refs[i];
         if (r->done)
-            proc_aggregate_refuse(r->done, r->done_ctx, r->index, "the server is shutting down");
+            proc_aggregate_refuse(r->done, r->done_ctx, r->index, JOBD_MSG_SHUTDOWN);
         else
             job_free(b->jobs[i]);
     }

@@ -341,7 +341,7 @@ static int inline_call(proc_t *self, job_t *const *jobs, size_t n, proc_done_fn 
         if (st->stopping) {
             /* Stop has counted what is lost; a job now would be lost uncounted. */
             outs[i].kind = OUT_REFUSED;
-            jobd_fail(&outs[i].err, 503, "unavailable", "the server is shutting down");
+            jobd_fail(&outs[i].err, 503, "unavailable", JOBD_MSG_SHUTDOWN);
             outs[i].err.retry_after = 1;
             continue;
         }

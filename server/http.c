@@ -492,7 +492,7 @@ static void http_resumed(http_req *req)
         return;
     }
     jobd_error err;
-    jobd_fail(&err, 503, "unavailable", "the server is shutting down; the job may not be stored");
+    jobd_fail(&err, 503, "unavailable", JOBD_MSG_SHUTDOWN_UNSURE);
     err.retry_after = 1;
     http_error(req, &err);
 }

@@ -88,6 +88,14 @@ typedef struct idgen {
     unsigned char last_rand[10];
 } idgen_t;
 
+/* The 503 messages of shutdown, quoted by the README: a submission that
+ * arrives during shutdown, and one that was already waiting for its store
+ * when the HTTP server stopped (the store may still write it). */
+#define JOBD_MSG_SHUTDOWN "the server is shutting down: the job was not accepted"
+#define JOBD_MSG_SHUTDOWN_UNSURE                                                  \
+    "the server stopped before the job's store answered: the job may have been " \
+    "stored; a retry with the same id is a safe replay"
+
 /* last_error of a run that the shutdown deadline cut short. */
 #define JOBD_INTERRUPTED "interrupted by shutdown"
 

@@ -259,3 +259,57 @@ Test(life, sighup_leaves_jobd_running_and_leases_intact)
     ts_resp_free(&r);
     cr_expect_eq(ts_jobd_stop(&life_jobd, SIGTERM, ts_patience(15000)), 0);
 }
+
+/* The README with every run of whitespace made one space (its lines wrap). */
+static char *life_readme_flat(void)
+{
+    char *text = ts_read_file("README.md", NULL);
+    cr_assert_not_null(text, "README.md not found (run from the repository root)");
+    char *w = text;
+    for (const char *r = text; *r; r++) {
+        bool space = *r == ' ' || *r == '\n' || *r == '\t';
+        if (space && w > text && w[-1] == ' ')
+            continue;
+        *w++ = space ? ' ' : *r;
+    }
+    *w = '\0';
+    return text;
+}
+
+/* Defect 12: the 503 of a submission during shutdown says what the README
+ * says, and the README quotes the shutdown messages word for word. */
+Test(life, shutdown_503_says_what_the_readme_says)
+{
+    cr_assert_eq(ts_jobd_start(&life_jobd,
+                               "{\"workers\": 2, \"shutdown_timeout\": 10,"
+                               " \"queues\": {\"local\": {\"dequeue\": [\"inline\"]}}}",
+                               NULL),
+                 0);
+    int port = life_jobd.port;
+    ts_resp r;
+    cr_assert_eq(ts_post(&r, port, "/queues/local/jobs",
+                         "{\"type\": \"sleep\", \"args\": {\"ms\": 2000}, \"id\": \"long\"}"),
+                 0);
+    cr_assert_eq(r.status, 202);
+    ts_resp_free(&r);
+    cr_assert(ts_wait_state(port, "local", "long", "running", 5000, NULL));
+    cr_assert_eq(kill(life_jobd.pid, SIGTERM), 0);
+    long long deadline = ts_now_ms() + ts_patience(1500);
+    memset(&r, 0, sizeof r);
+    do {
+        ts_resp_free(&r);
+        ts_post(&r, port, "/queues/local/jobs", "{\"type\": \"noop\"}");
+    } while (r.status != 503 && ts_now_ms() < deadline);
+    cr_assert_eq(r.status, 503);
+    const char *msg =
+        json_string_value(json_object_get(json_object_get(r.json, "error"), "message"));
+    cr_expect_str_eq(msg ? msg : "", JOBD_MSG_SHUTDOWN);
+    ts_resp_free(&r);
+    char *readme = life_readme_flat();
+    cr_expect(strstr(readme, "\"" JOBD_MSG_SHUTDOWN "\""), "README does not quote: %s",
+              JOBD_MSG_SHUTDOWN);
+    cr_expect(strstr(readme, "\"" JOBD_MSG_SHUTDOWN_UNSURE "\""), "README does not quote: %s",
+              JOBD_MSG_SHUTDOWN_UNSURE);
+    free(readme);
+    cr_expect_eq(ts_jobd_stop(&life_jobd, 0, ts_patience(15000)), 0);
+}
