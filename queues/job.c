@@ -946,3 +946,35 @@ char *job_payload(const job_t *job, size_t *len)
     JOB_TEXT_LIT(&t, "}");
     return job_text_finish(&t, len);
 }
+
+/* jansson's allocation per value (struct, refcount, allocator rounding). */
+#define JOB_MEM_VALUE 48
+
+static size_t job_json_mem(const json_t *v)
+{
+    size_t n = JOB_MEM_VALUE;
+    const char *key;
+    const json_t *item;
+    size_t i;
+    switch (json_typeof(v)) {
+    case JSON_STRING:
+        return n + json_string_length(v) + 1;
+    case JSON_ARRAY:
+        n += json_array_size(v) * sizeof(json_t *);
+        json_array_foreach ((json_t *)v, i, item)
+            n += job_json_mem(item);
+        return n;
+    case JSON_OBJECT:
+        json_object_foreach ((json_t *)v, key, item)
+            n += JOB_MEM_VALUE + strlen(key) + 1 + job_json_mem(item); /* hash entry and key */
+        return n;
+    default:
+        return n;
+    }
+}
+
+size_t job_mem_size(const job_t *job)
+{
+    return sizeof *job + (job->args ? job_json_mem(job->args) : 0) +
+           (job->last_error ? strlen(job->last_error) + 1 : 0);
+}

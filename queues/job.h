@@ -73,4 +73,9 @@ void idgen_destroy(idgen_t *g);
  * in *len when len is not NULL); caller frees with free(). NULL on OOM. */
 char *job_view_text(const job_t *job, size_t *len);
 
+/* About how many bytes of memory job takes (the job, its args tree with
+ * jansson's per-value overhead, its last_error), for buffers bounded by
+ * bytes. An estimate that grows with the content, never 0. */
+size_t job_mem_size(const job_t *job);
+
 #endif

@@ -33,6 +33,8 @@
 #include "pipeline.h"
 
 #define AGGREGATE_MAX_BUFFER_DEFAULT 100000
+#define AGGREGATE_MAX_BYTES_DEFAULT (64 * 1024 * 1024)
+#define AGGREGATE_MAX_BYTES_MIN 1024
 #define AGGREGATE_MAX_BATCH_DEFAULT 1000
 #define AGGREGATE_MAX_BATCH_LIMIT 100000
 #define AGGREGATE_BACKOFF_MIN_MS 100
@@ -46,6 +48,7 @@ typedef struct aggregate_ref {
     size_t index;
     bool from_spill; /* counted in spill_left until stored */
     bool keep;       /* set by the batch: refused for lack of service, retry */
+    size_t bytes;    /* job_mem_size when buffered, counted in held_bytes */
 } aggregate_ref;
 
 /* Jobs and their refs as parallel arrays: the delegate takes jobs[] as is. */
@@ -66,6 +69,7 @@ typedef struct aggregate_flusher {
 typedef struct aggregate {
     bool buffered; /* ack: buffered */
     size_t max_buffer;
+    size_t max_buffer_bytes;
     size_t max_batch;
     char *spill; /* owned path, NULL = no spill file */
     pthread_mutex_t mu;
@@ -75,6 +79,7 @@ typedef struct aggregate {
     aggregate_flusher flushers[AGGREGATE_FLUSHERS_DURABLE];
     size_t n_flushers;
     size_t held;       /* jobs in pending and the flushers' buffers, under mu */
+    size_t held_bytes; /* their job_mem_size, under mu */
     size_t waiters;    /* entries of pending with a submitter waiting */
     size_t spill_left; /* replayed spill entries not stored yet, under mu */
     bool stopping;
@@ -112,6 +117,9 @@ static int proc_aggregate_check(const json_t *opts, char *err, size_t errlen)
         } else if (strcmp(key, "max_buffer") == 0) {
             if (!proc_aggregate_opt_int(v, 1, INT32_MAX))
                 why = "max_buffer: must be an integer >= 1";
+        } else if (strcmp(key, "max_buffer_bytes") == 0) {
+            if (!proc_aggregate_opt_int(v, AGGREGATE_MAX_BYTES_MIN, INT64_MAX))
+                why = "max_buffer_bytes: must be an integer >= 1024";
         } else if (strcmp(key, "max_batch") == 0) {
             if (!proc_aggregate_opt_int(v, 1, AGGREGATE_MAX_BATCH_LIMIT))
                 why = "max_batch: must be an integer from 1 to 100000";
@@ -188,14 +196,35 @@ static void proc_aggregate_refuse_all(proc_done_fn done, void *done_ctx, size_t 
         proc_aggregate_refuse(done, done_ctx, i, why);
 }
 
-/* Why a call of n jobs cannot be taken now, or NULL. Called with a->mu held. */
-static const char *proc_aggregate_full(const aggregate *a, size_t n)
+/* Why a call of n jobs of bytes in all cannot be taken now, or NULL.
+ * Called with a->mu held. */
+static const char *proc_aggregate_full(const aggregate *a, size_t n, size_t bytes)
 {
     if (a->stopping)
         return JOBD_MSG_SHUTDOWN;
     if (a->held + n > a->max_buffer)
-        return "the submission buffer is full";
+        return "the submission buffer is full (max_buffer jobs)";
+    if (a->held_bytes + bytes > a->max_buffer_bytes)
+        return "the submission buffer is full (max_buffer_bytes)";
     return NULL;
+}
+
+/* The job_mem_size of jobs[0..n) into sizes; their sum. */
+static size_t proc_aggregate_sizes(job_t *const *jobs, size_t n, size_t *sizes)
+{
+    size_t sum = 0;
+    for (size_t i = 0; i < n; i++)
+        sum += sizes[i] = job_mem_size(jobs[i]);
+    return sum;
+}
+
+/* Bytes held by refs[0..n). */
+static size_t proc_aggregate_bytes(const aggregate_ref *refs, size_t n)
+{
+    size_t sum = 0;
+    for (size_t i = 0; i < n; i++)
+        sum += refs[i].bytes;
+    return sum;
 }
 
 /* --- submission --- */
@@ -204,21 +233,31 @@ static const char *proc_aggregate_full(const aggregate *a, size_t n)
 static int proc_aggregate_call_durable(aggregate *a, job_t *const *jobs, size_t n,
                                        proc_done_fn done, void *done_ctx)
 {
+    size_t *sizes = malloc(n * sizeof *sizes);
+    if (!sizes) {
+        proc_aggregate_refuse_all(done, done_ctx, n, "out of memory");
+        return 0;
+    }
+    size_t bytes = proc_aggregate_sizes(jobs, n, sizes);
     pthread_mutex_lock(&a->mu);
-    const char *why = proc_aggregate_full(a, n);
+    const char *why = proc_aggregate_full(a, n, bytes);
     if (!why && proc_aggregate_buf_reserve(&a->pending, n) != 0)
         why = "out of memory";
     if (why) {
         pthread_mutex_unlock(&a->mu);
+        free(sizes);
         proc_aggregate_refuse_all(done, done_ctx, n, why);
         return 0;
     }
     aggregate_buf *p = &a->pending;
     for (size_t i = 0; i < n; i++) {
         p->jobs[p->n] = jobs[i];
-        p->refs[p->n++] = (aggregate_ref){.done = done, .done_ctx = done_ctx, .index = i};
+        p->refs[p->n++] =
+            (aggregate_ref){.done = done, .done_ctx = done_ctx, .index = i, .bytes = sizes[i]};
     }
+    free(sizes);
     a->held += n;
+    a->held_bytes += bytes;
     a->waiters += n;
     pthread_cond_signal(&a->work_cv);
     pthread_mutex_unlock(&a->mu);
@@ -257,20 +296,26 @@ static int proc_aggregate_copy(job_t *const *jobs, size_t n, job_t **copies,
     return 0;
 }
 
-/* Appends owned copies to pending. NULL, or why they were not taken. */
-static const char *proc_aggregate_take_copies(aggregate *a, job_t **copies, size_t n)
+/* Appends owned copies (sizes[i] bytes each) to pending. NULL, or why they
+ * were not taken. */
+static const char *proc_aggregate_take_copies(aggregate *a, job_t **copies, size_t n,
+                                              const size_t *sizes)
 {
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; i++)
+        bytes += sizes[i];
     pthread_mutex_lock(&a->mu);
-    const char *why = proc_aggregate_full(a, n);
+    const char *why = proc_aggregate_full(a, n, bytes);
     if (!why && proc_aggregate_buf_reserve(&a->pending, n) != 0)
         why = "out of memory";
     if (!why) {
         aggregate_buf *p = &a->pending;
         for (size_t i = 0; i < n; i++) {
             p->jobs[p->n] = copies[i];
-            p->refs[p->n++] = (aggregate_ref){0};
+            p->refs[p->n++] = (aggregate_ref){.bytes = sizes[i]};
         }
         a->held += n;
+        a->held_bytes += bytes;
         pthread_cond_signal(&a->work_cv);
     }
     pthread_mutex_unlock(&a->mu);
@@ -283,9 +328,11 @@ static int proc_aggregate_call_buffered(aggregate *a, job_t *const *jobs, size_t
 {
     job_t **copies = calloc(n, sizeof *copies);
     aggregate_view *views = calloc(n, sizeof *views);
+    size_t *sizes = calloc(n, sizeof *sizes);
     const char *why = "out of memory";
-    if (copies && views && proc_aggregate_copy(jobs, n, copies, views) == 0) {
-        why = proc_aggregate_take_copies(a, copies, n);
+    if (copies && views && sizes && proc_aggregate_copy(jobs, n, copies, views) == 0) {
+        proc_aggregate_sizes(jobs, n, sizes);
+        why = proc_aggregate_take_copies(a, copies, n, sizes);
         for (size_t i = 0; i < n; i++) {
             if (why) {
                 job_free(copies[i]);
@@ -302,6 +349,7 @@ static int proc_aggregate_call_buffered(aggregate *a, job_t *const *jobs, size_t
     }
     free(copies);
     free(views);
+    free(sizes);
     return 0;
 }
 
@@ -377,11 +425,13 @@ static void proc_aggregate_batch_run(proc_t *self, job_t **jobs, aggregate_ref *
 
 /* After a flush: drops what is done with (freeing owned copies), keeps what
  * is to be retried in order. Returns how many entries were dropped; those
- * replayed from the spill file are counted in *from_spill. */
-static size_t proc_aggregate_compact(aggregate_buf *f, size_t *from_spill)
+ * replayed from the spill file are counted in *from_spill, their bytes in
+ * *bytes. */
+static size_t proc_aggregate_compact(aggregate_buf *f, size_t *from_spill, size_t *bytes)
 {
     size_t kept = 0, n = f->n;
     *from_spill = 0;
+    *bytes = 0;
     for (size_t i = 0; i < n; i++) {
         if (f->refs[i].keep) {
             f->jobs[kept] = f->jobs[i];
@@ -391,6 +441,7 @@ static size_t proc_aggregate_compact(aggregate_buf *f, size_t *from_spill)
         if (!f->refs[i].done)
             job_free(f->jobs[i]);
         *from_spill += f->refs[i].from_spill;
+        *bytes += f->refs[i].bytes;
     }
     f->n = kept;
     return n - kept;
@@ -418,8 +469,10 @@ static bool proc_aggregate_same_call(const aggregate_buf *f, size_t i)
 /* Flushes f in batches of about max_batch. A batch ends only between
  * submissions: a client's batch goes to the store in one call, so it is
  * stored or refused as a whole (api.md's all-or-nothing). Returns how many
- * entries left f; *from_spill of them were replayed from the spill file. */
-static size_t proc_aggregate_flush(proc_t *self, aggregate_buf *f, size_t *from_spill)
+ * entries left f; *from_spill of them were replayed from the spill file;
+ * *bytes is their size. */
+static size_t proc_aggregate_flush(proc_t *self, aggregate_buf *f, size_t *from_spill,
+                                   size_t *bytes)
 {
     aggregate *a = self->priv;
     for (size_t off = 0, end; off < f->n; off = end) {
@@ -428,7 +481,7 @@ static size_t proc_aggregate_flush(proc_t *self, aggregate_buf *f, size_t *from_
             end++;
         proc_aggregate_batch_run(self, f->jobs + off, f->refs + off, end - off);
     }
-    return proc_aggregate_compact(f, from_spill);
+    return proc_aggregate_compact(f, from_spill, bytes);
 }
 
 /* Waits out the retry delay of owned jobs the store refused. Ends early on
@@ -489,10 +542,11 @@ static void *proc_aggregate_main(void *arg)
     while (!proc_aggregate_wait_work(a, f)) {
         proc_aggregate_take(a, f);
         pthread_mutex_unlock(&a->mu);
-        size_t from_spill;
-        size_t gone = proc_aggregate_flush(f->self, &f->buf, &from_spill);
+        size_t from_spill, bytes;
+        size_t gone = proc_aggregate_flush(f->self, &f->buf, &from_spill, &bytes);
         pthread_mutex_lock(&a->mu);
         a->held -= gone;
+        a->held_bytes -= bytes;
         proc_aggregate_spill_done(a, from_spill);
         if (f->buf.n)
             proc_aggregate_backoff(a, &delay);
@@ -560,6 +614,7 @@ static void proc_aggregate_leftovers(aggregate *a, aggregate_buf *b)
             job_free(b->jobs[i]);
     }
     a->held -= b->n;
+    a->held_bytes -= proc_aggregate_bytes(b->refs, b->n);
     b->n = 0;
 }
 
@@ -574,9 +629,11 @@ static int proc_aggregate_spill_line(aggregate *a, const char *line, size_t len)
         job_free(job);
         return -1;
     }
+    size_t bytes = job_mem_size(job);
     a->pending.jobs[a->pending.n] = job;
-    a->pending.refs[a->pending.n++] = (aggregate_ref){.from_spill = true};
+    a->pending.refs[a->pending.n++] = (aggregate_ref){.from_spill = true, .bytes = bytes};
     a->held++;
+    a->held_bytes += bytes;
     a->spill_left++;
     return 0;
 }
@@ -615,6 +672,7 @@ static int proc_aggregate_spill_load(proc_t *self)
         for (size_t i = first; i < a->pending.n; i++)
             job_free(a->pending.jobs[i]);
         a->held -= a->pending.n - first;
+        a->held_bytes -= proc_aggregate_bytes(a->pending.refs + first, a->pending.n - first);
         a->pending.n = first;
         a->spill_left = 0;
     }
@@ -691,10 +749,11 @@ static json_t *proc_aggregate_stats(proc_t *self)
 {
     aggregate *a = self->priv;
     pthread_mutex_lock(&a->mu);
-    json_t *s = json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "ack",
+    json_t *s = json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "ack",
                           a->buffered ? "buffered" : "durable", "batches", (json_int_t)a->batches,
                           "jobs", (json_int_t)a->jobs, "largest_batch", (json_int_t)a->largest,
-                          "buffered", (json_int_t)a->held, "stored", (json_int_t)a->stored,
+                          "buffered", (json_int_t)a->held, "buffered_bytes",
+                          (json_int_t)a->held_bytes, "stored", (json_int_t)a->stored,
                           "refused", (json_int_t)a->refused, "spilled", (json_int_t)a->spilled);
     pthread_mutex_unlock(&a->mu);
     return s;
@@ -753,6 +812,8 @@ static proc_t *proc_aggregate_create(jobd_t *ctx, queue_t *q, const json_t *opts
     const char *ack = json_string_value(json_object_get(opts, "ack"));
     a->buffered = ack && strcmp(ack, "buffered") == 0;
     a->max_buffer = (size_t)proc_aggregate_opt_or(opts, "max_buffer", AGGREGATE_MAX_BUFFER_DEFAULT);
+    a->max_buffer_bytes =
+        (size_t)proc_aggregate_opt_or(opts, "max_buffer_bytes", AGGREGATE_MAX_BYTES_DEFAULT);
     a->max_batch = (size_t)proc_aggregate_opt_or(opts, "max_batch", AGGREGATE_MAX_BATCH_DEFAULT);
     a->n_flushers = a->buffered ? 1 : AGGREGATE_FLUSHERS_DURABLE;
     for (size_t i = 0; i < a->n_flushers; i++)
