@@ -5,10 +5,16 @@
  * Every job lives in one entry, found by id through a hash table, and sits in
  * at most one ordered structure: the due-time heap (scheduled, retrying), the
  * ready FIFO (enqueued), the finished FIFO (succeeded, cancelled) or the dead
- * FIFO; running jobs sit in none. One dispatcher thread per queue moves due
+ * FIFO; running jobs sit in none. Every job also has a slot in the creation
+ * index, an array sorted by (created_at, arrival) that list requests page
+ * through without sorting anything. One dispatcher thread per queue moves due
  * jobs to ready and hands ready jobs to the delegate while it holds a worker
  * slot. One mutex guards it all: critical sections are short and never call
- * out of this file. */
+ * out of this file.
+ *
+ * Bounds: at most max_jobs waiting (scheduled, enqueued, retrying) jobs, then
+ * 503; finished and dead jobs by the retention settings; running ones by the
+ * workers. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +25,14 @@
 #include "pipeline.h"
 #include "worker.h"
 
+#define INLINE_MAX_JOBS_DEFAULT 100000
+#define INLINE_MAX_JOBS_LIMIT 100000000
+/* Index slots a list request looks at beyond its limit: with a state filter
+ * a page may hold fewer than limit jobs and still have a next_cursor. */
+#define INLINE_LIST_SCAN 1000
+/* Removed slots are squeezed out once they are this many and a quarter of all. */
+#define INLINE_INDEX_HOLES_MIN 64
+
 typedef enum ilist_id { IL_NONE, IL_READY, IL_FINISHED, IL_DEAD, IL_COUNT } ilist_id;
 
 typedef struct ientry {
@@ -28,6 +42,7 @@ typedef struct ientry {
     ilist_id in;
     size_t heap_idx;             /* valid while in_heap */
     uint64_t dead_seq;           /* order of death, the dead list's cursor */
+    uint64_t seq;                /* order of arrival, its key in the creation index */
     bool in_heap;
     proc_t *self;                /* for the run's done callback */
 } ientry;
@@ -37,6 +52,14 @@ typedef struct ilist {
     size_t n;
 } ilist;
 
+/* One slot of the creation index. The key stays when the job is removed
+ * (e NULL), so a cursor naming a removed job still finds its place. */
+typedef struct islot {
+    int64_t created_at;
+    uint64_t seq;
+    ientry *e; /* NULL = removed */
+} islot;
+
 typedef struct inline_store {
     pthread_mutex_t mu;
     pthread_cond_t cv;           /* work for the dispatcher, or stop */
@@ -45,6 +68,10 @@ typedef struct inline_store {
     ientry **heap;               /* min-heap by run_at */
     size_t heap_n, heap_cap;
     ilist lists[IL_COUNT];
+    islot *index;                /* sorted by (created_at, seq), oldest first */
+    size_t index_n, index_cap, index_holes;
+    uint64_t seq;                /* last seq given */
+    size_t max_jobs;             /* waiting jobs at most */
     size_t counts[JOB_STATE_COUNT];
     uint64_t processed_total, failed_total, trimmed_total;
     uint64_t dead_seq;           /* last dead_seq given */
@@ -113,6 +140,77 @@ static void inline_unhash(inline_store *st, ientry *e)
             return;
         }
     }
+}
+
+/* --- creation index --- */
+
+static int islot_cmp(int64_t created_at, uint64_t seq, const islot *s)
+{
+    if (created_at != s->created_at)
+        return created_at < s->created_at ? -1 : 1;
+    return seq < s->seq ? -1 : seq > s->seq ? 1 : 0;
+}
+
+/* First slot whose key is >= (created_at, seq): index_n when none. */
+static size_t index_lower_bound(const inline_store *st, int64_t created_at, uint64_t seq)
+{
+    size_t lo = 0, hi = st->index_n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (islot_cmp(created_at, seq, &st->index[mid]) > 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Room for one more slot. 0, or -1 on OOM. */
+static int index_reserve(inline_store *st)
+{
+    if (st->index_n < st->index_cap)
+        return 0;
+    size_t cap = st->index_cap ? st->index_cap * 2 : 1024;
+    islot *v = realloc(st->index, cap * sizeof *v);
+    if (!v)
+        return -1;
+    st->index = v;
+    st->index_cap = cap;
+    return 0;
+}
+
+/* Adds e (room reserved). Jobs arrive in about creation order, so the slot
+ * goes at or near the end. */
+static void index_add(inline_store *st, ientry *e)
+{
+    e->seq = ++st->seq;
+    size_t at = index_lower_bound(st, e->job->created_at, e->seq);
+    memmove(st->index + at + 1, st->index + at, (st->index_n - at) * sizeof *st->index);
+    st->index[at] = (islot){e->job->created_at, e->seq, e};
+    st->index_n++;
+}
+
+/* Drops the slots of removed jobs (their keys are needed no more than any
+ * other position between two live ones). */
+static void index_compact(inline_store *st)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < st->index_n; i++)
+        if (st->index[i].e)
+            st->index[k++] = st->index[i];
+    st->index_n = k;
+    st->index_holes = 0;
+}
+
+static void index_remove(inline_store *st, const ientry *e)
+{
+    size_t at = index_lower_bound(st, e->job->created_at, e->seq);
+    if (at < st->index_n && st->index[at].e == e) {
+        st->index[at].e = NULL;
+        st->index_holes++;
+    }
+    if (st->index_holes >= INLINE_INDEX_HOLES_MIN && st->index_holes * 4 > st->index_n)
+        index_compact(st);
 }
 
 /* --- lists --- */
@@ -256,6 +354,7 @@ static void inline_drop(inline_store *st, ientry *e)
     ilist_remove(st, e);
     heap_remove(st, e);
     inline_unhash(st, e);
+    index_remove(st, e);
     st->counts[e->job->state]--;
     job_free(e->job);
     free(e);
@@ -314,14 +413,28 @@ static ientry *inline_add(inline_store *st, proc_t *self, const job_t *job)
     e->self = self;
     e->job->state = JOB_SCHEDULED; /* counted below by inline_place */
     st->counts[JOB_SCHEDULED]++;
-    if (inline_insert(st, e) != 0) {
+    if (index_reserve(st) != 0 || inline_insert(st, e) != 0) {
         st->counts[JOB_SCHEDULED]--;
         job_free(e->job);
         free(e);
         return NULL;
     }
+    index_add(st, e);
     inline_place(st, e, job->run_at > jobd_now_ms() ? JOB_SCHEDULED : JOB_ENQUEUED);
     return e;
+}
+
+/* Why jobs[0..n) cannot be taken now because of max_jobs, or NULL. Replays
+ * of known ids add nothing. Called with st->mu held. */
+static const char *inline_full(inline_store *st, job_t *const *jobs, size_t n)
+{
+    size_t waiting = st->counts[JOB_SCHEDULED] + st->counts[JOB_ENQUEUED] + st->counts[JOB_RETRYING];
+    size_t fresh = 0;
+    for (size_t i = 0; i < n; i++)
+        fresh += inline_find(st, jobs[i]->id) == NULL;
+    if (fresh && waiting + fresh > st->max_jobs)
+        return "the queue holds max_jobs waiting jobs: retry later";
+    return NULL;
 }
 
 static int inline_call(proc_t *self, job_t *const *jobs, size_t n, proc_done_fn done,
@@ -337,7 +450,15 @@ static int inline_call(proc_t *self, job_t *const *jobs, size_t n, proc_done_fn 
         return 0;
     }
     pthread_mutex_lock(&st->mu);
+    const char *full = inline_full(st, jobs, n);
     for (size_t i = 0; i < n; i++) {
+        if (full) {
+            /* All or nothing: a batch that does not fit is refused whole. */
+            outs[i].kind = OUT_REFUSED;
+            jobd_fail(&outs[i].err, 503, "unavailable", "%s", full);
+            outs[i].err.retry_after = 1;
+            continue;
+        }
         if (st->stopping) {
             /* Stop has counted what is lost; a job now would be lost uncounted. */
             outs[i].kind = OUT_REFUSED;
@@ -525,56 +646,67 @@ static json_t *inline_get(proc_t *self, const char *id, jobd_error *err)
     return v;
 }
 
-/* Newest first: by created_at, then id, both descending. */
-static int inline_cmp_newest(const void *a, const void *b)
-{
-    const job_t *x = (*(ientry *const *)a)->job, *y = (*(ientry *const *)b)->job;
-    if (x->created_at != y->created_at)
-        return x->created_at < y->created_at ? 1 : -1;
-    return -strcmp(x->id, y->id);
-}
-
-/* A cursor is "<created_at ms>:<id>" of the last job of the previous page. */
-static int inline_cursor_parse(const char *cursor, int64_t *ms, const char **id)
+/* A cursor is "<created_at ms>.<seq>": the index key of the last slot the
+ * previous page looked at. 0, or -1 when it is not one. */
+static int inline_cursor_parse(const char *cursor, int64_t *ms, uint64_t *seq)
 {
     char *end;
     errno = 0;
     long long v = strtoll(cursor, &end, 10);
-    if (errno || end == cursor || *end != ':' || v < 0 || !job_id_ok(end + 1))
+    if (errno || end == cursor || *end != '.' || v < 0 || end[1] < '0' || end[1] > '9')
+        return -1;
+    const char *s = end + 1;
+    unsigned long long q = strtoull(s, &end, 10);
+    if (errno || *end)
         return -1;
     *ms = v;
-    *id = end + 1;
+    *seq = q;
     return 0;
 }
 
-static bool inline_after_cursor(const job_t *j, int64_t ms, const char *id)
+/* Newest first through the creation index, from below the cursor: takes up
+ * to limit jobs of state (-1 = any) and looks at no more than limit +
+ * INLINE_LIST_SCAN slots, so a request costs the same however many jobs the
+ * queue holds. Called with st->mu held. */
+static json_t *inline_page(inline_store *st, int state, size_t limit, const char *cursor,
+                           jobd_error *err)
 {
-    return j->created_at < ms || (j->created_at == ms && strcmp(j->id, id) < 0);
-}
-
-/* Pages over entries (sorted newest first) into {"jobs","next_cursor"}. */
-static json_t *inline_page(ientry **v, size_t n, size_t limit, const char *cursor, jobd_error *err)
-{
-    int64_t cms = 0;
-    const char *cid = NULL;
-    if (cursor && inline_cursor_parse(cursor, &cms, &cid) != 0) {
-        jobd_fail(err, 400, "invalid_parameter", "cursor is not one this server gave");
-        snprintf(err->field, sizeof err->field, "cursor");
-        return NULL;
+    size_t i = st->index_n;
+    if (cursor) {
+        int64_t cms;
+        uint64_t cseq;
+        if (inline_cursor_parse(cursor, &cms, &cseq) != 0) {
+            jobd_fail(err, 400, "invalid_parameter", "cursor is not one this server gave");
+            snprintf(err->field, sizeof err->field, "cursor");
+            return NULL;
+        }
+        i = index_lower_bound(st, cms, cseq);
     }
     json_t *jobs = json_array();
-    size_t i = 0, taken = 0;
-    while (i < n && cid && !inline_after_cursor(v[i]->job, cms, cid))
-        i++;
-    const job_t *last = NULL;
-    for (; i < n && taken < limit; i++, taken++) {
-        json_array_append_new(jobs, job_view(v[i]->job));
-        last = v[i]->job;
+    size_t taken = 0, budget = limit + INLINE_LIST_SCAN;
+    const islot *last = NULL; /* the page ends after this slot */
+    bool more = false;
+    for (; i > 0 && budget > 0; budget--) {
+        const islot *s = &st->index[--i];
+        bool match = s->e && (state < 0 || (int)s->e->job->state == state);
+        if (match && taken == limit) {
+            more = true; /* one more exists: the page is full */
+            break;
+        }
+        if (match) {
+            json_array_append_new(jobs, job_view(s->e->job));
+            taken++;
+        }
+        if (taken < limit || match)
+            last = s;
     }
+    if (i > 0 && budget == 0)
+        more = true; /* not looked at yet */
     json_t *next = json_null();
-    if (i < n && last) {
-        char buf[JOB_ID_MAX + 32];
-        snprintf(buf, sizeof buf, "%lld:%s", (long long)last->created_at, last->id);
+    if (more && last) {
+        char buf[64];
+        snprintf(buf, sizeof buf, "%lld.%llu", (long long)last->created_at,
+                 (unsigned long long)last->seq);
         next = json_string(buf);
     }
     return json_pack("{s:o,s:o}", "jobs", jobs, "next_cursor", next);
@@ -585,21 +717,8 @@ static json_t *inline_list(proc_t *self, int state, size_t limit, const char *cu
 {
     inline_store *st = self->priv;
     pthread_mutex_lock(&st->mu);
-    ientry **v = malloc((st->n_entries ? st->n_entries : 1) * sizeof *v);
-    json_t *res = NULL;
-    if (!v) {
-        jobd_fail(err, 503, "unavailable", "out of memory");
-    } else {
-        size_t n = 0;
-        for (size_t b = 0; b < st->n_buckets; b++)
-            for (ientry *e = st->buckets[b]; e; e = e->hnext)
-                if (state < 0 || (int)e->job->state == state)
-                    v[n++] = e;
-        qsort(v, n, sizeof *v, inline_cmp_newest);
-        res = inline_page(v, n, limit, cursor, err);
-    }
+    json_t *res = inline_page(st, state, limit, cursor, err);
     pthread_mutex_unlock(&st->mu);
-    free(v);
     return res;
 }
 
@@ -769,6 +888,7 @@ static void inline_destroy(proc_t *self)
     }
     free(st->buckets);
     free(st->heap);
+    free(st->index);
     pthread_cond_destroy(&st->cv);
     pthread_mutex_destroy(&st->mu);
     free(st);
@@ -779,8 +899,15 @@ static int inline_check(const json_t *opts, char *err, size_t errlen)
     const char *key = NULL;
     json_t *v;
     json_object_foreach((json_t *)opts, key, v) {
-        snprintf(err, errlen, "unknown option \"%s\"", key);
-        return -1;
+        if (strcmp(key, "max_jobs") != 0) {
+            snprintf(err, errlen, "unknown option \"%s\"", key);
+            return -1;
+        }
+        if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+            json_integer_value(v) > INLINE_MAX_JOBS_LIMIT) {
+            snprintf(err, errlen, "max_jobs: must be an integer from 1 to %d", INLINE_MAX_JOBS_LIMIT);
+            return -1;
+        }
     }
     return 0;
 }
@@ -811,7 +938,8 @@ static proc_t *inline_create(jobd_t *ctx, queue_t *q, const json_t *opts, proc_t
                              char *err, size_t errlen)
 {
     (void)ctx;
-    (void)opts;
+    if (inline_check(opts, err, errlen) != 0)
+        return NULL;
     proc_t *p = pipeline_proc_new(&inline_ops, q, delegate);
     inline_store *st = p ? calloc(1, sizeof *st) : NULL;
     if (st) {
@@ -825,6 +953,8 @@ static proc_t *inline_create(jobd_t *ctx, queue_t *q, const json_t *opts, proc_t
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    const json_t *max = json_object_get(opts, "max_jobs");
+    st->max_jobs = max ? (size_t)json_integer_value(max) : INLINE_MAX_JOBS_DEFAULT;
     pthread_mutex_init(&st->mu, NULL);
     pthread_cond_init(&st->cv, NULL); /* realtime clock: due times are wall-clock ms */
     p->priv = st;
