@@ -119,6 +119,13 @@ void exec_table_run(exec_table_t *t, const job_t *job, double queue_timeout,
     free(payload);
 }
 
+void exec_table_kill_all(exec_table_t *t)
+{
+    for (size_t i = 0; t && i < t->n; i++)
+        if (t->h[i].kind->kill_all)
+            t->h[i].kind->kill_all(t->h[i].state);
+}
+
 void exec_table_free(exec_table_t *t)
 {
     if (!t)

@@ -46,6 +46,10 @@ typedef struct exec_kind {
     void (*destroy)(void *state);
     /* The handler's own timeout in seconds from its object, 0 = none. */
     double (*timeout)(void *state);
+    /* SIGKILLs every process group it runs now, for a jobd about to exit
+     * at once: none may outlive it. Async-safe enough for that moment (a
+     * mutex and kill(2)). NULL = the kind starts no processes. */
+    void (*kill_all)(void *state);
 } exec_kind;
 
 extern const exec_kind exec_builtin_kind;
@@ -69,6 +73,10 @@ bool exec_table_has(const exec_table_t *t, const char *type);
  * intr (borrowed, may be NULL) ends the run early once fired. */
 void exec_table_run(exec_table_t *t, const job_t *job, double queue_timeout,
                     const jobd_interrupt *intr, exec_result *res);
+
+/* SIGKILLs every program the table's handlers run now (jobd exits at once).
+ * NULL is fine. */
+void exec_table_kill_all(exec_table_t *t);
 
 /* Frees the table and every handler. NULL is fine. */
 void exec_table_free(exec_table_t *t);

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -29,16 +30,23 @@
 
 enum { COMMAND_IN, COMMAND_OUT, COMMAND_ERR, COMMAND_NFD };
 
+typedef struct exec_command_child exec_command_child;
+
 typedef struct exec_command {
     char **argv; /* owned, NULL-terminated */
     char **env;  /* owned "NAME=value" of allowed variables set at create, NULL-terminated */
     size_t n_env;
     double timeout; /* 0 = none of its own */
     double kill_grace;
+    /* Programs started and not yet reaped (their pids, hence their groups,
+     * stay taken meanwhile), for kill_all. */
+    pthread_mutex_t mu;
+    exec_command_child *running;
 } exec_command;
 
 /* One running program, as the parent sees it. */
-typedef struct exec_command_child {
+struct exec_command_child {
+    exec_command_child *prev, *next; /* in exec_command.running */
     pid_t pid;
     int pidfd;           /* readable when the program ends; -1 = unavailable */
     int fd[COMMAND_NFD]; /* parent's ends of stdin, stdout, stderr; -1 = closed */
@@ -52,7 +60,7 @@ typedef struct exec_command_child {
     bool signalled;   /* its group got SIGTERM (timeout or interrupt) */
     bool status_known; /* false when someone else reaped it */
     int wstatus;
-} exec_command_child;
+};
 
 static const char *const exec_command_keys[] = {
     "kind", "argv", "timeout", "kill_grace", "env", NULL,
@@ -160,6 +168,7 @@ static void exec_command_destroy(void *state)
         return;
     exec_command_free_strings(c->argv);
     exec_command_free_strings(c->env);
+    pthread_mutex_destroy(&c->mu);
     free(c);
 }
 
@@ -205,6 +214,8 @@ static void *exec_command_create(const char *type, const json_t *opts, char *err
     if (exec_command_check(type, opts, err, errlen) != 0)
         return NULL;
     exec_command *c = calloc(1, sizeof *c);
+    if (c)
+        pthread_mutex_init(&c->mu, NULL);
     if (!c || !(c->argv = exec_command_copy_argv(json_object_get(opts, "argv"))) ||
         exec_command_copy_env(c, json_object_get(opts, "env")) != 0) {
         exec_command_destroy(c);
@@ -480,6 +491,39 @@ static void exec_command_supervise(const exec_command *c, const exec_job *job,
         kill(-ch->pid, SIGKILL);
 }
 
+static void exec_command_track(exec_command *c, exec_command_child *ch)
+{
+    pthread_mutex_lock(&c->mu);
+    ch->prev = NULL;
+    ch->next = c->running;
+    if (ch->next)
+        ch->next->prev = ch;
+    c->running = ch;
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* Before the reap: from then on its pid may be reused. */
+static void exec_command_untrack(exec_command *c, exec_command_child *ch)
+{
+    pthread_mutex_lock(&c->mu);
+    if (ch->prev)
+        ch->prev->next = ch->next;
+    else
+        c->running = ch->next;
+    if (ch->next)
+        ch->next->prev = ch->prev;
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void exec_command_kill_all(void *state)
+{
+    exec_command *c = state;
+    pthread_mutex_lock(&c->mu);
+    for (exec_command_child *ch = c->running; ch; ch = ch->next)
+        kill(-ch->pid, SIGKILL);
+    pthread_mutex_unlock(&c->mu);
+}
+
 static void exec_command_reap(exec_command_child *ch)
 {
     pid_t r;
@@ -517,7 +561,7 @@ static void exec_command_report(const exec_command_child *ch, const exec_job *jo
 
 static void exec_command_run(void *state, const exec_job *job, exec_result *res)
 {
-    const exec_command *c = state;
+    exec_command *c = state;
     if (job->deadline_ms <= jobd_mono_ms()) {
         exec_fail(res, EXEC_RETRY, "timed out after %gs before the program started", job->timeout);
         return;
@@ -525,7 +569,9 @@ static void exec_command_run(void *state, const exec_job *job, exec_result *res)
     exec_command_child ch = {.pidfd = -1, .input = job->payload, .input_len = job->payload_len};
     if (exec_command_spawn(c, job, &ch, res) != 0)
         return;
+    exec_command_track(c, &ch);
     exec_command_supervise(c, job, &ch);
+    exec_command_untrack(c, &ch);
     exec_command_reap(&ch);
     for (int i = 0; i < COMMAND_NFD; i++)
         exec_command_close(&ch.fd[i]);
@@ -540,4 +586,5 @@ const exec_kind exec_command_kind = {
     .run = exec_command_run,
     .destroy = exec_command_destroy,
     .timeout = exec_command_timeout,
+    .kill_all = exec_command_kill_all,
 };

@@ -202,13 +202,25 @@ static int jobd_wait_signal(const sigset_t *sigs)
     }
 }
 
+/* What the thread watching for a second signal needs. */
+typedef struct jobd_impatient {
+    const sigset_t *sigs;
+    pthread_mutex_t mu;  /* guards exec */
+    exec_table_t *exec;  /* borrowed; NULL once main frees it */
+} jobd_impatient;
+
 /* A second SIGTERM/SIGINT during the graceful shutdown ends the process at
- * once (Ctrl-C twice), leaving running jobs' Redis leases to expire. */
+ * once (Ctrl-C twice), leaving running jobs' Redis leases to expire; the
+ * programs of command jobs are killed first, so none outlives jobd. */
 static void *jobd_second_signal(void *arg)
 {
-    int sig = jobd_wait_signal(arg);
-    log_event(LOG_WARN, "jobd.exit", NULL, "second %s: exiting without waiting",
+    jobd_impatient *imp = arg;
+    int sig = jobd_wait_signal(imp->sigs);
+    log_event(LOG_WARN, "jobd.exit", NULL,
+              "second %s: exiting without waiting (running programs are killed)",
               sig == SIGINT ? "SIGINT" : "SIGTERM");
+    pthread_mutex_lock(&imp->mu);
+    exec_table_kill_all(imp->exec);
     _exit(1);
     return NULL;
 }
@@ -287,16 +299,21 @@ int main(int argc, char **argv)
 
     int sig = jobd_wait_signal(&sigs);
     log_event(LOG_INFO, "jobd.signal", NULL, "%s received", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    jobd_impatient imp = {.sigs = &sigs, .mu = PTHREAD_MUTEX_INITIALIZER, .exec = ctx.exec};
     pthread_t impatient;
-    if (pthread_create(&impatient, NULL, jobd_second_signal, &sigs) == 0)
+    if (pthread_create(&impatient, NULL, jobd_second_signal, &imp) == 0)
         pthread_detach(impatient);
     if (jobd_shutdown(&ctx) != 0) {
         /* Workers still run jobs (neither a program nor a webhook: those
          * ended at the interrupt) whose stores would be freed under them:
          * leave without tearing down. */
         log_event(LOG_WARN, "jobd.exit", NULL, "jobs still running after the interrupt");
+        exec_table_kill_all(ctx.exec); /* should none run, let none outlive us */
         _exit(0); /* no atexit teardown either (leak checks would report what is still in use) */
     }
+    /* Held for good: a second signal from here on exits without the table. */
+    pthread_mutex_lock(&imp.mu);
+    imp.exec = NULL;
     jobd_free(&ctx);
     curl_global_cleanup();
     log_event(LOG_INFO, "jobd.exit", NULL, "stopped cleanly");

@@ -313,3 +313,38 @@ Test(life, shutdown_503_says_what_the_readme_says)
     free(readme);
     cr_expect_eq(ts_jobd_stop(&life_jobd, 0, ts_patience(15000)), 0);
 }
+
+/* Defect 3, the impatient path: a second SIGTERM ends jobd at once (exit 1),
+ * and even then no program it started survives it. */
+Test(life, second_sigterm_kills_programs_too)
+{
+    char prefix[32], pid_path[512], bin[PATH_MAX], cfg[2048];
+    ts_unique(prefix);
+    snprintf(pid_path, sizeof pid_path, "%s/%s.pids", ts_tmpdir(), prefix);
+    snprintf(cfg, sizeof cfg,
+             "{\"workers\": 2, \"shutdown_timeout\": 30,"
+             " \"handlers\": {\"tree\": {\"kind\": \"command\", \"argv\": [\"%s\", \"%s\","
+             " \"ignore-term\"]}},"
+             " \"queues\": {\"local\": {\"dequeue\": [\"inline\"]}}}",
+             et_bin("sleep_tree.sh", bin), pid_path);
+    cr_assert_eq(ts_jobd_start(&life_jobd, cfg, NULL), 0);
+    ts_resp r;
+    cr_assert_eq(ts_post(&r, life_jobd.port, "/queues/local/jobs", "{\"type\": \"tree\"}"), 0);
+    cr_assert_eq(r.status, 202);
+    ts_resp_free(&r);
+    int leader = 0, child = 0;
+    cr_assert(life_read_pids(pid_path, &leader, &child, ts_patience(5000)), "no pid file");
+    life_leader = leader;
+    cr_assert_eq(kill(life_jobd.pid, SIGTERM), 0);
+    long long deadline = ts_now_ms() + ts_patience(3000);
+    while (!ts_log_contains(&life_jobd, "jobd.stopping") && ts_now_ms() < deadline)
+        ts_sleep_ms(10);
+    cr_assert_eq(kill(life_jobd.pid, SIGTERM), 0);
+    cr_expect_eq(ts_jobd_stop(&life_jobd, 0, ts_patience(5000)), 1);
+    cr_expect(life_tree_gone(leader, child, ts_patience(3000)),
+              "program %d or its child %d outlived jobd", leader, child);
+    kill(-leader, SIGKILL);
+    life_tree_gone(leader, child, 2000);
+    life_leader = 0;
+    unlink(pid_path);
+}
