@@ -187,26 +187,36 @@ static int jobd_shutdown(jobd_t *ctx)
     return rc;
 }
 
-/* Waits for SIGTERM or SIGINT (returned). SIGHUP, which a terminal or a
- * container runtime may send, is logged and otherwise ignored: jobd has no
- * log file to reopen, and a hang-up must not drop running jobs. */
-static int jobd_wait_signal(const sigset_t *sigs)
+/* How often the second-signal watcher looks whether main wants it gone. */
+#define JOBD_WATCH_MS 100
+
+/* Waits for SIGTERM or SIGINT (returned), or with quit (may be NULL) until
+ * *quit is set (0). SIGHUP, which a terminal or a container runtime may
+ * send, is logged and otherwise ignored: jobd has no log file to reopen,
+ * and a hang-up must not drop running jobs. */
+static int jobd_wait_signal(const sigset_t *sigs, const atomic_bool *quit)
 {
+    const struct timespec tick = {0, JOBD_WATCH_MS * 1000000L};
     for (;;) {
-        int sig = 0;
-        if (sigwait(sigs, &sig) != 0)
+        if (quit && atomic_load(quit))
+            return 0;
+        int sig = quit ? sigtimedwait(sigs, NULL, &tick) : 0;
+        if (!quit && sigwait(sigs, &sig) != 0)
             continue;
+        if (sig <= 0)
+            continue; /* the tick passed (or EINTR) */
         if (sig != SIGHUP)
             return sig;
         log_event(LOG_INFO, "jobd.sighup", NULL, "SIGHUP received and ignored (SIGTERM stops jobd)");
     }
 }
 
-/* What the thread watching for a second signal needs. */
+/* What the thread watching for a second signal needs. main sets quit and
+ * joins the thread before it frees anything. */
 typedef struct jobd_impatient {
-    const sigset_t *sigs;
-    pthread_mutex_t mu;  /* guards exec */
-    exec_table_t *exec;  /* borrowed; NULL once main frees it */
+    sigset_t sigs;
+    exec_table_t *exec; /* borrowed */
+    atomic_bool quit;
 } jobd_impatient;
 
 /* A second SIGTERM/SIGINT during the graceful shutdown ends the process at
@@ -215,11 +225,12 @@ typedef struct jobd_impatient {
 static void *jobd_second_signal(void *arg)
 {
     jobd_impatient *imp = arg;
-    int sig = jobd_wait_signal(imp->sigs);
+    int sig = jobd_wait_signal(&imp->sigs, &imp->quit);
+    if (!sig)
+        return NULL;
     log_event(LOG_WARN, "jobd.exit", NULL,
               "second %s: exiting without waiting (running programs are killed)",
               sig == SIGINT ? "SIGINT" : "SIGTERM");
-    pthread_mutex_lock(&imp->mu);
     exec_table_kill_all(imp->exec);
     _exit(1);
     return NULL;
@@ -297,12 +308,12 @@ int main(int argc, char **argv)
               JOBD_VERSION, ctx.n_queues, ctx.cfg->workers, ctx.cfg->listen_host,
               ctx.http ? http_port(ctx.http) : 0);
 
-    int sig = jobd_wait_signal(&sigs);
+    int sig = jobd_wait_signal(&sigs, NULL);
     log_event(LOG_INFO, "jobd.signal", NULL, "%s received", sig == SIGINT ? "SIGINT" : "SIGTERM");
-    jobd_impatient imp = {.sigs = &sigs, .mu = PTHREAD_MUTEX_INITIALIZER, .exec = ctx.exec};
+    jobd_impatient imp = {.sigs = sigs, .exec = ctx.exec};
+    atomic_init(&imp.quit, false);
     pthread_t impatient;
-    if (pthread_create(&impatient, NULL, jobd_second_signal, &imp) == 0)
-        pthread_detach(impatient);
+    bool watching = pthread_create(&impatient, NULL, jobd_second_signal, &imp) == 0;
     if (jobd_shutdown(&ctx) != 0) {
         /* Workers still run jobs (neither a program nor a webhook: those
          * ended at the interrupt) whose stores would be freed under them:
@@ -311,9 +322,11 @@ int main(int argc, char **argv)
         exec_table_kill_all(ctx.exec); /* should none run, let none outlive us */
         _exit(0); /* no atexit teardown either (leak checks would report what is still in use) */
     }
-    /* Held for good: a second signal from here on exits without the table. */
-    pthread_mutex_lock(&imp.mu);
-    imp.exec = NULL;
+    if (watching) {
+        /* A second signal already being handled ends the process meanwhile. */
+        atomic_store(&imp.quit, true);
+        pthread_join(impatient, NULL);
+    }
     jobd_free(&ctx);
     curl_global_cleanup();
     log_event(LOG_INFO, "jobd.exit", NULL, "stopped cleanly");
