@@ -60,6 +60,18 @@ static bool life_tree_gone(pid_t a, pid_t b, int timeout_ms)
     return life_pid_gone(a) && life_pid_gone(b);
 }
 
+/* Expects the program group (leader and child) of a stopped jobd to be gone,
+ * then makes sure of it and removes its pid file. */
+static void life_expect_tree_gone(int leader, int child, const char *pid_path)
+{
+    cr_expect(life_tree_gone(leader, child, ts_patience(3000)),
+              "program %d or its child %d outlived jobd", leader, child);
+    kill(-leader, SIGKILL);
+    life_tree_gone(leader, child, 2000);
+    life_leader = 0;
+    unlink(pid_path);
+}
+
 /* Polls for the pid file of sleep_tree.sh: "<leader> <child>". */
 static bool life_read_pids(const char *path, int *leader, int *child, int timeout_ms)
 {
@@ -126,12 +138,7 @@ static void life_stop_while_running(const char *cfg, const char *pid_path, const
     /* shutdown_timeout 1 s + kill grace cut to 2 s + recording and HTTP stop */
     cr_expect_lt(took, ts_patience(7000), "shutdown took %lld ms", took);
     cr_log_info("shutdown with a program ignoring SIGTERM took %lld ms", took);
-    cr_expect(life_tree_gone(leader, child, ts_patience(3000)),
-              "program %d or its child %d outlived jobd", leader, child);
-    kill(-leader, SIGKILL);
-    life_tree_gone(leader, child, 2000);
-    life_leader = 0;
-    unlink(pid_path);
+    life_expect_tree_gone(leader, child, pid_path);
 }
 
 /* Defect 3: a run cut short by the shutdown deadline counts an attempt with
@@ -341,10 +348,5 @@ Test(life, second_sigterm_kills_programs_too)
         ts_sleep_ms(10);
     cr_assert_eq(kill(life_jobd.pid, SIGTERM), 0);
     cr_expect_eq(ts_jobd_stop(&life_jobd, 0, ts_patience(5000)), 1);
-    cr_expect(life_tree_gone(leader, child, ts_patience(3000)),
-              "program %d or its child %d outlived jobd", leader, child);
-    kill(-leader, SIGKILL);
-    life_tree_gone(leader, child, 2000);
-    life_leader = 0;
-    unlink(pid_path);
+    life_expect_tree_gone(leader, child, pid_path);
 }
