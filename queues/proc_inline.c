@@ -429,6 +429,8 @@ static ientry *inline_add(inline_store *st, proc_t *self, const job_t *job)
 static const char *inline_full(inline_store *st, job_t *const *jobs, size_t n)
 {
     size_t waiting = st->counts[JOB_SCHEDULED] + st->counts[JOB_ENQUEUED] + st->counts[JOB_RETRYING];
+    if (waiting + n <= st->max_jobs)
+        return NULL; /* fits even if none is a replay: no lookups */
     size_t fresh = 0;
     for (size_t i = 0; i < n; i++)
         fresh += inline_find(st, jobs[i]->id) == NULL;
