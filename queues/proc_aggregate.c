@@ -233,7 +233,8 @@ static size_t proc_aggregate_bytes(const aggregate_ref *refs, size_t n)
 static int proc_aggregate_call_durable(aggregate *a, job_t *const *jobs, size_t n,
                                        proc_done_fn done, void *done_ctx)
 {
-    size_t *sizes = malloc(n * sizeof *sizes);
+    size_t few[16]; /* single submissions, the hot path, need no allocation */
+    size_t *sizes = n <= sizeof few / sizeof *few ? few : malloc(n * sizeof *sizes);
     if (!sizes) {
         proc_aggregate_refuse_all(done, done_ctx, n, "out of memory");
         return 0;
@@ -245,7 +246,8 @@ static int proc_aggregate_call_durable(aggregate *a, job_t *const *jobs, size_t 
         why = "out of memory";
     if (why) {
         pthread_mutex_unlock(&a->mu);
-        free(sizes);
+        if (sizes != few)
+            free(sizes);
         proc_aggregate_refuse_all(done, done_ctx, n, why);
         return 0;
     }
@@ -255,7 +257,8 @@ static int proc_aggregate_call_durable(aggregate *a, job_t *const *jobs, size_t 
         p->refs[p->n++] =
             (aggregate_ref){.done = done, .done_ctx = done_ctx, .index = i, .bytes = sizes[i]};
     }
-    free(sizes);
+    if (sizes != few)
+        free(sizes);
     a->held += n;
     a->held_bytes += bytes;
     a->waiters += n;
