@@ -180,7 +180,7 @@ queue_json() {
     default | e2e) echo '{"enqueue": ["aggregate"], "dequeue": ["redis"]}' ;;
     buffered) echo '{"enqueue": [{"name": "aggregate", "ack": "buffered"}], "dequeue": ["redis"]}' ;;
     plain) echo '{"dequeue": ["redis"]}' ;;
-    inline | e2e_inline) echo '{"dequeue": ["inline"]}' ;;
+    inline | e2e_inline) echo '{"dequeue": [{"name": "inline", "max_jobs": 100000000}]}' ;;
     *) say "unknown queue $1"; exit 2 ;;
     esac
 }
