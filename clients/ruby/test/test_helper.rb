@@ -155,7 +155,12 @@ module JobdTest
     attr_reader :tmp, :out, :app, :secret, :jobd_port, :rails_port, :redis_port, :rails
 
     def self.instance
-      @instance ||= new.tap(&:start)
+      @instance ||= begin
+        stack = new
+        at_exit { stack.stop } # also when the run dies before minitest's own hooks
+        stack.start
+        stack
+      end
     end
 
     def self.stop
@@ -217,10 +222,11 @@ module JobdTest
     # Boots the same Rails app in this process, the enqueuing side (as a web
     # process or console would be); puma is the performing side.
     def boot_rails_here
-      return if defined?(::Rails) && ::Rails.application&.initialized?
+      return if @booted
 
       app_env("rails-test.log").each { |k, v| ENV[k] = v }
       require File.join(@app, "config", "environment")
+      @booted = true
     end
 
     def jobd_log
