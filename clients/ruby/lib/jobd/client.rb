@@ -184,11 +184,11 @@ module Jobd
     def call(method, path, body = nil, idempotent: method != "POST")
       request = +"#{method} #{@prefix}#{path} HTTP/1.1\r\n#{@fixed_headers}"
       if body
-        request << "Content-Type: application/json\r\nContent-Length: #{body.bytesize}\r\n\r\n"
-        request << body
+        request << "Content-Type: application/json\r\nContent-Length: #{body.bytesize}\r\n\r\n" << body
+      elsif method == "POST"
+        request << "Content-Length: 0\r\n\r\n"
       else
-        request << "Content-Length: 0\r\n\r\n" if method == "POST"
-        request << "\r\n" unless method == "POST"
+        request << "\r\n"
       end
       attempt = 1
       loop do
