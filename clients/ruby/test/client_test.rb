@@ -18,9 +18,9 @@ class ClientTest < Minitest::Test
     @servers&.each(&:stop)
   end
 
-  def tiny_server(&responder)
+  def tiny_server(**opts, &responder)
     @servers ||= []
-    (@servers << JobdTest::TinyServer.new(&responder)).last
+    (@servers << JobdTest::TinyServer.new(**opts, &responder)).last
   end
 
   def uid(name)
@@ -178,6 +178,17 @@ class ClientTest < Minitest::Test
     20.times { c.enqueue("q", "noop") }
     assert_equal 20, server.requests
     assert_equal 1, server.connections
+  end
+
+  def test_https_with_a_verified_certificate
+    server_ctx, client_ctx = JobdTest.tls_contexts
+    server = tiny_server(tls: server_ctx) { [200, {}, '{"queues":[{"name":"tls"}]}'] }
+    c = Jobd::Client.new(url: server.url, ssl_context: client_ctx)
+    3.times { assert_equal ["tls"], c.queues.map { |q| q["name"] } }
+    assert_equal 1, server.connections
+    # The default context trusts only the system's certificates.
+    err = assert_raises(Jobd::ConnectionError) { Jobd::Client.new(url: server.url).queues }
+    assert_match(/TLS|certificate/, err.message)
   end
 
   def test_reconnects_when_the_server_closed_an_idle_connection

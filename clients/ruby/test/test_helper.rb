@@ -77,9 +77,15 @@ module JobdTest
       @pid = Process.spawn(env, *argv, chdir: chdir, out: [log, "a"], err: [log, "a"], in: File::NULL)
     end
 
+    # Reaps the process if it has exited (then forgets its PID, which may be reused).
     def alive?
-      Process.waitpid(@pid, Process::WNOHANG).nil?
+      return false unless @pid
+      return true if Process.waitpid(@pid, Process::WNOHANG).nil?
+
+      @pid = nil
+      false
     rescue Errno::ECHILD
+      @pid = nil
       false
     end
 
@@ -90,9 +96,12 @@ module JobdTest
       begin
         Process.kill(signal, @pid)
         deadline = JobdTest.now + 10
-        sleep(0.02) while Process.waitpid(@pid, Process::WNOHANG).nil? && JobdTest.now < deadline
-        Process.kill("KILL", @pid)
-        Process.waitpid(@pid)
+        reaped = nil
+        sleep(0.02) while (reaped = Process.waitpid(@pid, Process::WNOHANG)).nil? && JobdTest.now < deadline
+        unless reaped # still ours (not reaped), so the PID cannot have been reused
+          Process.kill("KILL", @pid)
+          Process.waitpid(@pid)
+        end
       rescue Errno::ESRCH, Errno::ECHILD
         nil
       end
@@ -248,9 +257,12 @@ module JobdTest
   class TinyServer
     attr_reader :port
 
-    def initialize(&responder)
-      @server = TCPServer.new("127.0.0.1", 0)
-      @port = @server.addr[1]
+    # tls: an OpenSSL::SSL::SSLContext to serve https with, or nil.
+    def initialize(tls: nil, &responder)
+      tcp = TCPServer.new("127.0.0.1", 0)
+      @port = tcp.addr[1]
+      @tls = !tls.nil?
+      @server = tls ? OpenSSL::SSL::SSLServer.new(tcp, tls) : tcp
       @responder = responder
       @lock = Mutex.new
       @connections = 0
@@ -268,7 +280,7 @@ module JobdTest
     end
 
     def url
-      "http://127.0.0.1:#{@port}"
+      "#{@tls ? 'https' : 'http'}://127.0.0.1:#{@port}"
     end
 
     def stop
@@ -281,7 +293,11 @@ module JobdTest
 
     def accept_loop
       loop do
-        sock = @server.accept
+        begin
+          sock = @server.accept
+        rescue OpenSSL::SSL::SSLError
+          next # a client that refused our certificate
+        end
         @lock.synchronize { @connections += 1 }
         @threads << Thread.new(sock) { |s| serve(s) }
       end
@@ -303,11 +319,40 @@ module JobdTest
         extra = (headers || {}).map { |k, v| "#{k}: #{v}\r\n" }.join
         sock.write("HTTP/1.1 #{status} X\r\nContent-Length: #{body.bytesize}\r\n#{extra}\r\n#{body}")
       end
-    rescue IOError, SystemCallError
+    rescue IOError, SystemCallError, OpenSSL::SSL::SSLError
       nil
     ensure
       sock.close
     end
+  end
+end
+
+module JobdTest
+  module_function
+
+  # A self-signed certificate for 127.0.0.1: [server SSLContext, client
+  # SSLContext that trusts it and verifies the peer].
+  def tls_contexts
+    key = OpenSSL::PKey::RSA.new(2048)
+    cert = OpenSSL::X509::Certificate.new
+    cert.version = 2
+    cert.serial = 1
+    cert.subject = cert.issuer = OpenSSL::X509::Name.parse("/CN=127.0.0.1")
+    cert.public_key = key.public_key
+    cert.not_before = Time.now - 60
+    cert.not_after = Time.now + 3600
+    ext = OpenSSL::X509::ExtensionFactory.new(cert, cert)
+    cert.add_extension(ext.create_extension("subjectAltName", "IP:127.0.0.1"))
+    cert.add_extension(ext.create_extension("basicConstraints", "CA:TRUE", true))
+    cert.sign(key, OpenSSL::Digest.new("SHA256"))
+    server = OpenSSL::SSL::SSLContext.new
+    server.cert = cert
+    server.key = key
+    store = OpenSSL::X509::Store.new
+    store.add_cert(cert)
+    client = OpenSSL::SSL::SSLContext.new
+    client.set_params(verify_mode: OpenSSL::SSL::VERIFY_PEER, cert_store: store)
+    [server, client]
   end
 end
 
