@@ -111,6 +111,19 @@ class RailsTest < Minitest::Test
     assert File.exist?(File.join(@stack.out, "#{t}.ran"))
   end
 
+  # What Rails 7.1's perform_all_later calls; Rails 6.1 has no caller for it.
+  def test_enqueue_all_submits_one_batch_per_queue
+    jobs = [MyJob.new(7, "a"), MyJob.new(8, "b"), MyJob.new(9, "c")]
+    jobs[1].queue_name = "local"
+    jobs[2].scheduled_at = Time.now.to_f + 3600
+    assert_equal 3, ActiveJob::Base.queue_adapter.enqueue_all(jobs)
+    assert_equal [7, "a"], wait_result(jobs[0].job_id)["args"]
+    assert_equal "local", wait_result(jobs[1].job_id)["queue"]
+    assert_equal jobs.map(&:job_id), jobs.map(&:provider_job_id)
+    assert_equal "scheduled", @client.job("default", jobs[2].job_id)["state"]
+    @client.cancel("default", jobs[2].job_id)
+  end
+
   def test_enqueue_errors_reach_the_caller
     err = assert_raises(Jobd::NotFound) { MyJob.set(queue: "no_such_queue").perform_later(5, "x") }
     assert_equal "unknown_queue", err.code

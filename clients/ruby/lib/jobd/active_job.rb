@@ -56,6 +56,23 @@ module ActiveJob
         submit(job, timestamp)
       end
 
+      # ActiveJob.perform_all_later (Rails 7.1+): one enqueue_batch request per
+      # queue and 1,000 jobs, each batch all or nothing (an error is raised and
+      # the jobs of earlier batches stay enqueued). Returns the number enqueued.
+      def enqueue_all(jobs)
+        client = setup.first
+        jobs.group_by(&:queue_name).sum do |queue, group|
+          group.each_slice(1000).sum do |slice|
+            views = client.enqueue_batch(queue, slice.map { |job| payload(job, job.scheduled_at) })
+            slice.zip(views).each do |job, view|
+              job.provider_job_id = view["id"]
+              job.successfully_enqueued = true if job.respond_to?(:successfully_enqueued=)
+            end
+            slice.size
+          end
+        end
+      end
+
       # The Jobd::Client this adapter submits with.
       def client
         @client || setup.first
@@ -90,28 +107,32 @@ module ActiveJob
 
       def submit(job, timestamp)
         client, buffer = setup
-        options = job.class.respond_to?(:jobd_job_options) ? job.class.jobd_job_options : {}
-        executions = job.executions.to_i
-        id = executions.positive? ? "#{job.job_id}.#{executions}" : job.job_id.to_s
-        id = nil unless ID_PATTERN.match?(id)
-        payload = {
-          "type" => options[:type] || config.resolved_type,
-          "args" => job.serialize,
-          "id" => id,
-          "scheduled_at" => timestamp && Jobd::Client.time_text(timestamp),
-          "max_attempts" => options[:max_attempts],
-          "timeout" => options[:timeout]
-        }.compact
-        if buffer && id && buffer.push(job.queue_name, payload)
-          job.provider_job_id = id # jobd keeps the id it is given
+        payload = payload(job, timestamp)
+        if buffer && payload["id"] && buffer.push(job.queue_name, payload)
+          job.provider_job_id = payload["id"] # jobd keeps the id it is given
           return job
         end
 
         view = client.enqueue(job.queue_name, payload["type"], payload["args"],
-                              id: id, scheduled_at: payload["scheduled_at"],
+                              id: payload["id"], scheduled_at: payload["scheduled_at"],
                               max_attempts: payload["max_attempts"], timeout: payload["timeout"])
         job.provider_job_id = view["id"]
         job
+      end
+
+      # The jobd job (a Hash for Client#enqueue_batch) that carries `job`.
+      def payload(job, timestamp)
+        options = job.class.respond_to?(:jobd_job_options) ? job.class.jobd_job_options : {}
+        executions = job.executions.to_i
+        id = executions.positive? ? "#{job.job_id}.#{executions}" : job.job_id.to_s
+        {
+          "type" => options[:type] || config.resolved_type,
+          "args" => job.serialize,
+          "id" => ID_PATTERN.match?(id) ? id : nil,
+          "scheduled_at" => timestamp && Jobd::Client.time_text(timestamp),
+          "max_attempts" => options[:max_attempts],
+          "timeout" => options[:timeout]
+        }.compact
       end
     end
   end
