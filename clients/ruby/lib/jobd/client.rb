@@ -284,7 +284,6 @@ module Jobd
     end
 
     def default_ssl_context
-      require "openssl"
       ctx = OpenSSL::SSL::SSLContext.new
       ctx.set_params(verify_mode: OpenSSL::SSL::VERIFY_PEER)
       ctx

@@ -1,5 +1,6 @@
 require "socket"
 require "io/wait"
+require "openssl"
 require "jobd/errors"
 
 module Jobd
@@ -31,9 +32,6 @@ module Jobd
       @sock = open_socket(host, port, connect_timeout, ssl_context)
     end
 
-    # Requests served so far (the second request onwards reuses the connection).
-    attr_reader :served
-
     # True while the connection may be lent again: open, and idle for less than
     # `idle_timeout` seconds (a server closes idle connections; jobd after 30 s).
     def reusable?(idle_timeout)
@@ -49,7 +47,7 @@ module Jobd
       begin
         write_all(request, deadline)
         res = read_response(deadline)
-      rescue SystemCallError, IOError, ArgumentError, ConnectionError => e
+      rescue SystemCallError, IOError, OpenSSL::SSL::SSLError, ArgumentError, ConnectionError => e
         close
         # A reused connection that failed before any byte of the answer was
         # most likely closed by the server while idle: the caller may resend.
@@ -81,7 +79,6 @@ module Jobd
       sock.setsockopt(Socket::IPPROTO_TCP, Socket::TCP_NODELAY, 1)
       return sock unless ssl_context
 
-      require "openssl"
       ssl = OpenSSL::SSL::SSLSocket.new(sock, ssl_context)
       ssl.hostname = host
       ssl.sync_close = true
