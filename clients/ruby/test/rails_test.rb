@@ -148,7 +148,8 @@ class RailsTest < Minitest::Test
     body, good = signed(job)
     _, wrong_secret = signed(job, secret: "not-the-secret")
     old_body, old = signed(job, stamp: Time.now.to_i - 301)
-    future_body, future = signed(job, stamp: Time.now.to_i + 330 # margin: seconds pass before the check)
+    # (a margin: seconds pass between signing and the check)
+    future_body, future = signed(job, stamp: Time.now.to_i + 330)
     assert_equal 401, post_perform(body, nil).first
     assert_equal 401, post_perform(body, wrong_secret).first
     assert_equal 401, post_perform(body, good.sub(/v1=\h/) { |m| m[-1] == "0" ? "v1=1" : "v1=0" }).first
