@@ -163,6 +163,17 @@ class RailsTest < Minitest::Test
     assert_equal [6, "forged"], wait_result(job.job_id)["args"]
   end
 
+  def test_performer_answers_500_with_the_exception_cut_to_1_kib
+    body, sig = signed(LongErrorJob.new(3000))
+    status, text = post_perform(body, sig)
+    text = text.force_encoding(Encoding::UTF_8)
+    assert_equal 500, status
+    assert text.start_with?("LongErrorJob::Long: éé"), text[0, 40]
+    assert_operator text.bytesize, :<=, 1024
+    assert_operator text.bytesize, :>=, 1022 # cut on a character boundary
+    assert text.valid_encoding?
+  end
+
   def test_performer_answers_4xx_to_what_retrying_cannot_fix
     body = JSON.generate("id" => "x", "args" => { "no" => "job_class" })
     stamp = Time.now.to_i
@@ -206,7 +217,8 @@ class RailsTest < Minitest::Test
   end
 
   # The buffered mode flushes at exit: a process that enqueues and exits at
-  # once still hands every job to jobd.
+  # once still hands every job to jobd. (ActiveJob without Rails, configured
+  # with Jobd.configure and the JOBD_URL environment variable.)
   def test_buffered_mode_flushes_at_exit
     script = <<~RUBY
       require "active_job"
@@ -215,11 +227,13 @@ class RailsTest < Minitest::Test
       class ExitJob < ActiveJob::Base
         queue_as "bulk"
       end
-      ExitJob.queue_adapter = ActiveJob::QueueAdapters::JobdAdapter.new(buffered: true, url: ARGV[0])
+      Jobd.configure { |c| c.buffered = true } # and jobd's address from JOBD_URL
+      ExitJob.queue_adapter = :jobd
       puts Array.new(300) { ExitJob.perform_later.provider_job_id }
     RUBY
     @client.pause("bulk") # ExitJob exists only here: the app must not try to run these
-    out = IO.popen([RbConfig.ruby, "-I", File.join(GEM_ROOT, "lib"), "-e", script, @stack.jobd_url], &:read)
+    out = IO.popen([{ "JOBD_URL" => @stack.jobd_url }, RbConfig.ruby, "-I", File.join(GEM_ROOT, "lib"), "-e", script],
+                   &:read)
     assert $?.success?
     ids = out.split
     assert_equal 300, ids.uniq.size
