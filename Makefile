@@ -8,6 +8,8 @@ OPT     ?= -O2 -g
 CFLAGS  := $(OPT) -std=c11 -D_GNU_SOURCE $(WARN) -pthread $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -pthread -lm
 BUILD   ?= build
+# Debian 12 packages of the Ruby gem's tests (clients/ruby: Rails 6.1, puma).
+RUBY_PKGS := ruby ruby-activejob ruby-railties ruby-rack puma ruby-minitest
 
 LIB_SRC  := $(filter-out server/main.c,$(wildcard server/*.c handlers/*.c queues/*.c))
 TEST_SRC := $(wildcard tests/*.c)
@@ -15,7 +17,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 HEADERS  := $(wildcard server/*.h handlers/*.h queues/*.h tests/*.h)
 
-.PHONY: all run test test-asan deps clean bench check-config
+.PHONY: all run test test-asan deps clean bench check-config test-ruby deps-ruby
 
 all: jobd
 
@@ -75,6 +77,16 @@ test-asan: deps
 	  OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
 	  build-asan/jobd build-asan/tests/jobd_tests
 	JOBD_ASAN=1 tests/run.sh build-asan
+
+# The jobd gem (clients/ruby): client tests against ./jobd and a real Rails app
+# served by puma, with their own redis-server and jobd on free loopback ports.
+test-ruby: deps deps-ruby
+	@$(MAKE) --no-print-directory $(BUILD)/jobd
+	cd clients/ruby && JOBD_BIN=$(abspath $(BUILD)/jobd) \
+	  ruby -Ilib -e 'Dir["test/*_test.rb"].sort.each { |f| require File.expand_path(f) }'
+
+deps-ruby:
+	@$(MAKE) --no-print-directory deps DEPS_PKGS="$(RUBY_PKGS)"
 
 clean:
 	rm -rf build build-asan jobd

@@ -1,0 +1,3 @@
+module Jobd
+  VERSION = "0.1.0"
+end
