@@ -70,6 +70,7 @@ run: deps
 test: deps
 	@$(MAKE) --no-print-directory jobd $(BUILD)/tests/jobd_tests
 	tests/run.sh $(BUILD)
+	@$(MAKE) --no-print-directory test-ruby
 
 # The same tests built with AddressSanitizer and UndefinedBehaviorSanitizer.
 test-asan: deps
