@@ -404,31 +404,75 @@ static const char lua_trim[] = LUA_PRELUDE
     "redis.call('INCRBY', trimmed, #ids)\n"
     "return #ids\n";
 
-/* KEYS: common. ARGV: max (score bound: +inf or '(' cursor) state limit budget.
- * Reads all newest first from max, at most budget jobs, for the ones in
- * state. Returns {{id, score, ...}, next}: at most limit of them, and the
- * cursor to go on from (false at the end of all). Writes nothing. */
-static const char lua_scan[] = LUA_PRELUDE
-    "local max, want, limit, budget = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])\n"
-    "local out, left = {}, budget\n"
+/* Paging positions. Index scores are not unique (two batches stored in the
+ * same millisecond can share one), so a page ends at a (score, id) pair and
+ * the next page starts right after that pair: members of equal score sort by
+ * id (bytewise), newest first means descending. after(key, s, id) is the
+ * offset, counted from the first member at score <= s (BYSCORE REV), of the
+ * first member past (s, id): from the cursor's own rank while it is still in
+ * the set, else by counting the ties at s above id (at most TIES looked at). */
+#define LUA_AFTER                                                                       \
+    "local TIES = 10000\n"                                                              \
+    "local function above(a, b)\n"                                                      \
+    "  local n = math.min(#a, #b)\n"                                                    \
+    "  for i = 1, n do\n"                                                               \
+    "    local x, y = string.byte(a, i), string.byte(b, i)\n"                           \
+    "    if x ~= y then return x > y end\n"                                             \
+    "  end\n"                                                                           \
+    "  return #a > #b\n"                                                                \
+    "end\n"                                                                             \
+    "local function after(key, s, id)\n"                                                \
+    "  local cur = id ~= '' and redis.call('ZSCORE', key, id)\n"                        \
+    "  if cur and tonumber(cur) == tonumber(s) then\n"                                  \
+    "    return redis.call('ZREVRANK', key, id) + 1 - redis.call('ZCOUNT', key, '(' .. s, '+inf')\n" \
+    "  end\n"                                                                           \
+    "  local skip = 0\n"                                                                \
+    "  for _, m in ipairs(redis.call('ZRANGE', key, s, s, 'BYSCORE', 'REV', 'LIMIT', 0, TIES)) do\n" \
+    "    if above(m, id) then skip = skip + 1 end\n"                                    \
+    "  end\n"                                                                           \
+    "  return skip\n"                                                                   \
+    "end\n"
+
+/* KEYS: common, zset. ARGV: score id (the cursor; score '' = from the top) want.
+ * Returns up to want members of zset past the cursor, newest first, WITHSCORES.
+ * Writes nothing. */
+static const char lua_page[] = LUA_PRELUDE LUA_AFTER
+    "local key, s, id, want = KEYS[NC + 1], ARGV[1], ARGV[2], tonumber(ARGV[3])\n"
+    "local from, skip = '+inf', 0\n"
+    "if s ~= '' then from = s; skip = after(key, s, id) end\n"
+    "return redis.call('ZRANGE', key, from, '-inf', 'BYSCORE', 'REV', 'LIMIT', skip, want,\n"
+    "                  'WITHSCORES')\n";
+
+/* KEYS: common. ARGV: score id (the cursor, as in lua_page) state limit budget.
+ * Reads all newest first past the cursor, at most budget jobs, for the ones
+ * in state. Returns {{id, score, ...}, next_id, next_score}: at most limit of
+ * them, and the position to go on from (next_id false at the end of all).
+ * Writes nothing. */
+static const char lua_scan[] = LUA_PRELUDE LUA_AFTER
+    "local s, cid, want, limit, budget = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]),\n"
+    "  tonumber(ARGV[5])\n"
+    "local from, skip = '+inf', 0\n"
+    "if s ~= '' then from = s; skip = after(ALL, s, cid) end\n"
+    "local out, left, last_id, last_s = {}, budget, false, false\n"
     "while left > 0 do\n"
     "  local ask = math.min(SLICE, left)\n"
-    "  local chunk = redis.call('ZRANGE', ALL, max, '-inf', 'BYSCORE', 'REV', 'LIMIT', 0, ask,\n"
+    "  local chunk = redis.call('ZRANGE', ALL, from, '-inf', 'BYSCORE', 'REV', 'LIMIT', skip, ask,\n"
     "                           'WITHSCORES')\n"
     "  local ids = {}\n"
     "  for i = 1, #chunk, 2 do ids[#ids + 1] = chunk[i] end\n"
     "  local st = mget('HMGET', COL.s, ids)\n"
     "  for j, id in ipairs(ids) do\n"
     "    if st[j] == want then\n"
-    "      if #out == 2 * limit then return {out, out[#out]} end\n"
+    "      if #out == 2 * limit then return {out, out[#out - 1], out[#out]} end\n"
     "      out[#out + 1] = id; out[#out + 1] = chunk[2 * j]\n"
     "    end\n"
-    "    max = '(' .. chunk[2 * j]\n"
+    "    last_id, last_s = id, chunk[2 * j]\n"
     "  end\n"
     "  if #ids < ask then return {out, false} end\n"
+    "  skip = skip + #ids\n"
     "  left = left - #ids\n"
     "end\n"
-    "return {out, string.sub(max, 2)}\n";
+    "return {out, last_id, last_s}\n";
 
 /* clang-format on */
 
@@ -441,7 +485,7 @@ static const struct {
     [RS_BEAT] = {"beat", lua_beat},          [RS_ORPHAN] = {"orphan", lua_orphan},
     [RS_PROMOTE] = {"promote", lua_promote}, [RS_CANCEL] = {"cancel", lua_cancel},
     [RS_DEAD] = {"dead", lua_dead},          [RS_TRIM] = {"trim", lua_trim},
-    [RS_SCAN] = {"scan", lua_scan},
+    [RS_SCAN] = {"scan", lua_scan},          [RS_PAGE] = {"page", lua_page},
 };
 
 /* --- keys --- */
@@ -1153,11 +1197,41 @@ json_t *redis_script_get(redisContext *c, const redis_model *m, const char *id, 
     return v;
 }
 
-/* Cursors are index scores this server gave out: 1..20 digits. */
-static bool rs_cursor_ok(const char *cursor)
+/* A paging position: the score and id of the last job of a page. */
+typedef struct rs_cursor {
+    char score[24]; /* "" = from the top */
+    char id[JOB_ID_MAX + 1];
+} rs_cursor;
+
+/* Reads a cursor this server gave out, "<score>:<id>" (or a bare score, as
+ * older versions gave: then every job at that score counts as shown); NULL
+ * is the top. 0, or -1 when it is not one of ours. */
+static int rs_cursor_parse(const char *cursor, rs_cursor *pos)
 {
+    memset(pos, 0, sizeof *pos);
+    if (!cursor)
+        return 0;
     size_t n = strspn(cursor, "0123456789");
-    return n > 0 && n <= 20 && cursor[n] == '\0';
+    if (n == 0 || n >= sizeof pos->score || (cursor[n] && cursor[n] != ':') ||
+        (cursor[n] == ':' && !job_id_ok(cursor + n + 1)))
+        return -1;
+    memcpy(pos->score, cursor, n);
+    if (cursor[n] == ':')
+        snprintf(pos->id, sizeof pos->id, "%s", cursor + n + 1);
+    return 0;
+}
+
+/* The cursor of the page that ends with (id, score): new memory, NULL on OOM. */
+static char *rs_cursor_text(const redisReply *id, const redisReply *score)
+{
+    char *out = NULL;
+    return asprintf(&out, "%s:%s", score->str, id->str) < 0 ? NULL : out;
+}
+
+static void rs_cursor_args(redis_cmd *cmd, const rs_cursor *pos)
+{
+    redis_cmd_adds(cmd, pos->score);
+    redis_cmd_adds(cmd, pos->id);
 }
 
 /* The views of the jobs ids (first n id/score pairs: ids[2i] the id) that are still in
@@ -1191,24 +1265,28 @@ static json_t *rs_page(redisContext *c, const redis_model *m, redisReply *const 
                      next ? json_string(next) : json_null());
 }
 
-/* A page of zset (newest first), up to limit jobs before cursor. */
+/* rs_page of the first n pairs, the next cursor made from pair n - 1 when
+ * more holds (there are more jobs past it). */
+static json_t *rs_page_at(redisContext *c, const redis_model *m, redisReply *const *pairs, size_t n,
+                          bool more, int state, jobd_error *err)
+{
+    char *next = more && n ? rs_cursor_text(pairs[2 * n - 2], pairs[2 * n - 1]) : NULL;
+    json_t *page = more && n && !next ? NULL : rs_page(c, m, pairs, n, state, next, err);
+    if (more && n && !next)
+        jobd_fail(err, 503, "unavailable", "out of memory");
+    free(next);
+    return page;
+}
+
+/* A page of zset (newest first), up to limit jobs past the cursor. */
 static json_t *rs_list_zset(redisContext *c, const redis_model *m, const char *zset, int state,
-                            size_t limit, const char *cursor, jobd_error *err)
+                            size_t limit, const rs_cursor *pos, jobd_error *err)
 {
     redis_cmd cmd;
-    redis_cmd_init(&cmd, "ZRANGE");
-    redis_cmd_adds(&cmd, zset);
-    if (cursor)
-        redis_cmd_addf(&cmd, "(%s", cursor);
-    else
-        redis_cmd_adds(&cmd, "+inf");
-    redis_cmd_adds(&cmd, "-inf");
-    redis_cmd_adds(&cmd, "BYSCORE");
-    redis_cmd_adds(&cmd, "REV");
-    redis_cmd_adds(&cmd, "LIMIT");
-    redis_cmd_adds(&cmd, "0");
+    rs_script(&cmd, m, RS_PAGE);
+    redis_cmd_key(&cmd, zset);
+    rs_cursor_args(&cmd, pos);
     redis_cmd_addi(&cmd, (long long)limit + 1);
-    redis_cmd_adds(&cmd, "WITHSCORES");
     redisReply *ids = rs_run(c, &cmd, err);
     if (!ids)
         return NULL;
@@ -1217,8 +1295,7 @@ static json_t *rs_list_zset(redisContext *c, const redis_model *m, const char *z
         jobd_fail(err, 503, "unavailable", "unexpected answer from Redis");
     } else {
         size_t k = ids->elements / 2, n = k > limit ? limit : k;
-        page = rs_page(c, m, ids->element, n, state, k > limit ? ids->element[2 * n - 1]->str : NULL,
-                       err);
+        page = rs_page_at(c, m, ids->element, n, k > limit, state, err);
     }
     freeReplyObject(ids);
     return page;
@@ -1228,14 +1305,11 @@ static json_t *rs_list_zset(redisContext *c, const redis_model *m, const char *z
  * bounded scan of all: it may hold fewer than limit jobs and still have a
  * next cursor. */
 static json_t *rs_list_scan(redisContext *c, const redis_model *m, int state, size_t limit,
-                            const char *cursor, jobd_error *err)
+                            const rs_cursor *pos, jobd_error *err)
 {
     redis_cmd cmd;
     rs_script(&cmd, m, RS_SCAN);
-    if (cursor)
-        redis_cmd_addf(&cmd, "(%s", cursor);
-    else
-        redis_cmd_adds(&cmd, "+inf");
+    rs_cursor_args(&cmd, pos);
     redis_cmd_adds(&cmd, job_state_name((job_state)state));
     redis_cmd_addi(&cmd, (long long)limit);
     redis_cmd_addi(&cmd, RS_SCAN_BUDGET > limit ? RS_SCAN_BUDGET : (long long)limit);
@@ -1246,9 +1320,14 @@ static json_t *rs_list_scan(redisContext *c, const redis_model *m, int state, si
     if (!rs_is_array(r, 2) || r->element[0]->type != REDIS_REPLY_ARRAY) {
         jobd_fail(err, 503, "unavailable", "unexpected answer from Redis");
     } else {
-        const redisReply *ids = r->element[0], *next = r->element[1];
-        page = rs_page(c, m, ids->element, ids->elements / 2, state,
-                       rs_is_str(next) ? next->str : NULL, err);
+        const redisReply *ids = r->element[0];
+        bool more = r->elements >= 3 && rs_is_str(r->element[1]) && rs_is_str(r->element[2]);
+        char *next = more ? rs_cursor_text(r->element[1], r->element[2]) : NULL;
+        if (more && !next)
+            jobd_fail(err, 503, "unavailable", "out of memory");
+        else
+            page = rs_page(c, m, ids->element, ids->elements / 2, state, next, err);
+        free(next);
     }
     freeReplyObject(r);
     return page;
@@ -1315,17 +1394,26 @@ static redisReply **rs_lease_sets(redisContext *c, const redis_model *m, size_t 
     return r;
 }
 
-/* qsort order of (id, score) reply pairs: the newest (highest score) first. */
+/* Order of (id, score) pairs as the zsets list them newest first: higher
+ * score first, then (equal scores) the higher id first. */
+static int rs_pair_cmp(const char *id_a, long long score_a, const char *id_b, long long score_b)
+{
+    if (score_a != score_b)
+        return score_a < score_b ? 1 : -1;
+    return -strcmp(id_a, id_b);
+}
+
+/* qsort order of (id, score) reply pairs, newest first. */
 static int rs_newest_first(const void *a, const void *b)
 {
-    long long x = rs_int(((redisReply *const *)a)[1]), y = rs_int(((redisReply *const *)b)[1]);
-    return x < y ? 1 : x > y ? -1 : 0;
+    redisReply *const *x = a, *const *y = b;
+    return rs_pair_cmp(x[0]->str, rs_int(x[1]), y[0]->str, rs_int(y[1]));
 }
 
 /* A page of the running jobs: the ids in the lease sets, by index score
  * (ZMSCORE of all), sorted here. */
 static json_t *rs_list_running(redisContext *c, const redis_model *m, size_t limit,
-                               const char *cursor, jobd_error *err)
+                               const rs_cursor *pos, jobd_error *err)
 {
     size_t nsets = 0;
     redisReply **sets = rs_lease_sets(c, m, &nsets);
@@ -1348,19 +1436,20 @@ static json_t *rs_list_running(redisContext *c, const redis_model *m, size_t lim
     if ((n && !rs_is_array(scores, n)) || !pairs) {
         jobd_fail(err, 503, "unavailable", "unexpected answer from Redis");
     } else {
-        long long before = cursor ? strtoll(cursor, NULL, 10) : 0;
+        long long before = strtoll(pos->score, NULL, 10);
         size_t k = 0, j = 0;
         for (size_t s = 0; s < nsets; s++)
             for (size_t i = 0; i < sets[s]->elements && j < n; i++, j++)
                 if (rs_is_str(scores->element[j]) &&
-                    (!cursor || rs_int(scores->element[j]) < before)) {
+                    (!pos->score[0] || rs_pair_cmp(sets[s]->element[i]->str,
+                                                   rs_int(scores->element[j]), pos->id,
+                                                   before) > 0)) {
                     pairs[2 * k] = sets[s]->element[i];
                     pairs[2 * k++ + 1] = scores->element[j];
                 }
         qsort(pairs, k, 2 * sizeof *pairs, rs_newest_first);
         size_t shown = k > limit ? limit : k;
-        page = rs_page(c, m, pairs, shown, JOB_RUNNING,
-                       k > limit ? pairs[2 * shown - 1]->str : NULL, err);
+        page = rs_page_at(c, m, pairs, shown, k > limit, JOB_RUNNING, err);
     }
     free(pairs);
     if (scores)
@@ -1374,19 +1463,20 @@ static json_t *rs_list_running(redisContext *c, const redis_model *m, size_t lim
 json_t *redis_script_list(redisContext *c, const redis_model *m, int state, bool dead_set,
                           size_t limit, const char *cursor, jobd_error *err)
 {
-    if (cursor && !rs_cursor_ok(cursor)) {
+    rs_cursor pos;
+    if (rs_cursor_parse(cursor, &pos) != 0) {
         jobd_fail(err, 400, "invalid_parameter", "cursor is not one this server gave");
         if (err)
             snprintf(err->field, sizeof err->field, "cursor");
         return NULL;
     }
     if (dead_set)
-        return rs_list_zset(c, m, m->dead, JOB_DEAD, limit, cursor, err);
+        return rs_list_zset(c, m, m->dead, JOB_DEAD, limit, &pos, err);
     if (state == JOB_ENQUEUED || state == JOB_SUCCEEDED)
-        return rs_list_scan(c, m, state, limit, cursor, err);
+        return rs_list_scan(c, m, state, limit, &pos, err);
     if (state == JOB_RUNNING)
-        return rs_list_running(c, m, limit, cursor, err);
-    return rs_list_zset(c, m, state < 0 ? m->all : m->state[state], state, limit, cursor, err);
+        return rs_list_running(c, m, limit, &pos, err);
+    return rs_list_zset(c, m, state < 0 ? m->all : m->state[state], state, limit, &pos, err);
 }
 
 /* Reads {0} / {2, state} / {1, record?} answers of cancel and dead: the new

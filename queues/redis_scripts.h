@@ -53,6 +53,7 @@ enum redis_script_id {
     RS_DEAD,
     RS_TRIM,
     RS_SCAN,
+    RS_PAGE,
     RS_COUNT
 };
 
