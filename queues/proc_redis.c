@@ -173,7 +173,8 @@ static int proc_redis_start(proc_t *self)
         return -1;
     if (!st->ctx->pool)
         return 0; /* API-only node: store and maintain, never fetch */
-    if (proc_redis_thread(st, &st->done_th, &st->done_on, proc_redis_done_main, "completion") !=
+    if (proc_redis_thread(st, &st->beat_th, &st->beat_on, proc_redis_beat_main, "heartbeat") != 0 ||
+        proc_redis_thread(st, &st->done_th, &st->done_on, proc_redis_done_main, "completion") !=
             0 ||
         proc_redis_thread(st, &st->fetch_th, &st->fetch_on, proc_redis_fetch_main, "fetch") != 0)
         return -1;
@@ -247,6 +248,7 @@ static void proc_redis_stop(proc_t *self, int64_t deadline_ms)
     }
     /* No heartbeat may re-register us after we left. */
     proc_redis_join(st, &st->maint_stop, st->maint_th, &st->maint_on);
+    proc_redis_join(st, &st->beat_stop, st->beat_th, &st->beat_on);
     proc_redis_give_back(st);
 }
 
@@ -351,10 +353,17 @@ static json_t *proc_redis_info(proc_t *self, jobd_error *err)
     return v;
 }
 
+/* Ready: Redis is up and, where this process runs jobs, it is registered
+ * and its heartbeat is alive (one that cannot register never gets a job). */
 static bool proc_redis_ready(proc_t *self)
 {
     redis_store *st = self->priv;
-    return !atomic_load(&st->link.down);
+    if (atomic_load(&st->link.down))
+        return false;
+    if (!st->ctx->pool)
+        return true;
+    int64_t beat = atomic_load(&st->beat_ok_ms);
+    return beat > 0 && jobd_mono_ms() - beat < (int64_t)(st->ctx->cfg->lease_expiry * 1000.0);
 }
 
 static json_t *proc_redis_stats(proc_t *self)
@@ -426,8 +435,9 @@ static int proc_redis_check(const json_t *opts, char *err, size_t errlen)
             snprintf(err, errlen, "unknown option \"%s\"", key);
             return -1;
         }
-        if (!json_is_number(val) || json_number_value(val) <= 0) {
-            snprintf(err, errlen, "poll_interval: must be a number > 0");
+        /* Redis takes the period in whole ms: below 1 ms it would be 0. */
+        if (!json_is_number(val) || json_number_value(val) < 0.001) {
+            snprintf(err, errlen, "poll_interval: must be a number >= 0.001");
             return -1;
         }
     }
