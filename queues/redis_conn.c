@@ -355,6 +355,20 @@ redisReply *redis_conn_run(redisContext *c, redis_cmd *cmd)
     return redis_conn_pipeline(c, cmds, 1, &r) == 0 ? r : NULL;
 }
 
+bool redis_conn_temporary(const redisReply *r)
+{
+    static const char *const words[] = {"LOADING",  "BUSY",       "MASTERDOWN", "TRYAGAIN",
+                                        "READONLY", "CLUSTERDOWN", "NOREPLICAS", "OOM"};
+    if (!r || r->type != REDIS_REPLY_ERROR)
+        return false;
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {
+        size_t n = strlen(words[i]);
+        if (strncmp(r->str, words[i], n) == 0 && (r->str[n] == ' ' || r->str[n] == '\0'))
+            return true;
+    }
+    return false;
+}
+
 int redis_conn_check_reply(const redisContext *c, const redisReply *r, jobd_error *err)
 {
     if (r && r->type != REDIS_REPLY_ERROR)

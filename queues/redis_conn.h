@@ -85,6 +85,12 @@ int redis_conn_pipeline(redisContext *c, redis_cmd *const *cmds, size_t n, redis
 /* One command: redis_conn_pipeline of one. NULL when the connection failed. */
 redisReply *redis_conn_run(redisContext *c, redis_cmd *cmd);
 
+/* True when r is an error reply that means "not reachable yet" rather than
+ * "refused": Redis is loading its data, busy with a script, out of memory,
+ * without its replicas or master, or a replica (READONLY, as during a
+ * failover). Whoever gets one waits and tries again, as for a Redis that is down. */
+bool redis_conn_temporary(const redisReply *r);
+
 /* Turns a failed command into the error a client sees: 503 unavailable with
  * Retry-After 1 and a message naming the Redis error (OOM, LOADING, READONLY,
  * I/O error, timeout). r may be NULL (connection failed). Returns -1 when r is

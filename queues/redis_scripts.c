@@ -661,7 +661,10 @@ static int rs_check_policy(redisContext *c, bool allow_eviction, char *err, size
     if (!r)
         return -2;
     int rc = 0;
-    if (!rs_is_array(r, 2) || !rs_is_str(r->element[1])) {
+    if (redis_conn_temporary(r)) {
+        snprintf(err, errlen, "Redis cannot answer yet: %s", r->str);
+        rc = -2;
+    } else if (!rs_is_array(r, 2) || !rs_is_str(r->element[1])) {
         /* CONFIG may be renamed away on managed Redis: say we could not look. */
         log_event(LOG_WARN, "redis.policy_unknown", NULL,
                   "cannot read maxmemory-policy (%s); make sure it is noeviction",
@@ -686,7 +689,10 @@ static int rs_check_policy(redisContext *c, bool allow_eviction, char *err, size
     return rc;
 }
 
-/* Writes the schema version when absent and refuses one we do not know. */
+/* Writes the schema version when absent and refuses one we do not know. A
+ * refused write does not matter when the version is there already; while
+ * Redis loads its data (or is busy, or without its replicas) it is "not
+ * reachable yet" (-2), never a refusal. */
 static int rs_check_schema(redisContext *c, const redis_model *m, char *err, size_t errlen)
 {
     redis_cmd set, get;
@@ -703,9 +709,11 @@ static int rs_check_schema(redisContext *c, const redis_model *m, char *err, siz
     redis_cmd_free(&get);
     if (rc != 0)
         return -2;
-    if (r[0]->type == REDIS_REPLY_ERROR) {
-        snprintf(err, errlen, "cannot write %s: %s", m->schema, r[0]->str);
-        rc = -1;
+    bool written = r[0]->type != REDIS_REPLY_ERROR || rs_is_str(r[1]);
+    if (!written || r[1]->type == REDIS_REPLY_ERROR) {
+        const redisReply *e = !written ? r[0] : r[1];
+        snprintf(err, errlen, "cannot write %s: %s", m->schema, e->str);
+        rc = redis_conn_temporary(e) ? -2 : -1;
     } else if (!rs_is_str(r[1]) || strtol(r[1]->str, NULL, 10) != REDIS_SCHEMA_VERSION) {
         snprintf(err, errlen,
                  "Redis key %s holds data model version \"%s\"; this jobd (%s) knows version %d "

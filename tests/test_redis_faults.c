@@ -71,7 +71,7 @@ static long fc_status(int port, const char *method, const char *path, const char
     return status;
 }
 
-__attribute__((unused)) static bool fc_wait_status(int port, const char *path, long want, int timeout_ms)
+static bool fc_wait_status(int port, const char *path, long want, int timeout_ms)
 {
     long long deadline = ts_now_ms() + ts_patience(timeout_ms);
     while (ts_now_ms() < deadline) {
@@ -86,19 +86,20 @@ __attribute__((unused)) static bool fc_wait_status(int port, const char *path, l
 
 typedef struct fc_batch {
     int port, first, n;
+    const char *extra; /* more fields of each job (", \"k\": v"), or NULL */
     long status;
 } fc_batch;
 
 static void *fc_post_batch(void *arg)
 {
     fc_batch *b = arg;
-    size_t cap = (size_t)b->n * 64 + 16, len = 0;
+    size_t cap = (size_t)b->n * (64 + (b->extra ? strlen(b->extra) : 0)) + 16, len = 0;
     char *body = malloc(cap);
     cr_assert_not_null(body);
     body[len++] = '[';
     for (int i = 0; i < b->n; i++)
-        len += (size_t)snprintf(body + len, cap - len, "%s{\"type\": \"noop\", \"args\": %d}",
-                                i ? "," : "", b->first + i);
+        len += (size_t)snprintf(body + len, cap - len, "%s{\"type\": \"noop\", \"args\": %d%s}",
+                                i ? "," : "", b->first + i, b->extra ? b->extra : "");
     snprintf(body + len, cap - len, "]");
     ts_resp r;
     b->status = ts_post(&r, b->port, "/queues/q/jobs", body) == 0 ? r.status : 0;
@@ -200,4 +201,171 @@ Test(redis_faults, paging_with_limit_7_shows_each_of_10000_jobs_exactly_once)
     }
     free(ids);
     ts_jobd_stop(&j, SIGTERM, 5000);
+}
+
+/* --- heartbeats while maintenance is slow --- */
+
+/* Process B reaches Redis through a proxy that delays every reply (a 200 ms
+ * round trip) and has 10,000 jobs coming due at one instant: its maintenance
+ * promotes them in 20 rounds of 500 (4 s of round trips), longer than its
+ * lease_expiry (2.5 s). Process A, on the same queue with a fast Redis,
+ * takes back the leases of processes whose heartbeat expired. B's heartbeat
+ * must not wait for the maintenance: A never reaps it, and B's job on its
+ * last attempt, which succeeds, ends succeeded (not dead by a reap). */
+Test(redis_faults, slow_maintenance_never_starves_the_heartbeat)
+{
+    enum { BATCHES = 10, PER = 1000 };
+    char prefix[32], cfg_a[1024], cfg_b[1024];
+    ts_unique(prefix);
+    int pport = 0;
+    dp_proxy *px = dp_start(ts_redis_port(), 100, &pport);
+    cr_assert_not_null(px);
+    /* A: reaps every 0.2 s; promotes only once, at its start. */
+    fc_config(cfg_a, sizeof cfg_a, ts_redis_port(), 0, prefix, 0, 2,
+              (fc_times){0.2, 1, 3600, 1});
+    fc_config(cfg_b, sizeof cfg_b, pport, 0, prefix, 2, 2, (fc_times){0.5, 2.5, 0.05, 2});
+    const char *const no_workers[] = {"--no-workers", NULL};
+    ts_jobd a, b;
+    rt_jobd_up(&a, cfg_a, no_workers);
+    rt_jobd_up(&b, cfg_b, NULL);
+    cr_assert_eq(rt_submit(a.port,
+                           "{\"type\": \"sleep\", \"args\": {\"ms\": 6000}, \"max_attempts\": 1,"
+                           " \"id\": \"last\"}",
+                           NULL),
+                 202);
+    cr_assert(ts_wait_state(a.port, "q", "last", "running", 10000, NULL));
+
+    char when[40], extra[80];
+    job_time_format(jobd_now_ms() + 1500, when);
+    snprintf(extra, sizeof extra, ", \"scheduled_at\": \"%s\"", when);
+    fc_batch batch = {.port = a.port, .n = PER, .extra = extra};
+    for (int i = 0; i < BATCHES; i++) {
+        batch.first = i * PER;
+        fc_post_batch(&batch);
+        cr_assert_eq(batch.status, 202);
+    }
+    long long deadline = ts_now_ms() + ts_patience(30000);
+    while (rt_count(a.port, "scheduled") != 0 && ts_now_ms() < deadline)
+        ts_sleep_ms(100);
+    cr_expect_eq(rt_count(a.port, "scheduled"), 0, "B promoted every due job");
+    json_t *view = NULL;
+    bool ok = ts_wait_state(a.port, "q", "last", "succeeded", 20000, &view);
+    cr_expect(ok, "the job whose only run succeeded is %s: %s",
+              json_string_value(json_object_get(view, "state")),
+              json_string_value(json_object_get(view, "last_error")));
+    cr_expect_eq(json_integer_value(json_object_get(view, "attempts")), 1);
+    json_decref(view);
+    cr_expect(!ts_log_contains(&a, "redis.process_lost"), "A took B's leases back");
+    cr_expect(!ts_log_contains(&b, "redis.lease_lost"), "B was declared dead");
+    ts_jobd_stop(&b, SIGTERM, 10000);
+    ts_jobd_stop(&a, SIGTERM, 5000);
+    dp_stop(px);
+}
+
+/* --- readiness --- */
+
+/* Redis answers but refuses writes (no replicas for min-replicas-to-write):
+ * jobd starts (the schema is there already), cannot register, and must not
+ * say it is ready; once writes are taken it registers and is ready. */
+Test(redis_faults, a_process_that_cannot_register_is_not_ready)
+{
+    rt_redis rs;
+    rt_redis_start(&rs, NULL);
+    char prefix[32], cfg[1024];
+    fc_config(cfg, sizeof cfg, rs.port, 0, ts_unique(prefix), 2, 2, fc_fast);
+    redisReply *r = fc_redis(rs.port, "SET %s:schema 2", prefix);
+    cr_assert(r && r->type == REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    r = fc_redis(rs.port, "CONFIG SET min-replicas-to-write 1");
+    cr_assert(r && r->type == REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    ts_jobd j;
+    rt_jobd_up(&j, cfg, NULL);
+    /* Longer than lease_expiry: never ready meanwhile. */
+    int ready = 0;
+    for (int i = 0; i < 15; i++) {
+        ready += fc_status(j.port, "GET", "/readyz", NULL) == 200;
+        ts_sleep_ms(100);
+    }
+    cr_expect_eq(ready, 0, "/readyz said 200 %d times while the process was not registered", ready);
+    r = fc_redis(rs.port, "CONFIG SET min-replicas-to-write 0");
+    cr_assert(r && r->type == REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    cr_expect(fc_wait_status(j.port, "/readyz", 200, 5000), "ready once registered");
+    ts_jobd_stop(&j, SIGTERM, 5000);
+    rt_redis_kill(&rs, SIGTERM);
+}
+
+/* --- a Redis that is loading its data --- */
+
+/* Waits until the Redis at port answers PING with want ("PONG", or an
+ * error reply that starts with want); false at the deadline. */
+static bool fc_wait_ping(int port, const char *want, int timeout_ms)
+{
+    long long deadline = ts_now_ms() + ts_patience(timeout_ms);
+    while (ts_now_ms() < deadline) {
+        redisReply *r = fc_redis(port, "PING");
+        bool hit = r && r->str && strncmp(r->str, want, strlen(want)) == 0;
+        if (r)
+            freeReplyObject(r);
+        if (hit)
+            return true;
+        ts_sleep_ms(10);
+    }
+    return false;
+}
+
+/* Restarts rs and waits until it answers LOADING (it loads its dump slowly). */
+static void fc_restart_loading(rt_redis *rs)
+{
+    rt_redis_kill(rs, SIGKILL);
+    rt_redis_respawn(rs);
+    cr_assert(fc_wait_ping(rs->port, "LOADING", 5000), "Redis did not answer LOADING");
+}
+
+/* jobd started while Redis loads its data starts and waits (as for a Redis
+ * that is down), and a running jobd treats LOADING as "not reachable yet",
+ * never as a refusal; both take jobs once the data is loaded. */
+Test(redis_faults, redis_loading_its_data_is_waited_for_at_start_and_while_running)
+{
+    /* 40,000 keys at 100 us each: about 4 s of loading, answering LOADING
+     * between keys. */
+    const char *const slow_load[] = {"--enable-debug-command", "yes", "--key-load-delay", "100",
+                                     "--loading-process-events-interval-bytes", "1024", NULL};
+    rt_redis rs;
+    rt_redis_start(&rs, slow_load);
+    redisReply *r = fc_redis(rs.port, "DEBUG POPULATE 40000 fill 10");
+    cr_assert(r && r->type == REDIS_REPLY_STATUS, "%s", r ? r->str : "no answer");
+    freeReplyObject(r);
+    r = fc_redis(rs.port, "SAVE");
+    cr_assert(r && r->type == REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    fc_restart_loading(&rs);
+
+    char prefix[32], cfg[1024];
+    fc_config(cfg, sizeof cfg, rs.port, 0, ts_unique(prefix), 2, 2, fc_fast);
+    ts_jobd j;
+    int started = ts_jobd_start(&j, cfg, NULL);
+    cr_assert_eq(started, 0, "jobd exited while Redis was loading");
+    cr_expect_eq(fc_status(j.port, "GET", "/readyz", NULL), 503, "ready while Redis loads");
+    cr_assert(fc_wait_ping(rs.port, "PONG", 30000), "Redis did not finish loading");
+    cr_assert(fc_wait_status(j.port, "/readyz", 200, 5000), "not ready after the load");
+    cr_assert_eq(rt_submit(j.port, "{\"type\": \"noop\", \"id\": \"a\"}", NULL), 202);
+    cr_assert(ts_wait_state(j.port, "q", "a", "succeeded", 5000, NULL));
+
+    /* Running: Redis restarts and loads again. */
+    fc_restart_loading(&rs);
+    cr_assert(fc_wait_ping(rs.port, "PONG", 30000), "Redis did not finish loading");
+    long long t0 = ts_now_ms(), took = -1;
+    while (ts_now_ms() - t0 < ts_patience(5000) && took < 0) {
+        if (rt_submit(j.port, "{\"type\": \"noop\", \"id\": \"b\"}", NULL) == 202)
+            took = ts_now_ms() - t0;
+        ts_sleep_ms(20);
+    }
+    fprintf(stderr, "redis_faults: 202 again %lld ms after Redis finished loading\n", took);
+    cr_assert_geq(took, 0, "no 202 within 5 s of the end of the load");
+    cr_assert(ts_wait_state(j.port, "q", "b", "succeeded", 5000, NULL));
+    cr_expect(!ts_log_contains(&j, "redis.refused"), "LOADING was taken for a refusal");
+    ts_jobd_stop(&j, SIGTERM, 5000);
+    rt_redis_kill(&rs, SIGTERM);
 }
