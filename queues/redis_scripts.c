@@ -136,7 +136,7 @@ static const char lua_enqueue[] = LUA_PRELUDE
 /* KEYS: common, ready plist paused fence enqueued running. ARGV: n.
  * Takes up to n ids off the right of ready (oldest first) and leases the
  * enqueued ones, all under one new fencing token. Returns -1 (paused:
- * nothing taken), or {token, now, then per lease: view attempts}: what a
+ * nothing taken), or {token, now, then per lease: id view attempts}: what a
  * run needs (its last error and run_at do not matter to it). */
 static const char lua_fetch[] = LUA_PRELUDE
     "local ready, plist, paused, fence, n_enq, n_run = unpack(KEYS, NC + 1, NC + 6)\n"
@@ -170,7 +170,7 @@ static const char lua_fetch[] = LUA_PRELUDE
     "local v, a = mget('HMGET', COL.v, take), mget('HMGET', COL.a, take)\n"
     "local out = {tok, now}\n"
     "for i = 1, nt do\n"
-    "  out[2 * i + 1] = v[i]; out[2 * i + 2] = a[i]\n"
+    "  out[3 * i] = take[i]; out[3 * i + 1] = v[i]; out[3 * i + 2] = a[i]\n"
     "end\n"
     "return out\n";
 
@@ -294,6 +294,40 @@ static const char lua_requeue[] = LUA_PRELUDE
     "if abandon and nrun > 0 then redis.call('INCRBY', failed, nrun) end\n"
     "if redis.call('HLEN', plist) == 0 then redis.call('SREM', orphans, pid) end\n"
     "return nrun\n";
+
+/* KEYS: common, plist st:dead failed seq running. ARGV: why, then the ids.
+ * The running jobs among ids that plist holds become dead at once, their
+ * attempt counted and why as their error (their stored record cannot be
+ * read: running them again would fail the same way). Returns how many. */
+static const char lua_bury[] = LUA_PRELUDE
+    "local plist, st_dead, failed, seqk, n_run = unpack(KEYS, NC + 1, NC + 5)\n"
+    "local ids = {}\n"
+    "for i = 2, #ARGV do ids[i - 1] = ARGV[i] end\n"
+    "local held, st = mget('HMGET', plist, ids), mget('HMGET', COL.s, ids)\n"
+    "local take, seen = {}, {}\n"
+    "for i, id in ipairs(ids) do\n"
+    "  if held[i] and st[i] == 'running' and not seen[id] then take[#take + 1] = id end\n"
+    "  seen[id] = true\n"
+    "end\n"
+    "local n = #take\n"
+    "if n == 0 then return 0 end\n"
+    "local as, cs = mget('HMGET', COL.a, take), mget('ZMSCORE', ALL, take)\n"
+    "local now = now_ms()\n"
+    "local seq = redis.call('INCRBY', seqk, n) - n\n"
+    "local sts, aset, es, zstdead, zdead = {}, {}, {}, {}, {}\n"
+    "for i, id in ipairs(take) do\n"
+    "  local j = 2 * i\n"
+    "  sts[j - 1] = id; sts[j] = 'dead'\n"
+    "  aset[j - 1] = id; aset[j] = FMT('%d', (tonumber(as[i]) or 0) + 1)\n"
+    "  es[j - 1] = id; es[j] = ARGV[1]\n"
+    "  zstdead[j - 1] = cs[i] or 0; zstdead[j] = id\n"
+    "  zdead[j - 1] = FMT('%d', now * 1000 + (seq + i) % 1000); zdead[j] = id\n"
+    "end\n"
+    "bulk('HDEL', plist, take); bulk('HSET', COL.s, sts); bulk('HSET', COL.a, aset)\n"
+    "bulk('HSET', COL.e, es); bulk('ZADD', st_dead, zstdead); bulk('ZADD', DEAD, zdead)\n"
+    "redis.call('DECRBY', n_run, n)\n"
+    "redis.call('INCRBY', failed, n)\n"
+    "return n\n";
 
 /* KEYS: procs hb. ARGV: mode(register|beat|leave) pid ttl_ms.
  * Returns 1, or 0 for a beat of a process that was declared dead. */
@@ -486,6 +520,7 @@ static const struct {
     [RS_PROMOTE] = {"promote", lua_promote}, [RS_CANCEL] = {"cancel", lua_cancel},
     [RS_DEAD] = {"dead", lua_dead},          [RS_TRIM] = {"trim", lua_trim},
     [RS_SCAN] = {"scan", lua_scan},          [RS_PAGE] = {"page", lua_page},
+    [RS_BURY] = {"bury", lua_bury},
 };
 
 /* --- keys --- */
@@ -497,6 +532,7 @@ void redis_script_model_init(redis_model *m, const char *prefix, const char *que
     char base[REDIS_BASE_MAX];
     snprintf(base, sizeof base, "%s:{%s}:", prefix, queue);
     memcpy(m->base, base, sizeof base);
+    snprintf(m->queue, sizeof m->queue, "%s", queue);
     snprintf(m->schema, sizeof m->schema, "%s:schema", prefix);
     struct {
         char *dst;
@@ -569,18 +605,34 @@ static bool rs_is_array(const redisReply *r, size_t min)
     return r && r->type == REDIS_REPLY_ARRAY && r->elements >= min;
 }
 
+/* What a job whose stored view cannot be read still shows: its id, queue
+ * and the fields kept apart from the view (state, attempts, times, last
+ * error). New job, or NULL (out of memory). */
+static job_t *rs_job_unreadable(const redis_model *m, const char *id)
+{
+    job_t *job = job_new();
+    if (job) {
+        snprintf(job->id, sizeof job->id, "%s", id);
+        snprintf(job->queue, sizeof job->queue, "%s", m->queue);
+    }
+    return job;
+}
+
 /* A job from its stored fields (replies, NULL or nil = absent; state a
- * string) and finished_at. NULL when the view or state is missing or
- * unreadable. New job. */
-static job_t *rs_job(const redisReply *v, const char *state, const redisReply *a,
-                     const redisReply *r, const redisReply *b, int64_t finished,
-                     const redisReply *e)
+ * string) and finished_at. A view that cannot be read gives, when m and id
+ * are given, what rs_job_unreadable shows, else NULL; NULL too when the view
+ * or state is missing. New job. */
+static job_t *rs_job(const redis_model *m, const char *id, const redisReply *v, const char *state,
+                     const redisReply *a, const redisReply *r, const redisReply *b,
+                     int64_t finished, const redisReply *e)
 {
     if (!rs_is_str(v) || !state)
         return NULL;
     json_t *view = json_loadb(v->str, v->len, 0, NULL);
     job_t *job = view ? job_from_view(view) : NULL;
     json_decref(view);
+    if (!job && m && id)
+        job = rs_job_unreadable(m, id);
     int st = job_state_parse(state);
     if (!job || st < 0) {
         job_free(job);
@@ -598,24 +650,26 @@ static job_t *rs_job(const redisReply *v, const char *state, const redisReply *a
 /* A record as the scripts return it: {v, s, a, r, b, f, e}. */
 enum { RS_REC_FIELDS = 7 };
 
-/* The job of a record reply, or NULL. */
-static job_t *rs_record_reply(const redisReply *r)
+/* The job id of a record reply (rs_job with m and id), or NULL. */
+static job_t *rs_record_reply(const redis_model *m, const char *id, const redisReply *r)
 {
     if (!rs_is_array(r, RS_REC_FIELDS))
         return NULL;
     redisReply *const *f = r->element;
-    return rs_job(f[0], rs_is_str(f[1]) ? f[1]->str : NULL, f[2], f[3], f[4], rs_int(f[5]), f[6]);
+    return rs_job(m, id, f[0], rs_is_str(f[1]) ? f[1]->str : NULL, f[2], f[3], f[4], rs_int(f[5]),
+                  f[6]);
 }
 
 /* A view of the record reply: new reference, or NULL with 404 (no such
  * job) or 500 (unreadable). */
-static json_t *rs_view_reply(const redisReply *r, const char *id, jobd_error *err)
+static json_t *rs_view_reply(const redis_model *m, const redisReply *r, const char *id,
+                             jobd_error *err)
 {
     if (!rs_is_array(r, RS_REC_FIELDS) || !rs_is_str(r->element[0])) {
         jobd_fail(err, 404, "unknown_job", "no job \"%s\" in this queue", id);
         return NULL;
     }
-    job_t *job = rs_record_reply(r);
+    job_t *job = rs_record_reply(m, id, r);
     json_t *v = job ? job_view(job) : NULL;
     job_free(job);
     if (!v)
@@ -749,13 +803,14 @@ static void rs_enqueue_args(redis_cmd *cmd, const job_t *job, const char *view, 
 }
 
 /* Reads the enqueue reply into replayed[]; -1 (all freed) if a record is unreadable. */
-static int rs_enqueue_reply(const redisReply *r, size_t n, job_t **replayed, jobd_error *err)
+static int rs_enqueue_reply(const redis_model *m, job_t *const *jobs, const redisReply *r, size_t n,
+                            job_t **replayed, jobd_error *err)
 {
     for (size_t i = 0; i < n; i++) {
         const redisReply *e = r->element[i];
         if (e->type == REDIS_REPLY_INTEGER)
             continue;
-        if (!(replayed[i] = rs_record_reply(e))) {
+        if (!(replayed[i] = rs_record_reply(m, jobs[i]->id, e))) {
             for (size_t j = 0; j < i; j++) {
                 job_free(replayed[j]);
                 replayed[j] = NULL;
@@ -793,7 +848,7 @@ int redis_script_enqueue(redisContext *c, const redis_model *m, job_t *const *jo
     }
     if (!r)
         return -1;
-    int rc = rs_is_array(r, n) ? rs_enqueue_reply(r, n, replayed, err)
+    int rc = rs_is_array(r, n) ? rs_enqueue_reply(m, jobs, r, n, replayed, err)
                                : jobd_fail(err, 503, "unavailable", "unexpected answer from Redis");
     freeReplyObject(r);
     return rc;
@@ -817,26 +872,53 @@ int redis_script_time(redisContext *c, int64_t *redis_ms)
 
 /* --- fetching --- */
 
-/* Reads the leases of a fetch reply {token, now, then per lease: view
- * attempts} into out; returns how many. A record that cannot
- * be read stays leased (in our set): stop gives it back. */
-static int rs_fetch_reply(const redisReply *r, size_t n, redis_lease *out)
+/* What a job whose stored record cannot be read gets as its last error. */
+#define RS_UNREADABLE "the stored record of this job is unreadable (not valid job JSON); it cannot run"
+
+/* Makes dead at once the leased jobs ids[0..n) of plist whose record
+ * cannot be read (logged; a failure is left to stop or a reap). */
+static void rs_bury(redisContext *c, const redis_model *m, const char *plist,
+                    const char *const *ids, size_t n)
+{
+    if (n == 0)
+        return;
+    redis_cmd cmd;
+    rs_script(&cmd, m, RS_BURY);
+    rs_keys(&cmd, plist, m->state[JOB_DEAD], m->failed, m->seq, m->running, NULL);
+    redis_cmd_adds(&cmd, RS_UNREADABLE);
+    for (size_t i = 0; i < n; i++)
+        redis_cmd_adds(&cmd, ids[i]);
+    long long dead = rs_run_int(c, &cmd);
+    for (size_t i = 0; i < n; i++)
+        log_event(LOG_ERROR, "job.unreadable", NULL, "queue key %s: job %s: %s%s", m->base, ids[i],
+                  RS_UNREADABLE, dead < 0 ? " (not yet marked dead: Redis failed)" : "; now dead");
+}
+
+/* Reads the leases of a fetch reply {token, now, then per lease: id view
+ * attempts} into out; returns how many. A job whose record cannot be read
+ * goes dead at once (it would fail the same way on every run). */
+static int rs_fetch_reply(redisContext *c, const redis_model *m, const char *plist,
+                          const redisReply *r, size_t n, redis_lease *out)
 {
     if (r->elements < 2)
         return 0;
     long long token = rs_int(r->element[0]);
     int64_t now = rs_int(r->element[1]);
+    const char *bad[REDIS_BATCH_MAX];
+    size_t nbad = 0;
     int k = 0;
-    for (size_t i = 2; i + 2 <= r->elements && (size_t)k < n; i += 2) {
+    for (size_t i = 2; i + 3 <= r->elements && (size_t)k < n; i += 3) {
         redisReply *const *f = r->element + i;
-        job_t *job = rs_job(f[0], "running", f[1], NULL, NULL, 0, NULL);
+        job_t *job = rs_job(NULL, NULL, f[1], "running", f[2], NULL, NULL, 0, NULL);
         if (!job) {
-            log_event(LOG_ERROR, "redis.unreadable", NULL, "a leased job's record is unreadable");
+            if (rs_is_str(f[0]) && nbad < REDIS_BATCH_MAX)
+                bad[nbad++] = f[0]->str;
             continue;
         }
         job->started_at = now;
         out[k++] = (redis_lease){.job = job, .token = token};
     }
+    rs_bury(c, m, plist, bad, nbad);
     return k;
 }
 
@@ -856,7 +938,7 @@ int redis_script_fetch(redisContext *c, const redis_model *m, const char *plist,
     if (r->type == REDIS_REPLY_INTEGER)
         got = -2;
     else if (r->type == REDIS_REPLY_ARRAY)
-        got = rs_fetch_reply(r, n, out);
+        got = rs_fetch_reply(c, m, plist, r, n, out);
     freeReplyObject(r);
     return got;
 }
@@ -1160,14 +1242,16 @@ static int rs_records_run(redisContext *c, redis_cmd cmds[RS_READS], size_t n,
 
 /* Row i of columns read by rs_records_run: the view reply (NULL: no such
  * job), and the job (NULL: none or unreadable; new job). */
-static job_t *rs_row(redisReply *const cols[RS_READS], size_t i)
+static job_t *rs_row(const redis_model *m, const char *id, redisReply *const cols[RS_READS],
+                     size_t i)
 {
     redisReply *f[RS_READS];
     for (size_t k = 0; k < RS_READS; k++)
         f[k] = cols[k]->element[i];
     int64_t finished = rs_is_str(f[RS_READ_FIN]) ? rs_int(f[RS_READ_FIN])
                                                  : rs_int(f[RS_READ_DEAD]) / 1000;
-    return rs_job(f[0], rs_is_str(f[1]) ? f[1]->str : NULL, f[2], f[3], f[4], finished, f[5]);
+    return rs_job(m, id, f[0], rs_is_str(f[1]) ? f[1]->str : NULL, f[2], f[3], f[4], finished,
+                  f[5]);
 }
 
 static void rs_free_cols(redisReply *cols[RS_READS])
@@ -1195,7 +1279,7 @@ json_t *redis_script_get(redisContext *c, const redis_model *m, const char *id, 
     if (!rs_is_str(cols[0]->element[0])) {
         rs_unknown(err, id);
     } else {
-        job_t *job = rs_row(cols, 0);
+        job_t *job = rs_row(m, id, cols, 0);
         v = job ? job_view(job) : NULL;
         job_free(job);
         if (!v)
@@ -1263,7 +1347,7 @@ static json_t *rs_page(redisContext *c, const redis_model *m, redisReply *const 
         return NULL;
     }
     for (size_t i = 0; i < n; i++) {
-        job_t *job = rs_row(cols, i);
+        job_t *job = rs_row(m, ids[2 * i]->str, cols, i);
         if (job && (state < 0 || (int)job->state == state))
             json_array_append_new(jobs, job_view(job));
         job_free(job);
@@ -1489,8 +1573,8 @@ json_t *redis_script_list(redisContext *c, const redis_model *m, int state, bool
 
 /* Reads {0} / {2, state} / {1, record?} answers of cancel and dead: the new
  * view (json_null() when there is no record), or NULL with 404/409 in err. */
-static json_t *rs_outcome(const redisReply *r, const char *id, const char *conflict,
-                          jobd_error *err)
+static json_t *rs_outcome(const redis_model *m, const redisReply *r, const char *id,
+                          const char *conflict, jobd_error *err)
 {
     long long code = rs_is_array(r, 1) ? rs_int(r->element[0]) : -1;
     if (code == 0) {
@@ -1505,7 +1589,7 @@ static json_t *rs_outcome(const redisReply *r, const char *id, const char *confl
         jobd_fail(err, 503, "unavailable", "unexpected answer from Redis");
         return NULL;
     }
-    return r->elements >= 2 ? rs_view_reply(r->element[1], id, err) : json_null();
+    return r->elements >= 2 ? rs_view_reply(m, r->element[1], id, err) : json_null();
 }
 
 json_t *redis_script_cancel(redisContext *c, const redis_model *m, const char *id, jobd_error *err)
@@ -1518,7 +1602,7 @@ json_t *redis_script_cancel(redisContext *c, const redis_model *m, const char *i
     redisReply *r = rs_run(c, &cmd, err);
     if (!r)
         return NULL;
-    json_t *v = rs_outcome(r, id, " and cannot be cancelled", err);
+    json_t *v = rs_outcome(m, r, id, " and cannot be cancelled", err);
     freeReplyObject(r);
     return v;
 }
@@ -1534,7 +1618,7 @@ json_t *redis_script_dead_op(redisContext *c, const redis_model *m, const char *
     redisReply *r = rs_run(c, &cmd, err);
     if (!r)
         return NULL;
-    json_t *v = rs_outcome(r, id, ", not dead", err);
+    json_t *v = rs_outcome(m, r, id, ", not dead", err);
     freeReplyObject(r);
     return v;
 }

@@ -369,3 +369,50 @@ Test(redis_faults, redis_loading_its_data_is_waited_for_at_start_and_while_runni
     ts_jobd_stop(&j, SIGTERM, 5000);
     rt_redis_kill(&rs, SIGTERM);
 }
+
+/* --- a stored record that cannot be read --- */
+
+/* A job whose stored view is not valid JSON (a bug, a hand edit, a disk
+ * fault) goes dead at the fetch, with last_error saying why; GET shows what
+ * is left of it (200, not 500) and the dead list and counts include it. */
+Test(redis_faults, unreadable_record_goes_dead_at_once)
+{
+    char prefix[32], cfg[1024];
+    fc_config(cfg, sizeof cfg, ts_redis_port(), 0, ts_unique(prefix), 2, 2, fc_fast);
+    const char *const no_workers[] = {"--no-workers", NULL};
+    ts_jobd api;
+    rt_jobd_up(&api, cfg, no_workers);
+    cr_assert_eq(rt_submit(api.port, "{\"type\": \"noop\", \"id\": \"bad\"}", NULL), 202);
+    cr_assert_eq(rt_submit(api.port, "{\"type\": \"noop\", \"id\": \"good\"}", NULL), 202);
+    redisReply *r = fc_redis(ts_redis_port(), "HSET %s:{q}:jobs:v bad {not-json", prefix);
+    cr_assert(r && r->type == REDIS_REPLY_INTEGER);
+    freeReplyObject(r);
+    ts_resp resp;
+    cr_assert_eq(ts_get(&resp, api.port, "/queues/q/jobs/bad"), 0);
+    cr_expect_eq(resp.status, 200, "GET of an unreadable enqueued job: %ld %s", resp.status,
+                 resp.body);
+    ts_resp_free(&resp);
+
+    ts_jobd w;
+    rt_jobd_up(&w, cfg, NULL);
+    cr_assert(ts_wait_state(w.port, "q", "good", "succeeded", 5000, NULL));
+    json_t *view = NULL;
+    bool dead = ts_wait_state(w.port, "q", "bad", "dead", 5000, &view);
+    cr_assert(dead, "the unreadable job is %s",
+              view ? json_string_value(json_object_get(view, "state")) : "not readable by GET");
+    const char *why = json_string_value(json_object_get(view, "last_error"));
+    cr_expect(why && strstr(why, "unreadable"), "last_error: %s", why ? why : "(none)");
+    cr_expect_str_eq(json_string_value(json_object_get(view, "id")), "bad");
+    cr_expect_str_eq(json_string_value(json_object_get(view, "queue")), "q");
+    json_decref(view);
+    cr_expect_eq(rt_count(w.port, "dead"), 1);
+    cr_expect_eq(rt_count(w.port, "running"), 0);
+    cr_assert_eq(ts_get(&resp, w.port, "/queues/q/dead"), 0);
+    cr_assert_eq(resp.status, 200);
+    json_t *jobs = json_object_get(resp.json, "jobs");
+    cr_expect_eq(json_array_size(jobs), 1);
+    cr_expect_str_eq(json_string_value(json_object_get(json_array_get(jobs, 0), "id")), "bad");
+    ts_resp_free(&resp);
+    ts_jobd_stop(&w, SIGTERM, 5000);
+    ts_jobd_stop(&api, SIGTERM, 5000);
+}
