@@ -86,7 +86,8 @@ void proc_redis_pid(redis_store *st, char out[REDIS_PID_LEN + 1]);
 /* A new connection for a long-lived thread (socket timeout io seconds), or
  * NULL with Redis marked down. Caller frees with redisFree. */
 redisContext *proc_redis_open(redis_store *st, double io);
-/* Frees *c (NULL is fine), marking Redis down when it had failed; NULLs *c. */
+/* Frees *c (NULL is fine) and NULLs it; when it had failed, Redis is marked
+ * down unless a new connection finds it answering (redis_link_suspect). */
 void proc_redis_drop(redis_store *st, redisContext **c);
 
 /* Thread bodies; arg is the redis_store. Each returns NULL once its stop

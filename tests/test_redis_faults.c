@@ -46,12 +46,18 @@ static void fc_config(char *buf, size_t len, int port, int db, const char *prefi
     cr_assert(n > 0 && (size_t)n < len, "config buffer too small");
 }
 
-/* A command to the Redis at port (db 0); the reply (caller frees), or NULL. */
-static redisReply *fc_redis(int port, const char *fmt, ...)
+/* A command to the Redis at port, db db; the reply (caller frees), or NULL. */
+static redisReply *fc_redis_db(int port, int db, const char *fmt, ...)
 {
     struct timeval tv = {5, 0};
     redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
     redisReply *r = NULL;
+    if (c && !c->err && db) {
+        r = redisCommand(c, "SELECT %d", db);
+        if (r)
+            freeReplyObject(r);
+        r = NULL;
+    }
     if (c && !c->err) {
         va_list ap;
         va_start(ap, fmt);
@@ -62,6 +68,8 @@ static redisReply *fc_redis(int port, const char *fmt, ...)
         redisFree(c);
     return r;
 }
+
+#define fc_redis(port, ...) fc_redis_db(port, 0, __VA_ARGS__)
 
 static long fc_status(int port, const char *method, const char *path, const char *body)
 {
@@ -415,4 +423,125 @@ Test(redis_faults, unreadable_record_goes_dead_at_once)
     ts_resp_free(&resp);
     ts_jobd_stop(&w, SIGTERM, 5000);
     ts_jobd_stop(&api, SIGTERM, 5000);
+}
+
+/* --- Redis restarted: pooled connections went stale --- */
+
+typedef struct fc_load {
+    int port, n;
+} fc_load;
+
+static void *fc_get_queue(void *arg)
+{
+    fc_load *l = arg;
+    for (int i = 0; i < l->n; i++)
+        fc_status(l->port, "GET", "/queues/q", NULL);
+    return NULL;
+}
+
+/* Concurrent requests leave several connections in the pool; Redis restarts
+ * and closes them all. Once jobd says it is ready again (and once its first
+ * 202 is seen), every request succeeds: a stale pooled connection is
+ * replaced, never a reason to answer 503 or to declare Redis down. */
+Test(redis_faults, no_503_once_redis_is_back_after_a_restart)
+{
+    enum { THREADS = 8, ROUNDS = 200 };
+    rt_redis rs;
+    rt_redis_start(&rs, NULL);
+    char prefix[32], cfg[1024];
+    fc_config(cfg, sizeof cfg, rs.port, 0, ts_unique(prefix), 2, 4, fc_fast);
+    ts_jobd j;
+    rt_jobd_up(&j, cfg, NULL);
+    pthread_t th[THREADS];
+    fc_load load = {.port = j.port, .n = 30};
+    for (int i = 0; i < THREADS; i++)
+        pthread_create(&th[i], NULL, fc_get_queue, &load);
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(th[i], NULL);
+
+    rt_redis_kill(&rs, SIGTERM);
+    rt_redis_restart(&rs);
+    long long t0 = ts_now_ms();
+    cr_assert(fc_wait_status(j.port, "/readyz", 200, 10000), "not ready after the restart");
+    long long ready_ms = ts_now_ms() - t0;
+    int failed = 0, first_202 = -1;
+    char first_failure[256] = "";
+    for (int i = 0; i < ROUNDS; i++) {
+        char body[96], path[96];
+        ts_resp r;
+        if (i % 2 == 0) {
+            snprintf(body, sizeof body, "{\"type\": \"noop\", \"id\": \"alt%d\"}", i);
+            cr_assert_eq(ts_post(&r, j.port, "/queues/q/jobs", body), 0);
+        } else {
+            snprintf(path, sizeof path, "/queues/q/jobs/alt%d", i - 1);
+            cr_assert_eq(ts_get(&r, j.port, path), 0);
+        }
+        long want = i % 2 == 0 ? 202 : 200;
+        if (r.status == 202 && first_202 < 0)
+            first_202 = i;
+        if (r.status != want && !failed++)
+            snprintf(first_failure, sizeof first_failure, "request %d: %ld %.180s", i, r.status,
+                     r.body);
+        ts_resp_free(&r);
+    }
+    fprintf(stderr,
+            "redis_faults: ready %lld ms after the restart; %d of %d alternating requests "
+            "failed\n",
+            ready_ms, failed, ROUNDS);
+    cr_expect_eq(first_202, 0, "the first POST after /readyz 200 was refused");
+    cr_expect_eq(failed, 0, "%d failed, the first: %s", failed, first_failure);
+    ts_jobd_stop(&j, SIGTERM, 5000);
+    rt_redis_kill(&rs, SIGTERM);
+}
+
+/* --- 503 means "not stored" up to the deadline --- */
+
+/* Redis is 400 ms away each way (a proxy), redis.timeout is 1 s, and the
+ * pool's connection must first SELECT its db: connecting takes 800 ms of the
+ * second. The submission reaches Redis 1.2 s after it began, past the time
+ * its client was answered 503: the deadline Redis checks is the one the
+ * client was given (taken before waiting for the connection), so nothing is
+ * stored, and the 503 says what a client that cannot tell should do. */
+Test(redis_faults, a_submission_answered_503_for_its_deadline_is_not_stored_later)
+{
+    char prefix[32], cfg[1024];
+    int pport = 0;
+    dp_proxy *px = dp_start(ts_redis_port(), 400, &pport);
+    cr_assert_not_null(px);
+    fc_config(cfg, sizeof cfg, ts_redis_port(), 1, ts_unique(prefix), 2, 2,
+              (fc_times){1, 6, 0.05, 1});
+    /* Another process, without the proxy, has the scripts loaded in Redis
+     * (else the first EVALSHA would be answered NOSCRIPT, and never run). */
+    const char *const no_workers[] = {"--no-workers", NULL};
+    ts_jobd warm;
+    rt_jobd_up(&warm, cfg, no_workers);
+    cr_assert_eq(rt_submit(warm.port, "{\"type\": \"noop\", \"id\": \"warm\"}", NULL), 202);
+    ts_jobd_stop(&warm, SIGTERM, 5000);
+    fc_config(cfg, sizeof cfg, pport, 1, prefix, 2, 2, (fc_times){1, 6, 0.05, 1});
+    ts_jobd j;
+    rt_jobd_up(&j, cfg, NULL);
+    /* Ready: registered and Redis's clock measured (the deadline needs it). */
+    cr_assert(fc_wait_status(j.port, "/readyz", 200, 15000), "not ready");
+    ts_resp r;
+    long long t0 = ts_now_ms();
+    cr_assert_eq(ts_post(&r, j.port, "/queues/q/jobs", "{\"type\": \"noop\", \"id\": \"late\"}"),
+                 0);
+    long long answered = ts_now_ms() - t0;
+    cr_assert_eq(r.status, 503, "%ld %s", r.status, r.body);
+    cr_expect(strstr(r.body, "may have been stored") != NULL, "%s", r.body);
+    ts_resp_free(&r);
+    cr_expect_lt(answered, 1300, "answered after %lld ms", answered);
+    dp_set_delay(px, 0);
+    /* The delayed script reaches Redis at about 1.2 s; look until 3 s. */
+    bool stored = false;
+    while (!stored && ts_now_ms() - t0 < 3000) {
+        redisReply *e = fc_redis_db(ts_redis_port(), 1, "HEXISTS %s:{q}:jobs:s late", prefix);
+        stored = e && e->type == REDIS_REPLY_INTEGER && e->integer == 1;
+        if (e)
+            freeReplyObject(e);
+        ts_sleep_ms(50);
+    }
+    cr_expect(!stored, "the job answered 503 was stored after its deadline");
+    ts_jobd_stop(&j, SIGTERM, 10000);
+    dp_stop(px);
 }
