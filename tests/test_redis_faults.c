@@ -211,6 +211,35 @@ Test(redis_faults, paging_with_limit_7_shows_each_of_10000_jobs_exactly_once)
     ts_jobd_stop(&j, SIGTERM, 5000);
 }
 
+/* The inline store pages by (created_at, id): concurrent batches made in
+ * the same milliseconds are listed each once too. */
+Test(redis_faults, inline_paging_with_limit_7_shows_each_of_10000_jobs_exactly_once)
+{
+    enum { BATCHES = 10, PER = 1000, TOTAL = BATCHES * PER };
+    const char *cfg = "{\"http_threads\": 8, \"queues\": {\"q\": {\"dequeue\": [\"inline\"]}}}";
+    const char *const no_workers[] = {"--no-workers", NULL};
+    ts_jobd j;
+    rt_jobd_up(&j, cfg, no_workers);
+    fc_batch b[BATCHES];
+    pthread_t th[BATCHES];
+    for (int i = 0; i < BATCHES; i++) {
+        b[i] = (fc_batch){.port = j.port, .first = i * PER, .n = PER};
+        pthread_create(&th[i], NULL, fc_post_batch, &b[i]);
+    }
+    for (int i = 0; i < BATCHES; i++) {
+        pthread_join(th[i], NULL);
+        cr_assert_eq(b[i].status, 202, "batch %d answered %ld", i, b[i].status);
+    }
+    job_id *ids = calloc(TOTAL + 100, sizeof *ids);
+    cr_assert_not_null(ids);
+    size_t n = fc_page_all(j.port, "/queues/q/jobs", ids, TOTAL + 100);
+    size_t dup = fc_duplicates(ids, n);
+    cr_expect_eq(n, TOTAL, "%zu ids seen, %d stored", n, TOTAL);
+    cr_expect_eq(dup, 0, "%zu ids seen twice", dup);
+    free(ids);
+    ts_jobd_stop(&j, SIGTERM, 5000);
+}
+
 /* --- heartbeats while maintenance is slow --- */
 
 /* Process B reaches Redis through a proxy that delays every reply (a 200 ms
