@@ -116,6 +116,25 @@ static void *fc_post_batch(void *arg)
     return NULL;
 }
 
+/* POSTs batches batches of per noop jobs at once, from a thread each; all
+ * must be answered 202. */
+static void fc_post_concurrently(int port, int batches, int per)
+{
+    fc_batch *b = calloc((size_t)batches, sizeof *b);
+    pthread_t *th = calloc((size_t)batches, sizeof *th);
+    cr_assert(b && th);
+    for (int i = 0; i < batches; i++) {
+        b[i] = (fc_batch){.port = port, .first = i * per, .n = per};
+        pthread_create(&th[i], NULL, fc_post_batch, &b[i]);
+    }
+    for (int i = 0; i < batches; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < batches; i++)
+        cr_assert_eq(b[i].status, 202, "batch %d answered %ld", i, b[i].status);
+    free(b);
+    free(th);
+}
+
 static int fc_id_cmp(const void *a, const void *b)
 {
     return strcmp((const char *)a, (const char *)b);
@@ -166,16 +185,7 @@ Test(redis_faults, paging_with_limit_7_shows_each_of_10000_jobs_exactly_once)
     ts_jobd j;
     rt_jobd_up(&j, cfg, no_workers);
     /* Concurrent batches stored in the same milliseconds share index scores. */
-    fc_batch b[BATCHES];
-    pthread_t th[BATCHES];
-    for (int i = 0; i < BATCHES; i++) {
-        b[i] = (fc_batch){.port = j.port, .first = i * PER, .n = PER};
-        pthread_create(&th[i], NULL, fc_post_batch, &b[i]);
-    }
-    for (int i = 0; i < BATCHES; i++) {
-        pthread_join(th[i], NULL);
-        cr_assert_eq(b[i].status, 202, "batch %d answered %ld", i, b[i].status);
-    }
+    fc_post_concurrently(j.port, BATCHES, PER);
     /* Two batches stored in the same millisecond can share index scores,
      * but when is up to the scheduler: make the ties certain by giving every
      * job the score of the millisecond it was created in (up to hundreds of
@@ -220,16 +230,7 @@ Test(redis_faults, inline_paging_with_limit_7_shows_each_of_10000_jobs_exactly_o
     const char *const no_workers[] = {"--no-workers", NULL};
     ts_jobd j;
     rt_jobd_up(&j, cfg, no_workers);
-    fc_batch b[BATCHES];
-    pthread_t th[BATCHES];
-    for (int i = 0; i < BATCHES; i++) {
-        b[i] = (fc_batch){.port = j.port, .first = i * PER, .n = PER};
-        pthread_create(&th[i], NULL, fc_post_batch, &b[i]);
-    }
-    for (int i = 0; i < BATCHES; i++) {
-        pthread_join(th[i], NULL);
-        cr_assert_eq(b[i].status, 202, "batch %d answered %ld", i, b[i].status);
-    }
+    fc_post_concurrently(j.port, BATCHES, PER);
     job_id *ids = calloc(TOTAL + 100, sizeof *ids);
     cr_assert_not_null(ids);
     size_t n = fc_page_all(j.port, "/queues/q/jobs", ids, TOTAL + 100);
