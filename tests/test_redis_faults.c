@@ -274,7 +274,8 @@ Test(redis_faults, slow_maintenance_never_starves_the_heartbeat)
     cr_assert(ts_wait_state(a.port, "q", "last", "running", 10000, NULL));
 
     char when[40], extra[80];
-    job_time_format(jobd_now_ms() + 1500, when);
+    int64_t due = jobd_now_ms() + 1500;
+    job_time_format(due, when);
     snprintf(extra, sizeof extra, ", \"scheduled_at\": \"%s\"", when);
     fc_batch batch = {.port = a.port, .n = PER, .extra = extra};
     for (int i = 0; i < BATCHES; i++) {
@@ -286,6 +287,8 @@ Test(redis_faults, slow_maintenance_never_starves_the_heartbeat)
     while (rt_count(a.port, "scheduled") != 0 && ts_now_ms() < deadline)
         ts_sleep_ms(100);
     cr_expect_eq(rt_count(a.port, "scheduled"), 0, "B promoted every due job");
+    fprintf(stderr, "redis_faults: B moved %d due jobs to ready in %lld ms (lease_expiry 2.5 s)\n",
+            BATCHES * PER, (long long)(jobd_now_ms() - due));
     json_t *view = NULL;
     bool ok = ts_wait_state(a.port, "q", "last", "succeeded", 20000, &view);
     cr_expect(ok, "the job whose only run succeeded is %s: %s",
