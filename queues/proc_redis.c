@@ -529,7 +529,7 @@ static int proc_redis_first_contact(redis_store *st, char *err, size_t errlen)
         snprintf(err, errlen, "%s", why);
         return -1;
     }
-    if (rc == -2)
+    if (rc == -2 || rc == -3)
         redis_link_set_down(&st->link, why[0] ? why : "connection failed at start");
     return 0;
 }

@@ -48,8 +48,11 @@ static void proc_redis_maint_connect(redis_store *st, proc_redis_maint_state *ms
     if (ms->c)
         redisFree(ms->c);
     ms->c = NULL;
-    ms->next_try =
-        now + (rc == -1 ? PROC_REDIS_BACKOFF_MAX_MS : proc_redis_backoff_next(&ms->backoff));
+    /* Redis answered "not yet" (loading its data...): asking again is cheap,
+     * and the queue should resume as soon as it is done. */
+    ms->next_try = now + (rc == -1   ? PROC_REDIS_BACKOFF_MAX_MS
+                          : rc == -3 ? PROC_REDIS_BACKOFF_MIN_MS
+                                     : proc_redis_backoff_next(&ms->backoff));
 }
 
 /* Heartbeat; registers first, and again under a new id when Redis says this
@@ -215,7 +218,7 @@ void *proc_redis_beat_main(void *arg)
     int64_t backoff = PROC_REDIS_BACKOFF_MIN_MS;
     const int64_t period = (int64_t)(st->ctx->cfg->heartbeat * 1000.0);
     while (!proc_redis_flag(st, &st->beat_stop)) {
-        int64_t wait = PROC_REDIS_BACKOFF_MIN_MS;
+        int64_t next = jobd_mono_ms() + PROC_REDIS_BACKOFF_MIN_MS;
         if (!atomic_load(&st->link.down)) {
             int64_t t0 = jobd_mono_ms();
             if (!c)
@@ -223,15 +226,17 @@ void *proc_redis_beat_main(void *arg)
             int rc = c ? proc_redis_heartbeat(st, c) : -1;
             if (rc == 0) {
                 backoff = PROC_REDIS_BACKOFF_MIN_MS;
-                wait = period - (jobd_mono_ms() - t0);
+                next = t0 + period;
             } else {
                 if (c && c->err)
                     proc_redis_drop(st, &c);
-                wait = proc_redis_backoff_next(&backoff);
+                next = jobd_mono_ms() + proc_redis_backoff_next(&backoff);
             }
         }
-        if (wait > 0)
-            proc_redis_wait(st, wait, &st->beat_stop);
+        /* st->cv is broadcast for other reasons too: wait out the period. */
+        int64_t left;
+        while ((left = next - jobd_mono_ms()) > 0 && !proc_redis_flag(st, &st->beat_stop))
+            proc_redis_wait(st, left, &st->beat_stop);
     }
     proc_redis_drop(st, &c);
     return NULL;

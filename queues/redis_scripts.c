@@ -703,7 +703,8 @@ static long long rs_run_int(redisContext *c, redis_cmd *cmd)
 
 /* --- server checks --- */
 
-/* 0 when the policy is fine or allowed, -1 refused, -2 connection failed. */
+/* 0 when the policy is fine or allowed, -1 refused, -2 connection failed,
+ * -3 Redis answered "not yet". */
 static int rs_check_policy(redisContext *c, bool allow_eviction, char *err, size_t errlen)
 {
     redis_cmd cmd;
@@ -717,7 +718,7 @@ static int rs_check_policy(redisContext *c, bool allow_eviction, char *err, size
     int rc = 0;
     if (redis_conn_temporary(r)) {
         snprintf(err, errlen, "Redis cannot answer yet: %s", r->str);
-        rc = -2;
+        rc = -3;
     } else if (!rs_is_array(r, 2) || !rs_is_str(r->element[1])) {
         /* CONFIG may be renamed away on managed Redis: say we could not look. */
         log_event(LOG_WARN, "redis.policy_unknown", NULL,
@@ -746,7 +747,7 @@ static int rs_check_policy(redisContext *c, bool allow_eviction, char *err, size
 /* Writes the schema version when absent and refuses one we do not know. A
  * refused write does not matter when the version is there already; while
  * Redis loads its data (or is busy, or without its replicas) it is "not
- * reachable yet" (-2), never a refusal. */
+ * reachable yet" (-3), never a refusal. */
 static int rs_check_schema(redisContext *c, const redis_model *m, char *err, size_t errlen)
 {
     redis_cmd set, get;
@@ -767,7 +768,7 @@ static int rs_check_schema(redisContext *c, const redis_model *m, char *err, siz
     if (!written || r[1]->type == REDIS_REPLY_ERROR) {
         const redisReply *e = !written ? r[0] : r[1];
         snprintf(err, errlen, "cannot write %s: %s", m->schema, e->str);
-        rc = redis_conn_temporary(e) ? -2 : -1;
+        rc = redis_conn_temporary(e) ? -3 : -1;
     } else if (!rs_is_str(r[1]) || strtol(r[1]->str, NULL, 10) != REDIS_SCHEMA_VERSION) {
         snprintf(err, errlen,
                  "Redis key %s holds data model version \"%s\"; this jobd (%s) knows version %d "

@@ -102,7 +102,8 @@ void redis_script_hb_key(const redis_model *m, const char *pid, char out[REDIS_K
 
 /* Checks that the server is fit to hold jobs: maxmemory-policy noeviction
  * (unless allow_eviction) and a schema version this jobd knows (written when
- * absent). 0 = fit; -1 = refused, why in err; -2 = connection failed. */
+ * absent). 0 = fit; -1 = refused, why in err; -2 = connection failed; -3 =
+ * Redis answered "not yet" (redis_conn_temporary: LOADING, BUSY...), why in err. */
 int redis_script_check_server(redisContext *c, const redis_model *m, bool allow_eviction, char *err,
                               size_t errlen);
 
