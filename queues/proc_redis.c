@@ -62,11 +62,14 @@ void proc_redis_new_pid(char out[REDIS_PID_LEN + 1])
 
 void proc_redis_drop(redis_store *st, redisContext **c)
 {
+    char why[128] = "";
     if (*c && (*c)->err)
-        redis_link_set_down(&st->link, (*c)->errstr);
+        snprintf(why, sizeof why, "%s", (*c)->errstr);
     if (*c)
         redisFree(*c);
     *c = NULL;
+    if (why[0])
+        redis_link_suspect(&st->link, why);
 }
 
 redisContext *proc_redis_open(redis_store *st, double io)
@@ -87,20 +90,54 @@ void proc_redis_pid(redis_store *st, char out[REDIS_PID_LEN + 1])
 
 /* --- submission (HTTP threads) --- */
 
-static redisContext *proc_redis_acquire(redis_store *st, size_t *slot, jobd_error *err)
+/* One request's use of the pool: its deadline (redis.timeout from when the
+ * request began, taken once, before waiting for a connection) and the
+ * connection it holds. */
+typedef struct proc_redis_use {
+    int64_t deadline;
+    size_t slot;
+    redisContext *c; /* NULL: none (err says why) */
+} proc_redis_use;
+
+/* Takes a connection for a request that begins now. False with 503 in err. */
+static bool proc_redis_acquire(redis_store *st, proc_redis_use *u, jobd_error *err)
 {
-    int64_t deadline = jobd_mono_ms() + (int64_t)(st->link.timeout * 1000.0);
-    return redis_link_acquire(&st->link, deadline, slot, err);
+    u->deadline = jobd_mono_ms() + (int64_t)(st->link.timeout * 1000.0);
+    u->c = redis_link_acquire(&st->link, u->deadline, &u->slot, err);
+    return u->c != NULL;
+}
+
+/* After a command on u failed: true when it should run once more, on a new
+ * connection (the pooled one had gone stale: Redis restarted). */
+static bool proc_redis_again(redis_store *st, proc_redis_use *u, jobd_error *err)
+{
+    return redis_link_retry(&st->link, u->slot, &u->c, u->deadline, err);
+}
+
+static void proc_redis_release(redis_store *st, proc_redis_use *u)
+{
+    if (u->c)
+        redis_link_release(&st->link, u->slot, u->c);
+    u->c = NULL;
+}
+
+/* Wakes the prober (the maintenance thread) when any thread marks Redis
+ * down, so that it looks again at once rather than at its next tick. */
+static void proc_redis_on_down(void *arg)
+{
+    redis_store *st = arg;
+    pthread_mutex_lock(&st->mu);
+    pthread_cond_broadcast(&st->cv);
+    pthread_mutex_unlock(&st->mu);
 }
 
 /* The latest Redis time at which a submission may still be stored: the
- * moment its caller gives up (redis.timeout from now) less a margin for the
- * clock estimate, so that a submission answered 503 is never stored later by
- * a Redis that was frozen. 0 (no limit) until the clock is known. */
-static int64_t proc_redis_not_after(redis_store *st)
+ * moment its caller gives up (deadline, mono) less a margin for the clock
+ * estimate, so that a submission answered 503 for a timeout is never stored
+ * later by a Redis that was slow or frozen. 0 (no limit) until the clock is known. */
+static int64_t proc_redis_not_after(redis_store *st, int64_t deadline)
 {
-    int64_t give_up = jobd_mono_ms() + (int64_t)(st->link.timeout * 1000.0);
-    int64_t at = redis_link_redis_ms(&st->link, give_up - PROC_REDIS_CLOCK_MARGIN_MS);
+    int64_t at = redis_link_redis_ms(&st->link, deadline - PROC_REDIS_CLOCK_MARGIN_MS);
     return at > 0 ? at : 0;
 }
 
@@ -126,6 +163,15 @@ static void proc_redis_report(job_t *const *jobs, job_t **replayed, char **texts
     }
 }
 
+/* The command was sent but its answer never came (timeout, connection
+ * lost): Redis may have stored the jobs. Says so, and what to do. */
+static void proc_redis_sent_unanswered(jobd_error *err)
+{
+    size_t len = strlen(err->message);
+    snprintf(err->message + len, sizeof err->message - len, "%s",
+             "; the jobs may have been stored: retry with the same ids (a replay is safe)");
+}
+
 static int proc_redis_call(proc_t *self, job_t *const *jobs, size_t n, proc_done_fn done,
                            void *done_ctx)
 {
@@ -134,15 +180,24 @@ static int proc_redis_call(proc_t *self, job_t *const *jobs, size_t n, proc_done
     job_t **replayed = calloc(n ? n : 1, sizeof *replayed);
     char **texts = calloc(n ? n : 1, sizeof *texts);
     int rc = -1;
-    size_t slot;
-    redisContext *c;
+    proc_redis_use u;
     if (!replayed || !texts) {
         jobd_fail(&err, 503, "unavailable", "out of memory");
         err.retry_after = 1;
-    } else if ((c = proc_redis_acquire(st, &slot, &err))) {
-        rc = redis_script_enqueue(c, &st->m, jobs, n, proc_redis_not_after(st), replayed, texts,
-                                  &err);
-        redis_link_release(&st->link, slot, c);
+    } else if (proc_redis_acquire(st, &u, &err)) {
+        int64_t not_after = proc_redis_not_after(st, u.deadline);
+        bool unanswered = false;
+        do {
+            for (size_t i = 0; i < n; i++) {
+                free(texts[i]);
+                texts[i] = NULL;
+            }
+            rc = redis_script_enqueue(u.c, &st->m, jobs, n, not_after, replayed, texts, &err);
+            unanswered = unanswered || (rc != 0 && u.c->err);
+        } while (rc != 0 && proc_redis_again(st, &u, &err));
+        if (rc != 0 && unanswered)
+            proc_redis_sent_unanswered(&err);
+        proc_redis_release(st, &u);
     }
     proc_redis_report(jobs, replayed, texts, n, rc, &err, done, done_ctx);
     free(replayed);
@@ -173,7 +228,8 @@ static int proc_redis_start(proc_t *self)
         return -1;
     if (!st->ctx->pool)
         return 0; /* API-only node: store and maintain, never fetch */
-    if (proc_redis_thread(st, &st->done_th, &st->done_on, proc_redis_done_main, "completion") !=
+    if (proc_redis_thread(st, &st->beat_th, &st->beat_on, proc_redis_beat_main, "heartbeat") != 0 ||
+        proc_redis_thread(st, &st->done_th, &st->done_on, proc_redis_done_main, "completion") !=
             0 ||
         proc_redis_thread(st, &st->fetch_th, &st->fetch_on, proc_redis_fetch_main, "fetch") != 0)
         return -1;
@@ -250,6 +306,7 @@ static void proc_redis_stop(proc_t *self, int64_t deadline_ms)
     }
     /* No heartbeat may re-register us after we left. */
     proc_redis_join(st, &st->maint_stop, st->maint_th, &st->maint_on);
+    proc_redis_join(st, &st->beat_stop, st->beat_th, &st->beat_on);
     proc_redis_give_back(st);
 }
 
@@ -258,12 +315,14 @@ static void proc_redis_stop(proc_t *self, int64_t deadline_ms)
 static json_t *proc_redis_get(proc_t *self, const char *id, jobd_error *err)
 {
     redis_store *st = self->priv;
-    size_t slot;
-    redisContext *c = proc_redis_acquire(st, &slot, err);
-    if (!c)
+    proc_redis_use u;
+    json_t *v = NULL;
+    if (!proc_redis_acquire(st, &u, err))
         return NULL;
-    json_t *v = redis_script_get(c, &st->m, id, err);
-    redis_link_release(&st->link, slot, c);
+    do
+        v = redis_script_get(u.c, &st->m, id, err);
+    while (!v && proc_redis_again(st, &u, err));
+    proc_redis_release(st, &u);
     return v;
 }
 
@@ -271,12 +330,14 @@ static json_t *proc_redis_list_any(proc_t *self, int state, bool dead, size_t li
                                    const char *cursor, jobd_error *err)
 {
     redis_store *st = self->priv;
-    size_t slot;
-    redisContext *c = proc_redis_acquire(st, &slot, err);
-    if (!c)
+    proc_redis_use u;
+    json_t *v = NULL;
+    if (!proc_redis_acquire(st, &u, err))
         return NULL;
-    json_t *v = redis_script_list(c, &st->m, state, dead, limit, cursor, err);
-    redis_link_release(&st->link, slot, c);
+    do
+        v = redis_script_list(u.c, &st->m, state, dead, limit, cursor, err);
+    while (!v && proc_redis_again(st, &u, err));
+    proc_redis_release(st, &u);
     return v;
 }
 
@@ -294,12 +355,14 @@ static json_t *proc_redis_dead_list(proc_t *self, size_t limit, const char *curs
 static json_t *proc_redis_cancel(proc_t *self, const char *id, jobd_error *err)
 {
     redis_store *st = self->priv;
-    size_t slot;
-    redisContext *c = proc_redis_acquire(st, &slot, err);
-    if (!c)
+    proc_redis_use u;
+    json_t *v = NULL;
+    if (!proc_redis_acquire(st, &u, err))
         return NULL;
-    json_t *v = redis_script_cancel(c, &st->m, id, err);
-    redis_link_release(&st->link, slot, c);
+    do
+        v = redis_script_cancel(u.c, &st->m, id, err);
+    while (!v && proc_redis_again(st, &u, err));
+    proc_redis_release(st, &u);
     if (v)
         log_event(LOG_INFO, "job.cancelled", NULL, "queue %s: job %s cancelled by request",
                   st->q->cfg->name, id);
@@ -309,12 +372,14 @@ static json_t *proc_redis_cancel(proc_t *self, const char *id, jobd_error *err)
 static json_t *proc_redis_dead_op(proc_t *self, const char *id, bool retry, jobd_error *err)
 {
     redis_store *st = self->priv;
-    size_t slot;
-    redisContext *c = proc_redis_acquire(st, &slot, err);
-    if (!c)
+    proc_redis_use u;
+    json_t *v = NULL;
+    if (!proc_redis_acquire(st, &u, err))
         return NULL;
-    json_t *v = redis_script_dead_op(c, &st->m, id, retry, err);
-    redis_link_release(&st->link, slot, c);
+    do
+        v = redis_script_dead_op(u.c, &st->m, id, retry, err);
+    while (!v && proc_redis_again(st, &u, err));
+    proc_redis_release(st, &u);
     return v;
 }
 
@@ -333,31 +398,43 @@ static int proc_redis_dead_delete(proc_t *self, const char *id, jobd_error *err)
 static int proc_redis_pause(proc_t *self, bool paused, jobd_error *err)
 {
     redis_store *st = self->priv;
-    size_t slot;
-    redisContext *c = proc_redis_acquire(st, &slot, err);
-    if (!c)
+    proc_redis_use u;
+    int rc = -1;
+    if (!proc_redis_acquire(st, &u, err))
         return -1;
-    int rc = redis_script_pause(c, &st->m, paused, err);
-    redis_link_release(&st->link, slot, c);
+    do
+        rc = redis_script_pause(u.c, &st->m, paused, err);
+    while (rc != 0 && proc_redis_again(st, &u, err));
+    proc_redis_release(st, &u);
     return rc;
 }
 
 static json_t *proc_redis_info(proc_t *self, jobd_error *err)
 {
     redis_store *st = self->priv;
-    size_t slot;
-    redisContext *c = proc_redis_acquire(st, &slot, err);
-    if (!c)
+    proc_redis_use u;
+    json_t *v = NULL;
+    if (!proc_redis_acquire(st, &u, err))
         return NULL;
-    json_t *v = redis_script_info(c, &st->m, err);
-    redis_link_release(&st->link, slot, c);
+    do
+        v = redis_script_info(u.c, &st->m, err);
+    while (!v && proc_redis_again(st, &u, err));
+    proc_redis_release(st, &u);
     return v;
 }
 
+/* Ready: Redis is up, its clock is known (submission deadlines need it)
+ * and, where this process runs jobs, it is registered and its heartbeat is
+ * alive (one that cannot register never gets a job). */
 static bool proc_redis_ready(proc_t *self)
 {
     redis_store *st = self->priv;
-    return !atomic_load(&st->link.down);
+    if (atomic_load(&st->link.down) || !atomic_load(&st->link.clock_known))
+        return false;
+    if (!st->ctx->pool)
+        return true;
+    int64_t beat = atomic_load(&st->beat_ok_ms);
+    return beat > 0 && jobd_mono_ms() - beat < (int64_t)(st->ctx->cfg->lease_expiry * 1000.0);
 }
 
 static json_t *proc_redis_stats(proc_t *self)
@@ -429,8 +506,9 @@ static int proc_redis_check(const json_t *opts, char *err, size_t errlen)
             snprintf(err, errlen, "unknown option \"%s\"", key);
             return -1;
         }
-        if (!json_is_number(val) || json_number_value(val) <= 0) {
-            snprintf(err, errlen, "poll_interval: must be a number > 0");
+        /* Redis takes the period in whole ms: below 1 ms it would be 0. */
+        if (!json_is_number(val) || json_number_value(val) < 0.001) {
+            snprintf(err, errlen, "poll_interval: must be a number >= 0.001");
             return -1;
         }
     }
@@ -454,7 +532,7 @@ static int proc_redis_first_contact(redis_store *st, char *err, size_t errlen)
         snprintf(err, errlen, "%s", why);
         return -1;
     }
-    if (rc == -2)
+    if (rc == -2 || rc == -3)
         redis_link_set_down(&st->link, why[0] ? why : "connection failed at start");
     return 0;
 }
@@ -495,6 +573,8 @@ static proc_t *proc_redis_create(jobd_t *ctx, queue_t *q, const json_t *opts, pr
     pthread_condattr_destroy(&ca);
     st->self = p;
     st->ctx = ctx;
+    st->link.on_down = proc_redis_on_down;
+    st->link.on_down_arg = st;
     st->q = q;
     const json_t *pi = json_object_get(opts, "poll_interval");
     st->poll_interval = pi ? json_number_value(pi) : cfg->poll_interval;

@@ -12,7 +12,9 @@
  *              set) in one script; hands each job to the delegate (the
  *              executor); waits with BLMOVE while ready is empty
  *   completer  writes the outcomes of finished runs, one script per batch
- *   maint      heartbeat, taking back the leases of dead processes, moving
+ *   beat       the heartbeat alone, on a connection of its own: however long
+ *              a maintenance round takes, a live process keeps its leases
+ *   maint      taking back the leases of dead processes, moving
  *              due jobs to ready, retention; and the prober that clears the
  *              "down" flag once Redis answers (and passes the safety checks)
  * HTTP threads (submissions and store reads) borrow connections from a small
@@ -60,9 +62,10 @@ struct redis_store {
     size_t n_leases; /* rlease objects alive (active or being dropped) */
     rlease *done_head, *done_tail;
     size_t done_inflight; /* taken by the completer, not yet written */
-    bool fetch_stop, done_stop, done_closed, maint_stop;
-    pthread_t fetch_th, done_th, maint_th;
-    bool fetch_on, done_on, maint_on, started; /* start/stop's thread only */
+    bool fetch_stop, done_stop, done_closed, maint_stop, beat_stop;
+    pthread_t fetch_th, done_th, maint_th, beat_th;
+    bool fetch_on, done_on, maint_on, beat_on, started; /* start/stop's thread only */
+    atomic_llong beat_ok_ms; /* mono ms of the last heartbeat Redis took; 0 = none yet */
 
     atomic_llong n_fetched, n_succeeded, n_failed, n_stale, n_reaped, n_trimmed;
 };
@@ -83,13 +86,15 @@ void proc_redis_pid(redis_store *st, char out[REDIS_PID_LEN + 1]);
 /* A new connection for a long-lived thread (socket timeout io seconds), or
  * NULL with Redis marked down. Caller frees with redisFree. */
 redisContext *proc_redis_open(redis_store *st, double io);
-/* Frees *c (NULL is fine), marking Redis down when it had failed; NULLs *c. */
+/* Frees *c (NULL is fine) and NULLs it; when it had failed, Redis is marked
+ * down unless a new connection finds it answering (redis_link_suspect). */
 void proc_redis_drop(redis_store *st, redisContext **c);
 
 /* Thread bodies; arg is the redis_store. Each returns NULL once its stop
- * flag is set (fetch_stop, done_stop, maint_stop). */
+ * flag is set (fetch_stop, done_stop, maint_stop, beat_stop). */
 void *proc_redis_fetch_main(void *arg);
 void *proc_redis_done_main(void *arg);
 void *proc_redis_maint_main(void *arg);
+void *proc_redis_beat_main(void *arg);
 
 #endif

@@ -1,7 +1,9 @@
-/* proc_redis_maint.c - the redis processor's maintenance thread: heartbeat
- * and registration, Redis's clock, taking back the leases of dead processes,
- * moving due jobs to ready, retention; and the prober that declares Redis
- * up again once it answers and passes the safety checks. */
+/* proc_redis_maint.c - the redis processor's maintenance thread: Redis's
+ * clock, taking back the leases of dead processes, moving due jobs to ready,
+ * retention; the prober that declares Redis up again once it answers and
+ * passes the safety checks; and the heartbeat thread (registration and
+ * heartbeats on a connection of their own, so that no maintenance round,
+ * however slow Redis is, delays a beat). */
 #include <string.h>
 
 #include "../server/log.h"
@@ -16,7 +18,7 @@
 typedef struct proc_redis_maint_state {
     redisContext *c;
     int64_t backoff, next_try, next_refused_log;
-    int64_t next_beat, next_reap, next_promote, next_trim;
+    int64_t next_reap, next_promote, next_trim;
 } proc_redis_maint_state;
 
 /* Opens the maintenance connection and runs the safety checks; only then is
@@ -42,12 +44,15 @@ static void proc_redis_maint_connect(redis_store *st, proc_redis_maint_state *ms
         log_event(LOG_ERROR, "redis.refused", NULL, "queue %s: %s", st->q->cfg->name, why);
         ms->next_refused_log = now + PROC_REDIS_REFUSED_LOG_MS;
     }
-    redis_link_set_down(&st->link, rc == -1 ? why : "connection failed");
+    redis_link_set_down(&st->link, why[0] ? why : "connection failed");
     if (ms->c)
         redisFree(ms->c);
     ms->c = NULL;
-    ms->next_try =
-        now + (rc == -1 ? PROC_REDIS_BACKOFF_MAX_MS : proc_redis_backoff_next(&ms->backoff));
+    /* Redis answered "not yet" (loading its data...): asking again is cheap,
+     * and the queue should resume as soon as it is done. */
+    ms->next_try = now + (rc == -1   ? PROC_REDIS_BACKOFF_MAX_MS
+                          : rc == -3 ? PROC_REDIS_BACKOFF_MIN_MS
+                                     : proc_redis_backoff_next(&ms->backoff));
 }
 
 /* Heartbeat; registers first, and again under a new id when Redis says this
@@ -71,6 +76,7 @@ static int proc_redis_heartbeat(redis_store *st, redisContext *c)
         memcpy(st->pid, pid, sizeof st->pid);
         st->registered = true;
         pthread_mutex_unlock(&st->mu);
+        atomic_store(&st->beat_ok_ms, (long long)jobd_mono_ms());
     }
     return rc < 0 ? -1 : 0;
 }
@@ -154,11 +160,7 @@ static void proc_redis_maint_tick(redis_store *st, proc_redis_maint_state *ms)
     const config_t *cfg = st->ctx->cfg;
     int64_t now = jobd_mono_ms();
     int rc = 0;
-    if (st->ctx->pool && now >= ms->next_beat) {
-        rc = proc_redis_heartbeat(st, ms->c);
-        ms->next_beat = now + (int64_t)(cfg->heartbeat * 1000.0);
-    }
-    if (rc == 0 && now >= ms->next_reap) {
+    if (now >= ms->next_reap) {
         rc = proc_redis_clock(st, ms->c);
         if (rc == 0)
             rc = proc_redis_reap(st, ms->c);
@@ -182,8 +184,7 @@ static int64_t proc_redis_maint_next(redis_store *st, const proc_redis_maint_sta
         return ms->next_try > jobd_mono_ms() ? ms->next_try
                                              : jobd_mono_ms() + PROC_REDIS_BACKOFF_MIN_MS;
     int64_t t = ms->next_reap;
-    const int64_t others[] = {ms->next_promote, ms->next_trim,
-                              st->ctx->pool ? ms->next_beat : INT64_MAX};
+    const int64_t others[] = {ms->next_promote, ms->next_trim};
     for (size_t i = 0; i < sizeof others / sizeof others[0]; i++)
         if (others[i] < t)
             t = others[i];
@@ -204,5 +205,39 @@ void *proc_redis_maint_main(void *arg)
             proc_redis_wait(st, wait, &st->maint_stop);
     }
     proc_redis_drop(st, &ms.c);
+    return NULL;
+}
+
+/* The heartbeat thread: registers, then beats every `heartbeat` seconds on
+ * its own connection. It beats only while Redis is up (the prober's safety
+ * checks passed), so a refused server never gets this process registered. */
+void *proc_redis_beat_main(void *arg)
+{
+    redis_store *st = arg;
+    redisContext *c = NULL;
+    int64_t backoff = PROC_REDIS_BACKOFF_MIN_MS;
+    const int64_t period = (int64_t)(st->ctx->cfg->heartbeat * 1000.0);
+    while (!proc_redis_flag(st, &st->beat_stop)) {
+        int64_t next = jobd_mono_ms() + PROC_REDIS_BACKOFF_MIN_MS;
+        if (!atomic_load(&st->link.down)) {
+            int64_t t0 = jobd_mono_ms();
+            if (!c)
+                c = proc_redis_open(st, st->link.timeout);
+            int rc = c ? proc_redis_heartbeat(st, c) : -1;
+            if (rc == 0) {
+                backoff = PROC_REDIS_BACKOFF_MIN_MS;
+                next = t0 + period;
+            } else {
+                if (c && c->err)
+                    proc_redis_drop(st, &c);
+                next = jobd_mono_ms() + proc_redis_backoff_next(&backoff);
+            }
+        }
+        /* st->cv is broadcast for other reasons too: wait out the period. */
+        int64_t left;
+        while ((left = next - jobd_mono_ms()) > 0 && !proc_redis_flag(st, &st->beat_stop))
+            proc_redis_wait(st, left, &st->beat_stop);
+    }
+    proc_redis_drop(st, &c);
     return NULL;
 }

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <math.h>
 #include <openssl/evp.h>
+#include <sys/socket.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -355,6 +356,20 @@ redisReply *redis_conn_run(redisContext *c, redis_cmd *cmd)
     return redis_conn_pipeline(c, cmds, 1, &r) == 0 ? r : NULL;
 }
 
+bool redis_conn_temporary(const redisReply *r)
+{
+    static const char *const words[] = {"LOADING",  "BUSY",       "MASTERDOWN", "TRYAGAIN",
+                                        "READONLY", "CLUSTERDOWN", "NOREPLICAS", "OOM"};
+    if (!r || r->type != REDIS_REPLY_ERROR)
+        return false;
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {
+        size_t n = strlen(words[i]);
+        if (strncmp(r->str, words[i], n) == 0 && (r->str[n] == ' ' || r->str[n] == '\0'))
+            return true;
+    }
+    return false;
+}
+
 int redis_conn_check_reply(const redisContext *c, const redisReply *r, jobd_error *err)
 {
     if (r && r->type != REDIS_REPLY_ERROR)
@@ -382,9 +397,11 @@ int redis_link_init(redis_link *l, const char *url, double timeout, size_t n, ch
     l->n = n;
     l->pool = calloc(n, sizeof *l->pool);
     l->busy = calloc(n, sizeof *l->busy);
-    if (!l->pool || !l->busy) {
+    l->reused = calloc(n, sizeof *l->reused);
+    if (!l->pool || !l->busy || !l->reused) {
         free(l->pool);
         free(l->busy);
+        free(l->reused);
         snprintf(err, errlen, "out of memory");
         return -1;
     }
@@ -409,6 +426,7 @@ void redis_link_destroy(redis_link *l)
             redisFree(l->pool[i]);
     free(l->pool);
     free(l->busy);
+    free(l->reused);
     pthread_cond_destroy(&l->cv);
     pthread_mutex_destroy(&l->mu);
     l->pool = NULL;
@@ -416,9 +434,12 @@ void redis_link_destroy(redis_link *l)
 
 void redis_link_set_down(redis_link *l, const char *why)
 {
-    if (!atomic_exchange(&l->down, true))
-        log_event(LOG_WARN, "redis.down", NULL, "Redis at %s:%d is unavailable: %s", l->addr.host,
-                  l->addr.port, why);
+    if (atomic_exchange(&l->down, true))
+        return;
+    log_event(LOG_WARN, "redis.down", NULL, "Redis at %s:%d is unavailable: %s", l->addr.host,
+              l->addr.port, why);
+    if (l->on_down)
+        l->on_down(l->on_down_arg);
 }
 
 void redis_link_set_up(redis_link *l)
@@ -426,6 +447,24 @@ void redis_link_set_up(redis_link *l)
     if (atomic_exchange(&l->down, false))
         log_event(LOG_INFO, "redis.up", NULL, "Redis at %s:%d is reachable again", l->addr.host,
                   l->addr.port);
+}
+
+void redis_link_suspect(redis_link *l, const char *why)
+{
+    if (atomic_load(&l->down))
+        return;
+    char err[256];
+    redisContext *c = redis_conn_open(&l->addr, l->timeout, l->timeout, err, sizeof err);
+    redisReply *r = c ? redisCommand(c, "PING") : NULL;
+    bool alive = r && r->type == REDIS_REPLY_STATUS;
+    if (r)
+        freeReplyObject(r);
+    if (c)
+        redisFree(c);
+    if (alive)
+        log_event(LOG_DEBUG, "redis.stale", NULL, "a connection failed (%s); Redis answers", why);
+    else
+        redis_link_set_down(l, why);
 }
 
 /* Picks a free slot (one with an open connection first) and marks it busy.
@@ -449,6 +488,29 @@ static int redis_link_unavailable(jobd_error *err, const char *why)
     return -1;
 }
 
+/* False when the server closed c while it sat in the pool (it restarted):
+ * a closed socket reads as EOF at once, a live idle one has nothing to read. */
+static bool redis_link_alive(const redisContext *c)
+{
+    char b;
+    ssize_t n = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+/* Opens a connection for slot i before deadline_ms; Redis is marked down
+ * when that fails. NULL then. */
+static redisContext *redis_link_open(redis_link *l, int64_t deadline_ms)
+{
+    double left = (double)(deadline_ms - jobd_mono_ms()) / 1000.0;
+    if (left <= 0)
+        return NULL;
+    char why[256];
+    redisContext *c = redis_conn_open(&l->addr, left, left, why, sizeof why);
+    if (!c)
+        redis_link_set_down(l, why);
+    return c;
+}
+
 redisContext *redis_link_acquire(redis_link *l, int64_t deadline_ms, size_t *slot, jobd_error *err)
 {
     if (atomic_load(&l->down)) {
@@ -466,15 +528,17 @@ redisContext *redis_link_acquire(redis_link *l, int64_t deadline_ms, size_t *slo
         }
     }
     redisContext *c = l->pool[i];
+    l->pool[i] = NULL;
+    l->reused[i] = c != NULL;
     pthread_mutex_unlock(&l->mu);
-    double left = (double)(deadline_ms - jobd_mono_ms()) / 1000.0;
-    if (!c && left > 0) {
-        char why[256];
-        c = redis_conn_open(&l->addr, left, left, why, sizeof why);
-        if (!c)
-            redis_link_set_down(l, why);
-        left = (double)(deadline_ms - jobd_mono_ms()) / 1000.0;
+    if (c && !redis_link_alive(c)) {
+        redisFree(c);
+        c = NULL;
+        l->reused[i] = false;
     }
+    if (!c)
+        c = redis_link_open(l, deadline_ms);
+    double left = (double)(deadline_ms - jobd_mono_ms()) / 1000.0;
     if (!c || left <= 0) {
         redis_link_release(l, i, c);
         redis_link_unavailable(err, c ? "timeout" : "cannot connect");
@@ -483,6 +547,27 @@ redisContext *redis_link_acquire(redis_link *l, int64_t deadline_ms, size_t *slo
     redis_conn_set_timeout(c, left);
     *slot = i;
     return c;
+}
+
+bool redis_link_retry(redis_link *l, size_t slot, redisContext **c, int64_t deadline_ms,
+                      jobd_error *err)
+{
+    if (!(*c)->err || !l->reused[slot] || deadline_ms - jobd_mono_ms() <= 0)
+        return false;
+    log_event(LOG_DEBUG, "redis.stale", NULL, "a pooled connection failed (%s): trying a new one",
+              (*c)->errstr);
+    redisFree(*c);
+    l->reused[slot] = false;
+    *c = redis_link_open(l, deadline_ms);
+    double left = (double)(deadline_ms - jobd_mono_ms()) / 1000.0;
+    if (*c && left > 0) {
+        redis_conn_set_timeout(*c, left);
+        return true;
+    }
+    redis_link_release(l, slot, *c);
+    *c = NULL;
+    redis_link_unavailable(err, "cannot connect");
+    return false;
 }
 
 void redis_link_release(redis_link *l, size_t slot, redisContext *c)

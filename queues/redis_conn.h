@@ -85,6 +85,12 @@ int redis_conn_pipeline(redisContext *c, redis_cmd *const *cmds, size_t n, redis
 /* One command: redis_conn_pipeline of one. NULL when the connection failed. */
 redisReply *redis_conn_run(redisContext *c, redis_cmd *cmd);
 
+/* True when r is an error reply that means "not reachable yet" rather than
+ * "refused": Redis is loading its data, busy with a script, out of memory,
+ * without its replicas or master, or a replica (READONLY, as during a
+ * failover). Whoever gets one waits and tries again, as for a Redis that is down. */
+bool redis_conn_temporary(const redisReply *r);
+
 /* Turns a failed command into the error a client sees: 503 unavailable with
  * Retry-After 1 and a message naming the Redis error (OOM, LOADING, READONLY,
  * I/O error, timeout). r may be NULL (connection failed). Returns -1 when r is
@@ -102,7 +108,10 @@ typedef struct redis_link {
     atomic_bool clock_known;
     redisContext **pool; /* owned; NULL = not connected */
     bool *busy;
+    bool *reused; /* the busy connection was pooled before this acquire */
     size_t n;
+    void (*on_down)(void *arg); /* called when Redis is marked down (may be NULL) */
+    void *on_down_arg;
 } redis_link;
 
 /* Initialises l for url with a pool of n connections (opened lazily).
@@ -114,17 +123,34 @@ int redis_link_init(redis_link *l, const char *url, double timeout, size_t n, ch
 void redis_link_destroy(redis_link *l);
 
 /* A pooled connection for the calling thread, its socket timeout set to what
- * is left until deadline_ms (mono): borrowed until redis_link_release. NULL
- * with 503 unavailable in err at once while Redis is known to be down, or
- * when none could be had or connected before the deadline. */
+ * is left until deadline_ms (mono): borrowed until redis_link_release. A
+ * pooled connection the server has closed (Redis restarted) is replaced by a
+ * new one first. NULL with 503 unavailable in err at once while Redis is
+ * known to be down, or when none could be had or connected before the deadline. */
 redisContext *redis_link_acquire(redis_link *l, int64_t deadline_ms, size_t *slot, jobd_error *err);
+
+/* After a command failed on *c (acquired in slot): when *c had failed on
+ * its connection, was a pooled one (it may have gone stale unnoticed) and
+ * time is left before deadline_ms, closes it without marking Redis down,
+ * puts a new connection in *c and returns true: run the command once more.
+ * Else false, *c untouched; except when the new connection cannot be had:
+ * then Redis is marked down, the slot released, *c NULL and err says 503. */
+bool redis_link_retry(redis_link *l, size_t slot, redisContext **c, int64_t deadline_ms,
+                      jobd_error *err);
 
 /* Gives a connection back. A connection with an error is closed and marks
  * Redis down (the prober clears that). */
 void redis_link_release(redis_link *l, size_t slot, redisContext *c);
 
-/* Marks Redis down (connection trouble seen by any thread); logs the change. */
+/* Marks Redis down (connection trouble seen by any thread); logs the change
+ * and calls l->on_down, so that the prober looks again at once. */
 void redis_link_set_down(redis_link *l, const char *why);
+
+/* A long-lived thread's own connection failed (why): Redis is marked down
+ * only when a new connection cannot have a PING answered either (the failed
+ * one may just have been closed by a Redis that restarted). Takes up to
+ * l->timeout. */
+void redis_link_suspect(redis_link *l, const char *why);
 
 /* Marks Redis reachable again (the prober, after its checks); logs the change. */
 void redis_link_set_up(redis_link *l);

@@ -136,7 +136,7 @@ static const char lua_enqueue[] = LUA_PRELUDE
 /* KEYS: common, ready plist paused fence enqueued running. ARGV: n.
  * Takes up to n ids off the right of ready (oldest first) and leases the
  * enqueued ones, all under one new fencing token. Returns -1 (paused:
- * nothing taken), or {token, now, then per lease: view attempts}: what a
+ * nothing taken), or {token, now, then per lease: id view attempts}: what a
  * run needs (its last error and run_at do not matter to it). */
 static const char lua_fetch[] = LUA_PRELUDE
     "local ready, plist, paused, fence, n_enq, n_run = unpack(KEYS, NC + 1, NC + 6)\n"
@@ -170,7 +170,7 @@ static const char lua_fetch[] = LUA_PRELUDE
     "local v, a = mget('HMGET', COL.v, take), mget('HMGET', COL.a, take)\n"
     "local out = {tok, now}\n"
     "for i = 1, nt do\n"
-    "  out[2 * i + 1] = v[i]; out[2 * i + 2] = a[i]\n"
+    "  out[3 * i] = take[i]; out[3 * i + 1] = v[i]; out[3 * i + 2] = a[i]\n"
     "end\n"
     "return out\n";
 
@@ -295,6 +295,40 @@ static const char lua_requeue[] = LUA_PRELUDE
     "if redis.call('HLEN', plist) == 0 then redis.call('SREM', orphans, pid) end\n"
     "return nrun\n";
 
+/* KEYS: common, plist st:dead failed seq running. ARGV: why, then the ids.
+ * The running jobs among ids that plist holds become dead at once, their
+ * attempt counted and why as their error (their stored record cannot be
+ * read: running them again would fail the same way). Returns how many. */
+static const char lua_bury[] = LUA_PRELUDE
+    "local plist, st_dead, failed, seqk, n_run = unpack(KEYS, NC + 1, NC + 5)\n"
+    "local ids = {}\n"
+    "for i = 2, #ARGV do ids[i - 1] = ARGV[i] end\n"
+    "local held, st = mget('HMGET', plist, ids), mget('HMGET', COL.s, ids)\n"
+    "local take, seen = {}, {}\n"
+    "for i, id in ipairs(ids) do\n"
+    "  if held[i] and st[i] == 'running' and not seen[id] then take[#take + 1] = id end\n"
+    "  seen[id] = true\n"
+    "end\n"
+    "local n = #take\n"
+    "if n == 0 then return 0 end\n"
+    "local as, cs = mget('HMGET', COL.a, take), mget('ZMSCORE', ALL, take)\n"
+    "local now = now_ms()\n"
+    "local seq = redis.call('INCRBY', seqk, n) - n\n"
+    "local sts, aset, es, zstdead, zdead = {}, {}, {}, {}, {}\n"
+    "for i, id in ipairs(take) do\n"
+    "  local j = 2 * i\n"
+    "  sts[j - 1] = id; sts[j] = 'dead'\n"
+    "  aset[j - 1] = id; aset[j] = FMT('%d', (tonumber(as[i]) or 0) + 1)\n"
+    "  es[j - 1] = id; es[j] = ARGV[1]\n"
+    "  zstdead[j - 1] = cs[i] or 0; zstdead[j] = id\n"
+    "  zdead[j - 1] = FMT('%d', now * 1000 + (seq + i) % 1000); zdead[j] = id\n"
+    "end\n"
+    "bulk('HDEL', plist, take); bulk('HSET', COL.s, sts); bulk('HSET', COL.a, aset)\n"
+    "bulk('HSET', COL.e, es); bulk('ZADD', st_dead, zstdead); bulk('ZADD', DEAD, zdead)\n"
+    "redis.call('DECRBY', n_run, n)\n"
+    "redis.call('INCRBY', failed, n)\n"
+    "return n\n";
+
 /* KEYS: procs hb. ARGV: mode(register|beat|leave) pid ttl_ms.
  * Returns 1, or 0 for a beat of a process that was declared dead. */
 static const char lua_beat[] =
@@ -404,31 +438,75 @@ static const char lua_trim[] = LUA_PRELUDE
     "redis.call('INCRBY', trimmed, #ids)\n"
     "return #ids\n";
 
-/* KEYS: common. ARGV: max (score bound: +inf or '(' cursor) state limit budget.
- * Reads all newest first from max, at most budget jobs, for the ones in
- * state. Returns {{id, score, ...}, next}: at most limit of them, and the
- * cursor to go on from (false at the end of all). Writes nothing. */
-static const char lua_scan[] = LUA_PRELUDE
-    "local max, want, limit, budget = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])\n"
-    "local out, left = {}, budget\n"
+/* Paging positions. Index scores are not unique (two batches stored in the
+ * same millisecond can share one), so a page ends at a (score, id) pair and
+ * the next page starts right after that pair: members of equal score sort by
+ * id (bytewise), newest first means descending. after(key, s, id) is the
+ * offset, counted from the first member at score <= s (BYSCORE REV), of the
+ * first member past (s, id): from the cursor's own rank while it is still in
+ * the set, else by counting the ties at s above id (at most TIES looked at). */
+#define LUA_AFTER                                                                       \
+    "local TIES = 10000\n"                                                              \
+    "local function above(a, b)\n"                                                      \
+    "  local n = math.min(#a, #b)\n"                                                    \
+    "  for i = 1, n do\n"                                                               \
+    "    local x, y = string.byte(a, i), string.byte(b, i)\n"                           \
+    "    if x ~= y then return x > y end\n"                                             \
+    "  end\n"                                                                           \
+    "  return #a > #b\n"                                                                \
+    "end\n"                                                                             \
+    "local function after(key, s, id)\n"                                                \
+    "  local cur = id ~= '' and redis.call('ZSCORE', key, id)\n"                        \
+    "  if cur and tonumber(cur) == tonumber(s) then\n"                                  \
+    "    return redis.call('ZREVRANK', key, id) + 1 - redis.call('ZCOUNT', key, '(' .. s, '+inf')\n" \
+    "  end\n"                                                                           \
+    "  local skip = 0\n"                                                                \
+    "  for _, m in ipairs(redis.call('ZRANGE', key, s, s, 'BYSCORE', 'REV', 'LIMIT', 0, TIES)) do\n" \
+    "    if above(m, id) then skip = skip + 1 end\n"                                    \
+    "  end\n"                                                                           \
+    "  return skip\n"                                                                   \
+    "end\n"
+
+/* KEYS: common, zset. ARGV: score id (the cursor; score '' = from the top) want.
+ * Returns up to want members of zset past the cursor, newest first, WITHSCORES.
+ * Writes nothing. */
+static const char lua_page[] = LUA_PRELUDE LUA_AFTER
+    "local key, s, id, want = KEYS[NC + 1], ARGV[1], ARGV[2], tonumber(ARGV[3])\n"
+    "local from, skip = '+inf', 0\n"
+    "if s ~= '' then from = s; skip = after(key, s, id) end\n"
+    "return redis.call('ZRANGE', key, from, '-inf', 'BYSCORE', 'REV', 'LIMIT', skip, want,\n"
+    "                  'WITHSCORES')\n";
+
+/* KEYS: common. ARGV: score id (the cursor, as in lua_page) state limit budget.
+ * Reads all newest first past the cursor, at most budget jobs, for the ones
+ * in state. Returns {{id, score, ...}, next_id, next_score}: at most limit of
+ * them, and the position to go on from (next_id false at the end of all).
+ * Writes nothing. */
+static const char lua_scan[] = LUA_PRELUDE LUA_AFTER
+    "local s, cid, want, limit, budget = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]),\n"
+    "  tonumber(ARGV[5])\n"
+    "local from, skip = '+inf', 0\n"
+    "if s ~= '' then from = s; skip = after(ALL, s, cid) end\n"
+    "local out, left, last_id, last_s = {}, budget, false, false\n"
     "while left > 0 do\n"
     "  local ask = math.min(SLICE, left)\n"
-    "  local chunk = redis.call('ZRANGE', ALL, max, '-inf', 'BYSCORE', 'REV', 'LIMIT', 0, ask,\n"
+    "  local chunk = redis.call('ZRANGE', ALL, from, '-inf', 'BYSCORE', 'REV', 'LIMIT', skip, ask,\n"
     "                           'WITHSCORES')\n"
     "  local ids = {}\n"
     "  for i = 1, #chunk, 2 do ids[#ids + 1] = chunk[i] end\n"
     "  local st = mget('HMGET', COL.s, ids)\n"
     "  for j, id in ipairs(ids) do\n"
     "    if st[j] == want then\n"
-    "      if #out == 2 * limit then return {out, out[#out]} end\n"
+    "      if #out == 2 * limit then return {out, out[#out - 1], out[#out]} end\n"
     "      out[#out + 1] = id; out[#out + 1] = chunk[2 * j]\n"
     "    end\n"
-    "    max = '(' .. chunk[2 * j]\n"
+    "    last_id, last_s = id, chunk[2 * j]\n"
     "  end\n"
     "  if #ids < ask then return {out, false} end\n"
+    "  skip = skip + #ids\n"
     "  left = left - #ids\n"
     "end\n"
-    "return {out, string.sub(max, 2)}\n";
+    "return {out, last_id, last_s}\n";
 
 /* clang-format on */
 
@@ -441,7 +519,8 @@ static const struct {
     [RS_BEAT] = {"beat", lua_beat},          [RS_ORPHAN] = {"orphan", lua_orphan},
     [RS_PROMOTE] = {"promote", lua_promote}, [RS_CANCEL] = {"cancel", lua_cancel},
     [RS_DEAD] = {"dead", lua_dead},          [RS_TRIM] = {"trim", lua_trim},
-    [RS_SCAN] = {"scan", lua_scan},
+    [RS_SCAN] = {"scan", lua_scan},          [RS_PAGE] = {"page", lua_page},
+    [RS_BURY] = {"bury", lua_bury},
 };
 
 /* --- keys --- */
@@ -453,6 +532,7 @@ void redis_script_model_init(redis_model *m, const char *prefix, const char *que
     char base[REDIS_BASE_MAX];
     snprintf(base, sizeof base, "%s:{%s}:", prefix, queue);
     memcpy(m->base, base, sizeof base);
+    snprintf(m->queue, sizeof m->queue, "%s", queue);
     snprintf(m->schema, sizeof m->schema, "%s:schema", prefix);
     struct {
         char *dst;
@@ -525,18 +605,34 @@ static bool rs_is_array(const redisReply *r, size_t min)
     return r && r->type == REDIS_REPLY_ARRAY && r->elements >= min;
 }
 
+/* What a job whose stored view cannot be read still shows: its id, queue
+ * and the fields kept apart from the view (state, attempts, times, last
+ * error). New job, or NULL (out of memory). */
+static job_t *rs_job_unreadable(const redis_model *m, const char *id)
+{
+    job_t *job = job_new();
+    if (job) {
+        snprintf(job->id, sizeof job->id, "%s", id);
+        snprintf(job->queue, sizeof job->queue, "%s", m->queue);
+    }
+    return job;
+}
+
 /* A job from its stored fields (replies, NULL or nil = absent; state a
- * string) and finished_at. NULL when the view or state is missing or
- * unreadable. New job. */
-static job_t *rs_job(const redisReply *v, const char *state, const redisReply *a,
-                     const redisReply *r, const redisReply *b, int64_t finished,
-                     const redisReply *e)
+ * string) and finished_at. A view that cannot be read gives, when m and id
+ * are given, what rs_job_unreadable shows, else NULL; NULL too when the view
+ * or state is missing. New job. */
+static job_t *rs_job(const redis_model *m, const char *id, const redisReply *v, const char *state,
+                     const redisReply *a, const redisReply *r, const redisReply *b,
+                     int64_t finished, const redisReply *e)
 {
     if (!rs_is_str(v) || !state)
         return NULL;
     json_t *view = json_loadb(v->str, v->len, 0, NULL);
     job_t *job = view ? job_from_view(view) : NULL;
     json_decref(view);
+    if (!job && m && id)
+        job = rs_job_unreadable(m, id);
     int st = job_state_parse(state);
     if (!job || st < 0) {
         job_free(job);
@@ -554,24 +650,26 @@ static job_t *rs_job(const redisReply *v, const char *state, const redisReply *a
 /* A record as the scripts return it: {v, s, a, r, b, f, e}. */
 enum { RS_REC_FIELDS = 7 };
 
-/* The job of a record reply, or NULL. */
-static job_t *rs_record_reply(const redisReply *r)
+/* The job id of a record reply (rs_job with m and id), or NULL. */
+static job_t *rs_record_reply(const redis_model *m, const char *id, const redisReply *r)
 {
     if (!rs_is_array(r, RS_REC_FIELDS))
         return NULL;
     redisReply *const *f = r->element;
-    return rs_job(f[0], rs_is_str(f[1]) ? f[1]->str : NULL, f[2], f[3], f[4], rs_int(f[5]), f[6]);
+    return rs_job(m, id, f[0], rs_is_str(f[1]) ? f[1]->str : NULL, f[2], f[3], f[4], rs_int(f[5]),
+                  f[6]);
 }
 
 /* A view of the record reply: new reference, or NULL with 404 (no such
  * job) or 500 (unreadable). */
-static json_t *rs_view_reply(const redisReply *r, const char *id, jobd_error *err)
+static json_t *rs_view_reply(const redis_model *m, const redisReply *r, const char *id,
+                             jobd_error *err)
 {
     if (!rs_is_array(r, RS_REC_FIELDS) || !rs_is_str(r->element[0])) {
         jobd_fail(err, 404, "unknown_job", "no job \"%s\" in this queue", id);
         return NULL;
     }
-    job_t *job = rs_record_reply(r);
+    job_t *job = rs_record_reply(m, id, r);
     json_t *v = job ? job_view(job) : NULL;
     job_free(job);
     if (!v)
@@ -605,7 +703,8 @@ static long long rs_run_int(redisContext *c, redis_cmd *cmd)
 
 /* --- server checks --- */
 
-/* 0 when the policy is fine or allowed, -1 refused, -2 connection failed. */
+/* 0 when the policy is fine or allowed, -1 refused, -2 connection failed,
+ * -3 Redis answered "not yet". */
 static int rs_check_policy(redisContext *c, bool allow_eviction, char *err, size_t errlen)
 {
     redis_cmd cmd;
@@ -617,7 +716,10 @@ static int rs_check_policy(redisContext *c, bool allow_eviction, char *err, size
     if (!r)
         return -2;
     int rc = 0;
-    if (!rs_is_array(r, 2) || !rs_is_str(r->element[1])) {
+    if (redis_conn_temporary(r)) {
+        snprintf(err, errlen, "Redis cannot answer yet: %s", r->str);
+        rc = -3;
+    } else if (!rs_is_array(r, 2) || !rs_is_str(r->element[1])) {
         /* CONFIG may be renamed away on managed Redis: say we could not look. */
         log_event(LOG_WARN, "redis.policy_unknown", NULL,
                   "cannot read maxmemory-policy (%s); make sure it is noeviction",
@@ -642,7 +744,10 @@ static int rs_check_policy(redisContext *c, bool allow_eviction, char *err, size
     return rc;
 }
 
-/* Writes the schema version when absent and refuses one we do not know. */
+/* Writes the schema version when absent and refuses one we do not know. A
+ * refused write does not matter when the version is there already; while
+ * Redis loads its data (or is busy, or without its replicas) it is "not
+ * reachable yet" (-3), never a refusal. */
 static int rs_check_schema(redisContext *c, const redis_model *m, char *err, size_t errlen)
 {
     redis_cmd set, get;
@@ -659,9 +764,11 @@ static int rs_check_schema(redisContext *c, const redis_model *m, char *err, siz
     redis_cmd_free(&get);
     if (rc != 0)
         return -2;
-    if (r[0]->type == REDIS_REPLY_ERROR) {
-        snprintf(err, errlen, "cannot write %s: %s", m->schema, r[0]->str);
-        rc = -1;
+    bool written = r[0]->type != REDIS_REPLY_ERROR || rs_is_str(r[1]);
+    if (!written || r[1]->type == REDIS_REPLY_ERROR) {
+        const redisReply *e = !written ? r[0] : r[1];
+        snprintf(err, errlen, "cannot write %s: %s", m->schema, e->str);
+        rc = redis_conn_temporary(e) ? -3 : -1;
     } else if (!rs_is_str(r[1]) || strtol(r[1]->str, NULL, 10) != REDIS_SCHEMA_VERSION) {
         snprintf(err, errlen,
                  "Redis key %s holds data model version \"%s\"; this jobd (%s) knows version %d "
@@ -697,13 +804,14 @@ static void rs_enqueue_args(redis_cmd *cmd, const job_t *job, const char *view, 
 }
 
 /* Reads the enqueue reply into replayed[]; -1 (all freed) if a record is unreadable. */
-static int rs_enqueue_reply(const redisReply *r, size_t n, job_t **replayed, jobd_error *err)
+static int rs_enqueue_reply(const redis_model *m, job_t *const *jobs, const redisReply *r, size_t n,
+                            job_t **replayed, jobd_error *err)
 {
     for (size_t i = 0; i < n; i++) {
         const redisReply *e = r->element[i];
         if (e->type == REDIS_REPLY_INTEGER)
             continue;
-        if (!(replayed[i] = rs_record_reply(e))) {
+        if (!(replayed[i] = rs_record_reply(m, jobs[i]->id, e))) {
             for (size_t j = 0; j < i; j++) {
                 job_free(replayed[j]);
                 replayed[j] = NULL;
@@ -741,7 +849,7 @@ int redis_script_enqueue(redisContext *c, const redis_model *m, job_t *const *jo
     }
     if (!r)
         return -1;
-    int rc = rs_is_array(r, n) ? rs_enqueue_reply(r, n, replayed, err)
+    int rc = rs_is_array(r, n) ? rs_enqueue_reply(m, jobs, r, n, replayed, err)
                                : jobd_fail(err, 503, "unavailable", "unexpected answer from Redis");
     freeReplyObject(r);
     return rc;
@@ -765,26 +873,53 @@ int redis_script_time(redisContext *c, int64_t *redis_ms)
 
 /* --- fetching --- */
 
-/* Reads the leases of a fetch reply {token, now, then per lease: view
- * attempts} into out; returns how many. A record that cannot
- * be read stays leased (in our set): stop gives it back. */
-static int rs_fetch_reply(const redisReply *r, size_t n, redis_lease *out)
+/* What a job whose stored record cannot be read gets as its last error. */
+#define RS_UNREADABLE "the stored record of this job is unreadable (not valid job JSON); it cannot run"
+
+/* Makes dead at once the leased jobs ids[0..n) of plist whose record
+ * cannot be read (logged; a failure is left to stop or a reap). */
+static void rs_bury(redisContext *c, const redis_model *m, const char *plist,
+                    const char *const *ids, size_t n)
+{
+    if (n == 0)
+        return;
+    redis_cmd cmd;
+    rs_script(&cmd, m, RS_BURY);
+    rs_keys(&cmd, plist, m->state[JOB_DEAD], m->failed, m->seq, m->running, NULL);
+    redis_cmd_adds(&cmd, RS_UNREADABLE);
+    for (size_t i = 0; i < n; i++)
+        redis_cmd_adds(&cmd, ids[i]);
+    long long dead = rs_run_int(c, &cmd);
+    for (size_t i = 0; i < n; i++)
+        log_event(LOG_ERROR, "job.unreadable", NULL, "queue key %s: job %s: %s%s", m->base, ids[i],
+                  RS_UNREADABLE, dead < 0 ? " (not yet marked dead: Redis failed)" : "; now dead");
+}
+
+/* Reads the leases of a fetch reply {token, now, then per lease: id view
+ * attempts} into out; returns how many. A job whose record cannot be read
+ * goes dead at once (it would fail the same way on every run). */
+static int rs_fetch_reply(redisContext *c, const redis_model *m, const char *plist,
+                          const redisReply *r, size_t n, redis_lease *out)
 {
     if (r->elements < 2)
         return 0;
     long long token = rs_int(r->element[0]);
     int64_t now = rs_int(r->element[1]);
+    const char *bad[REDIS_BATCH_MAX];
+    size_t nbad = 0;
     int k = 0;
-    for (size_t i = 2; i + 2 <= r->elements && (size_t)k < n; i += 2) {
+    for (size_t i = 2; i + 3 <= r->elements && (size_t)k < n; i += 3) {
         redisReply *const *f = r->element + i;
-        job_t *job = rs_job(f[0], "running", f[1], NULL, NULL, 0, NULL);
+        job_t *job = rs_job(NULL, NULL, f[1], "running", f[2], NULL, NULL, 0, NULL);
         if (!job) {
-            log_event(LOG_ERROR, "redis.unreadable", NULL, "a leased job's record is unreadable");
+            if (rs_is_str(f[0]) && nbad < REDIS_BATCH_MAX)
+                bad[nbad++] = f[0]->str;
             continue;
         }
         job->started_at = now;
         out[k++] = (redis_lease){.job = job, .token = token};
     }
+    rs_bury(c, m, plist, bad, nbad);
     return k;
 }
 
@@ -804,7 +939,7 @@ int redis_script_fetch(redisContext *c, const redis_model *m, const char *plist,
     if (r->type == REDIS_REPLY_INTEGER)
         got = -2;
     else if (r->type == REDIS_REPLY_ARRAY)
-        got = rs_fetch_reply(r, n, out);
+        got = rs_fetch_reply(c, m, plist, r, n, out);
     freeReplyObject(r);
     return got;
 }
@@ -1108,14 +1243,16 @@ static int rs_records_run(redisContext *c, redis_cmd cmds[RS_READS], size_t n,
 
 /* Row i of columns read by rs_records_run: the view reply (NULL: no such
  * job), and the job (NULL: none or unreadable; new job). */
-static job_t *rs_row(redisReply *const cols[RS_READS], size_t i)
+static job_t *rs_row(const redis_model *m, const char *id, redisReply *const cols[RS_READS],
+                     size_t i)
 {
     redisReply *f[RS_READS];
     for (size_t k = 0; k < RS_READS; k++)
         f[k] = cols[k]->element[i];
     int64_t finished = rs_is_str(f[RS_READ_FIN]) ? rs_int(f[RS_READ_FIN])
                                                  : rs_int(f[RS_READ_DEAD]) / 1000;
-    return rs_job(f[0], rs_is_str(f[1]) ? f[1]->str : NULL, f[2], f[3], f[4], finished, f[5]);
+    return rs_job(m, id, f[0], rs_is_str(f[1]) ? f[1]->str : NULL, f[2], f[3], f[4], finished,
+                  f[5]);
 }
 
 static void rs_free_cols(redisReply *cols[RS_READS])
@@ -1143,7 +1280,7 @@ json_t *redis_script_get(redisContext *c, const redis_model *m, const char *id, 
     if (!rs_is_str(cols[0]->element[0])) {
         rs_unknown(err, id);
     } else {
-        job_t *job = rs_row(cols, 0);
+        job_t *job = rs_row(m, id, cols, 0);
         v = job ? job_view(job) : NULL;
         job_free(job);
         if (!v)
@@ -1153,11 +1290,41 @@ json_t *redis_script_get(redisContext *c, const redis_model *m, const char *id, 
     return v;
 }
 
-/* Cursors are index scores this server gave out: 1..20 digits. */
-static bool rs_cursor_ok(const char *cursor)
+/* A paging position: the score and id of the last job of a page. */
+typedef struct rs_cursor {
+    char score[24]; /* "" = from the top */
+    char id[JOB_ID_MAX + 1];
+} rs_cursor;
+
+/* Reads a cursor this server gave out, "<score>:<id>" (or a bare score, as
+ * older versions gave: then every job at that score counts as shown); NULL
+ * is the top. 0, or -1 when it is not one of ours. */
+static int rs_cursor_parse(const char *cursor, rs_cursor *pos)
 {
+    memset(pos, 0, sizeof *pos);
+    if (!cursor)
+        return 0;
     size_t n = strspn(cursor, "0123456789");
-    return n > 0 && n <= 20 && cursor[n] == '\0';
+    if (n == 0 || n >= sizeof pos->score || (cursor[n] && cursor[n] != ':') ||
+        (cursor[n] == ':' && !job_id_ok(cursor + n + 1)))
+        return -1;
+    memcpy(pos->score, cursor, n);
+    if (cursor[n] == ':')
+        snprintf(pos->id, sizeof pos->id, "%s", cursor + n + 1);
+    return 0;
+}
+
+/* The cursor of the page that ends with (id, score): new memory, NULL on OOM. */
+static char *rs_cursor_text(const redisReply *id, const redisReply *score)
+{
+    char *out = NULL;
+    return asprintf(&out, "%s:%s", score->str, id->str) < 0 ? NULL : out;
+}
+
+static void rs_cursor_args(redis_cmd *cmd, const rs_cursor *pos)
+{
+    redis_cmd_adds(cmd, pos->score);
+    redis_cmd_adds(cmd, pos->id);
 }
 
 /* The views of the jobs ids (first n id/score pairs: ids[2i] the id) that are still in
@@ -1181,7 +1348,7 @@ static json_t *rs_page(redisContext *c, const redis_model *m, redisReply *const 
         return NULL;
     }
     for (size_t i = 0; i < n; i++) {
-        job_t *job = rs_row(cols, i);
+        job_t *job = rs_row(m, ids[2 * i]->str, cols, i);
         if (job && (state < 0 || (int)job->state == state))
             json_array_append_new(jobs, job_view(job));
         job_free(job);
@@ -1191,24 +1358,28 @@ static json_t *rs_page(redisContext *c, const redis_model *m, redisReply *const 
                      next ? json_string(next) : json_null());
 }
 
-/* A page of zset (newest first), up to limit jobs before cursor. */
+/* rs_page of the first n pairs, the next cursor made from pair n - 1 when
+ * more holds (there are more jobs past it). */
+static json_t *rs_page_at(redisContext *c, const redis_model *m, redisReply *const *pairs, size_t n,
+                          bool more, int state, jobd_error *err)
+{
+    char *next = more && n ? rs_cursor_text(pairs[2 * n - 2], pairs[2 * n - 1]) : NULL;
+    json_t *page = more && n && !next ? NULL : rs_page(c, m, pairs, n, state, next, err);
+    if (more && n && !next)
+        jobd_fail(err, 503, "unavailable", "out of memory");
+    free(next);
+    return page;
+}
+
+/* A page of zset (newest first), up to limit jobs past the cursor. */
 static json_t *rs_list_zset(redisContext *c, const redis_model *m, const char *zset, int state,
-                            size_t limit, const char *cursor, jobd_error *err)
+                            size_t limit, const rs_cursor *pos, jobd_error *err)
 {
     redis_cmd cmd;
-    redis_cmd_init(&cmd, "ZRANGE");
-    redis_cmd_adds(&cmd, zset);
-    if (cursor)
-        redis_cmd_addf(&cmd, "(%s", cursor);
-    else
-        redis_cmd_adds(&cmd, "+inf");
-    redis_cmd_adds(&cmd, "-inf");
-    redis_cmd_adds(&cmd, "BYSCORE");
-    redis_cmd_adds(&cmd, "REV");
-    redis_cmd_adds(&cmd, "LIMIT");
-    redis_cmd_adds(&cmd, "0");
+    rs_script(&cmd, m, RS_PAGE);
+    redis_cmd_key(&cmd, zset);
+    rs_cursor_args(&cmd, pos);
     redis_cmd_addi(&cmd, (long long)limit + 1);
-    redis_cmd_adds(&cmd, "WITHSCORES");
     redisReply *ids = rs_run(c, &cmd, err);
     if (!ids)
         return NULL;
@@ -1217,8 +1388,7 @@ static json_t *rs_list_zset(redisContext *c, const redis_model *m, const char *z
         jobd_fail(err, 503, "unavailable", "unexpected answer from Redis");
     } else {
         size_t k = ids->elements / 2, n = k > limit ? limit : k;
-        page = rs_page(c, m, ids->element, n, state, k > limit ? ids->element[2 * n - 1]->str : NULL,
-                       err);
+        page = rs_page_at(c, m, ids->element, n, k > limit, state, err);
     }
     freeReplyObject(ids);
     return page;
@@ -1228,14 +1398,11 @@ static json_t *rs_list_zset(redisContext *c, const redis_model *m, const char *z
  * bounded scan of all: it may hold fewer than limit jobs and still have a
  * next cursor. */
 static json_t *rs_list_scan(redisContext *c, const redis_model *m, int state, size_t limit,
-                            const char *cursor, jobd_error *err)
+                            const rs_cursor *pos, jobd_error *err)
 {
     redis_cmd cmd;
     rs_script(&cmd, m, RS_SCAN);
-    if (cursor)
-        redis_cmd_addf(&cmd, "(%s", cursor);
-    else
-        redis_cmd_adds(&cmd, "+inf");
+    rs_cursor_args(&cmd, pos);
     redis_cmd_adds(&cmd, job_state_name((job_state)state));
     redis_cmd_addi(&cmd, (long long)limit);
     redis_cmd_addi(&cmd, RS_SCAN_BUDGET > limit ? RS_SCAN_BUDGET : (long long)limit);
@@ -1246,9 +1413,14 @@ static json_t *rs_list_scan(redisContext *c, const redis_model *m, int state, si
     if (!rs_is_array(r, 2) || r->element[0]->type != REDIS_REPLY_ARRAY) {
         jobd_fail(err, 503, "unavailable", "unexpected answer from Redis");
     } else {
-        const redisReply *ids = r->element[0], *next = r->element[1];
-        page = rs_page(c, m, ids->element, ids->elements / 2, state,
-                       rs_is_str(next) ? next->str : NULL, err);
+        const redisReply *ids = r->element[0];
+        bool more = r->elements >= 3 && rs_is_str(r->element[1]) && rs_is_str(r->element[2]);
+        char *next = more ? rs_cursor_text(r->element[1], r->element[2]) : NULL;
+        if (more && !next)
+            jobd_fail(err, 503, "unavailable", "out of memory");
+        else
+            page = rs_page(c, m, ids->element, ids->elements / 2, state, next, err);
+        free(next);
     }
     freeReplyObject(r);
     return page;
@@ -1315,17 +1487,26 @@ static redisReply **rs_lease_sets(redisContext *c, const redis_model *m, size_t 
     return r;
 }
 
-/* qsort order of (id, score) reply pairs: the newest (highest score) first. */
+/* Order of (id, score) pairs as the zsets list them newest first: higher
+ * score first, then (equal scores) the higher id first. */
+static int rs_pair_cmp(const char *id_a, long long score_a, const char *id_b, long long score_b)
+{
+    if (score_a != score_b)
+        return score_a < score_b ? 1 : -1;
+    return -strcmp(id_a, id_b);
+}
+
+/* qsort order of (id, score) reply pairs, newest first. */
 static int rs_newest_first(const void *a, const void *b)
 {
-    long long x = rs_int(((redisReply *const *)a)[1]), y = rs_int(((redisReply *const *)b)[1]);
-    return x < y ? 1 : x > y ? -1 : 0;
+    redisReply *const *x = a, *const *y = b;
+    return rs_pair_cmp(x[0]->str, rs_int(x[1]), y[0]->str, rs_int(y[1]));
 }
 
 /* A page of the running jobs: the ids in the lease sets, by index score
  * (ZMSCORE of all), sorted here. */
 static json_t *rs_list_running(redisContext *c, const redis_model *m, size_t limit,
-                               const char *cursor, jobd_error *err)
+                               const rs_cursor *pos, jobd_error *err)
 {
     size_t nsets = 0;
     redisReply **sets = rs_lease_sets(c, m, &nsets);
@@ -1348,19 +1529,20 @@ static json_t *rs_list_running(redisContext *c, const redis_model *m, size_t lim
     if ((n && !rs_is_array(scores, n)) || !pairs) {
         jobd_fail(err, 503, "unavailable", "unexpected answer from Redis");
     } else {
-        long long before = cursor ? strtoll(cursor, NULL, 10) : 0;
+        long long before = strtoll(pos->score, NULL, 10);
         size_t k = 0, j = 0;
         for (size_t s = 0; s < nsets; s++)
             for (size_t i = 0; i < sets[s]->elements && j < n; i++, j++)
                 if (rs_is_str(scores->element[j]) &&
-                    (!cursor || rs_int(scores->element[j]) < before)) {
+                    (!pos->score[0] || rs_pair_cmp(sets[s]->element[i]->str,
+                                                   rs_int(scores->element[j]), pos->id,
+                                                   before) > 0)) {
                     pairs[2 * k] = sets[s]->element[i];
                     pairs[2 * k++ + 1] = scores->element[j];
                 }
         qsort(pairs, k, 2 * sizeof *pairs, rs_newest_first);
         size_t shown = k > limit ? limit : k;
-        page = rs_page(c, m, pairs, shown, JOB_RUNNING,
-                       k > limit ? pairs[2 * shown - 1]->str : NULL, err);
+        page = rs_page_at(c, m, pairs, shown, k > limit, JOB_RUNNING, err);
     }
     free(pairs);
     if (scores)
@@ -1374,25 +1556,26 @@ static json_t *rs_list_running(redisContext *c, const redis_model *m, size_t lim
 json_t *redis_script_list(redisContext *c, const redis_model *m, int state, bool dead_set,
                           size_t limit, const char *cursor, jobd_error *err)
 {
-    if (cursor && !rs_cursor_ok(cursor)) {
+    rs_cursor pos;
+    if (rs_cursor_parse(cursor, &pos) != 0) {
         jobd_fail(err, 400, "invalid_parameter", "cursor is not one this server gave");
         if (err)
             snprintf(err->field, sizeof err->field, "cursor");
         return NULL;
     }
     if (dead_set)
-        return rs_list_zset(c, m, m->dead, JOB_DEAD, limit, cursor, err);
+        return rs_list_zset(c, m, m->dead, JOB_DEAD, limit, &pos, err);
     if (state == JOB_ENQUEUED || state == JOB_SUCCEEDED)
-        return rs_list_scan(c, m, state, limit, cursor, err);
+        return rs_list_scan(c, m, state, limit, &pos, err);
     if (state == JOB_RUNNING)
-        return rs_list_running(c, m, limit, cursor, err);
-    return rs_list_zset(c, m, state < 0 ? m->all : m->state[state], state, limit, cursor, err);
+        return rs_list_running(c, m, limit, &pos, err);
+    return rs_list_zset(c, m, state < 0 ? m->all : m->state[state], state, limit, &pos, err);
 }
 
 /* Reads {0} / {2, state} / {1, record?} answers of cancel and dead: the new
  * view (json_null() when there is no record), or NULL with 404/409 in err. */
-static json_t *rs_outcome(const redisReply *r, const char *id, const char *conflict,
-                          jobd_error *err)
+static json_t *rs_outcome(const redis_model *m, const redisReply *r, const char *id,
+                          const char *conflict, jobd_error *err)
 {
     long long code = rs_is_array(r, 1) ? rs_int(r->element[0]) : -1;
     if (code == 0) {
@@ -1407,7 +1590,7 @@ static json_t *rs_outcome(const redisReply *r, const char *id, const char *confl
         jobd_fail(err, 503, "unavailable", "unexpected answer from Redis");
         return NULL;
     }
-    return r->elements >= 2 ? rs_view_reply(r->element[1], id, err) : json_null();
+    return r->elements >= 2 ? rs_view_reply(m, r->element[1], id, err) : json_null();
 }
 
 json_t *redis_script_cancel(redisContext *c, const redis_model *m, const char *id, jobd_error *err)
@@ -1420,7 +1603,7 @@ json_t *redis_script_cancel(redisContext *c, const redis_model *m, const char *i
     redisReply *r = rs_run(c, &cmd, err);
     if (!r)
         return NULL;
-    json_t *v = rs_outcome(r, id, " and cannot be cancelled", err);
+    json_t *v = rs_outcome(m, r, id, " and cannot be cancelled", err);
     freeReplyObject(r);
     return v;
 }
@@ -1436,7 +1619,7 @@ json_t *redis_script_dead_op(redisContext *c, const redis_model *m, const char *
     redisReply *r = rs_run(c, &cmd, err);
     if (!r)
         return NULL;
-    json_t *v = rs_outcome(r, id, ", not dead", err);
+    json_t *v = rs_outcome(m, r, id, ", not dead", err);
     freeReplyObject(r);
     return v;
 }

@@ -53,6 +53,8 @@ enum redis_script_id {
     RS_DEAD,
     RS_TRIM,
     RS_SCAN,
+    RS_PAGE,
+    RS_BURY,
     RS_COUNT
 };
 
@@ -62,6 +64,7 @@ enum redis_column { RC_V, RC_S, RC_A, RC_M, RC_R, RC_B, RC_E, RC_COUNT };
 /* What one queue's scripts need: its key names and the scripts. */
 typedef struct redis_model {
     char base[REDIS_BASE_MAX]; /* "P:{q}:" */
+    char queue[QUEUE_NAME_MAX + 1];
     char schema[REDIS_KEY_MAX];
     char all[REDIS_KEY_MAX], ready[REDIS_KEY_MAX], sched[REDIS_KEY_MAX];
     char finished[REDIS_KEY_MAX], dead[REDIS_KEY_MAX];
@@ -99,7 +102,8 @@ void redis_script_hb_key(const redis_model *m, const char *pid, char out[REDIS_K
 
 /* Checks that the server is fit to hold jobs: maxmemory-policy noeviction
  * (unless allow_eviction) and a schema version this jobd knows (written when
- * absent). 0 = fit; -1 = refused, why in err; -2 = connection failed. */
+ * absent). 0 = fit; -1 = refused, why in err; -2 = connection failed; -3 =
+ * Redis answered "not yet" (redis_conn_temporary: LOADING, BUSY...), why in err. */
 int redis_script_check_server(redisContext *c, const redis_model *m, bool allow_eviction, char *err,
                               size_t errlen);
 
@@ -121,7 +125,8 @@ int redis_script_time(redisContext *c, int64_t *redis_ms);
  * and leases the enqueued ones in the same script: each becomes running
  * with started_at = Redis time and goes into lease set plist under a new
  * fencing token (one per fetch: a token fences the leases of one job); ids of jobs no longer enqueued (cancelled, or a second entry)
- * are dropped. Writes the leases to out. Returns how many (0: ready held
+ * are dropped, and a job whose stored record cannot be read goes dead at
+ * once (last_error says so), not into out. Writes the leases to out. Returns how many (0: ready held
  * none to run), -2 when the queue is paused (nothing taken), or -1 when the
  * connection failed or Redis answered an error (nothing taken then, unless
  * the answer was lost on the way: see redis_script_release_strays). */

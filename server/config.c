@@ -63,6 +63,9 @@ static bool redis_prefix_ok(const char *s);
 #define RANGE(k, t, o, lo, hi, d) {.key = k, .type = t, .off = o, .min = lo, .max = hi, .def = d}
 #define NONNEG(k, o, d) {.key = k, .type = F_NUM, .off = o, .max = NOMAX, .def = d}
 #define POSITIVE(k, o, d) {.key = k, .type = F_NUM, .off = o, .max = NOMAX, .gt = true, .def = d}
+/* A duration Redis takes in whole milliseconds (a TTL, a deadline, a period):
+ * below 1 ms it would round to 0, which Redis reads as "none". */
+#define DURATION(k, o, d) {.key = k, .type = F_NUM, .off = o, .min = 0.001, .max = NOMAX, .def = d}
 #define OBJECT(k, o, tbl) {.key = k, .type = F_OBJ, .off = o, .sub = tbl}
 #define CUSTOM(k, f) {.key = k, .type = F_FN, .fn = f}
 #define END {.key = NULL}
@@ -72,7 +75,7 @@ static const field redis_fields[] = {
      .ok = redis_url_ok, .why = "must start with redis://"},
     {.key = "prefix", .type = F_STR, .off = CFG(redis_prefix), .sdef = "jobd",
      .ok = redis_prefix_ok, .why = "must match [A-Za-z0-9_:.-]{1,64}"},
-    POSITIVE("timeout", CFG(redis_timeout), 1),
+    DURATION("timeout", CFG(redis_timeout), 1),
     {.key = "allow_eviction", .type = F_BOOL, .off = CFG(redis_allow_eviction)},
     END};
 
@@ -102,10 +105,10 @@ static const field top_fields[] = {
     RANGE("http_threads", F_INT, CFG(http_threads), 1, 64, 2),
     RANGE("workers", F_INT, CFG(workers), 0, 1024, 2),
     OBJECT("redis", 0, redis_fields),
-    POSITIVE("heartbeat", CFG(heartbeat), 5),
-    POSITIVE("lease_expiry", CFG(lease_expiry), 15),
+    DURATION("heartbeat", CFG(heartbeat), 5),
+    DURATION("lease_expiry", CFG(lease_expiry), 15),
     NONNEG("shutdown_timeout", CFG(shutdown_timeout), 25),
-    POSITIVE("poll_interval", CFG(poll_interval), 1),
+    DURATION("poll_interval", CFG(poll_interval), 1),
     OBJECT("limits", 0, limits_fields),
     OBJECT("retention", 0, retention_fields),
     OBJECT("dead", 0, dead_fields),

@@ -223,6 +223,12 @@ void rt_redis_restart(rt_redis *r)
     cr_assert(rt_redis_wait_up(r), "redis-server did not restart on port %d", r->port);
 }
 
+void rt_redis_respawn(rt_redis *r)
+{
+    r->pid = rt_redis_spawn(r);
+    cr_assert_gt(r->pid, 0, "redis-server did not start again on port %d", r->port);
+}
+
 void rt_redis_kill(rt_redis *r, int sig)
 {
     if (r->pid <= 0)

@@ -58,6 +58,9 @@ typedef struct rt_redis {
 void rt_redis_start(rt_redis *r, const char *const *extra_args);
 /* Starts it again on the same port and folder after rt_redis_kill. */
 void rt_redis_restart(rt_redis *r);
+/* Starts it again like rt_redis_restart, without waiting for it to answer
+ * (it may be loading its data for a while). */
+void rt_redis_respawn(rt_redis *r);
 /* Sends sig (SIGTERM shuts down cleanly, SIGKILL crashes) and waits for it. */
 void rt_redis_kill(rt_redis *r, int sig);
 
