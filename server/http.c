@@ -4,6 +4,7 @@
 #include "http.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <microhttpd.h>
 #include <netdb.h>
@@ -13,6 +14,7 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,11 +64,12 @@ typedef struct http_conn http_conn;
 /* One open connection, as the head-deadline sweeper sees it. MHD tells us of
  * its close before it closes the socket, and the record leaves the list under
  * socks_mu then, so the sweeper never shuts down a socket number reused by a
- * later connection. */
+ * later connection. The deadline is atomic rather than under socks_mu so that
+ * the two updates of every request do not contend on one lock. */
 typedef struct http_sock {
     struct http_sock *prev, *next; /* in srv->socks; under socks_mu */
     int fd;
-    int64_t head_deadline_ms; /* mono ms; 0 = no request head being read; under socks_mu */
+    _Atomic int64_t head_deadline_ms; /* mono ms; 0 = no request head being read */
 } http_sock;
 
 struct http_server {
@@ -418,8 +421,7 @@ static bool http_is_chunked(const char *te)
     return te[strspn(te, " \t")] == '\0';
 }
 
-/* The pool cost of the request head: its bytes plus a per-header record
- * (see HTTP_HEAD_MAX). */
+/* The request head's size in bytes, request line and final CRLF included. */
 static size_t http_head_bytes(http_conn *c)
 {
     const union MHD_ConnectionInfo *ci =
@@ -596,11 +598,10 @@ static bool http_target_has_control(const char *uri)
         unsigned char ch = (unsigned char)*p;
         if (ch < 0x20 || ch == 0x7f)
             return true;
-        if (ch == '%' && p[1] && p[2]) {
+        if (ch == '%' && isxdigit((unsigned char)p[1]) && isxdigit((unsigned char)p[2])) {
             char hex[3] = {p[1], p[2], '\0'};
-            char *end;
-            long v = strtol(hex, &end, 16);
-            if (*end == '\0' && (v < 0x20 || v == 0x7f))
+            long v = strtol(hex, NULL, 16);
+            if (v < 0x20 || v == 0x7f)
                 return true;
         }
     }
@@ -899,9 +900,9 @@ static void http_sock_arm(http_server_t *srv, struct MHD_Connection *conn, bool 
     http_sock *sk = ci ? ci->socket_context : NULL;
     if (!sk)
         return;
-    pthread_mutex_lock(&srv->socks_mu);
-    sk->head_deadline_ms = reading_head ? jobd_mono_ms() + srv->head_timeout_ms : 0;
-    pthread_mutex_unlock(&srv->socks_mu);
+    atomic_store_explicit(&sk->head_deadline_ms,
+                          reading_head ? jobd_mono_ms() + srv->head_timeout_ms : 0,
+                          memory_order_relaxed);
 }
 
 /* MHD's connection notifications: an http_sock per connection, listed from
@@ -918,7 +919,7 @@ static void http_sock_notify(void *cls, struct MHD_Connection *conn, void **sock
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
         if (ci && (sk = calloc(1, sizeof *sk))) {
             sk->fd = ci->connect_fd;
-            sk->head_deadline_ms = jobd_mono_ms() + srv->head_timeout_ms;
+            atomic_init(&sk->head_deadline_ms, jobd_mono_ms() + srv->head_timeout_ms);
             sk->next = srv->socks;
             if (srv->socks)
                 srv->socks->prev = sk;
@@ -950,10 +951,12 @@ static void *http_sweep(void *arg)
         int64_t now = jobd_mono_ms();
         size_t n = 0;
         for (http_sock *sk = srv->socks; sk; sk = sk->next) {
-            if (sk->head_deadline_ms == 0 || sk->head_deadline_ms > now)
+            int64_t due = atomic_load_explicit(&sk->head_deadline_ms, memory_order_relaxed);
+            /* the exchange fails when the head completed meanwhile */
+            if (due == 0 || due > now ||
+                !atomic_compare_exchange_strong(&sk->head_deadline_ms, &due, 0))
                 continue;
             shutdown(sk->fd, SHUT_RDWR);
-            sk->head_deadline_ms = 0;
             n++;
         }
         if (n > 0)
