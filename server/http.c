@@ -30,6 +30,11 @@
 #define HTTP_CONN_LIMIT 4096u
 /* How often the head-deadline sweeper looks at the open connections. */
 #define HTTP_SWEEP_MS 200
+/* With this many connections open, a head gets at most HTTP_HEAD_PRESSED_MS:
+ * slow heads from many addresses (each within its per-address limit) could
+ * otherwise hold every connection for the whole header_timeout. */
+#define HTTP_CONN_PRESSURE (HTTP_CONN_LIMIT * 3u / 4u)
+#define HTTP_HEAD_PRESSED_MS 1000
 /* MHD zeroes a connection's whole memory pool for every request, so its size
  * is paid per request. The pool only holds headers and the read buffer (the
  * body is copied into our own buffer), and 16 KiB still takes ~15 KiB of
@@ -69,7 +74,7 @@ typedef struct http_conn http_conn;
 typedef struct http_sock {
     struct http_sock *prev, *next; /* in srv->socks; under socks_mu */
     int fd;
-    _Atomic int64_t head_deadline_ms; /* mono ms; 0 = no request head being read */
+    _Atomic int64_t head_since_ms; /* mono ms the head began; 0 = no head being read */
 } http_sock;
 
 struct http_server {
@@ -93,6 +98,7 @@ struct http_server {
     pthread_mutex_t socks_mu;
     pthread_cond_t sweep_cv; /* signalled to stop the sweeper */
     http_sock *socks;
+    size_t n_socks; /* listed in socks; under socks_mu */
     bool sweeping; /* under socks_mu; false tells the sweeper to end */
     bool sweeper_started;
     pthread_t sweeper;
@@ -314,11 +320,18 @@ static enum MHD_Result http_send_raw(http_conn *c)
     return MHD_NO;
 }
 
+/* Out of memory for a request: its connection is dropped. */
+static enum MHD_Result http_oom_drop(void)
+{
+    log_event(LOG_ERROR, "http.oom", NULL, "out of memory: connection dropped without an answer");
+    return MHD_NO;
+}
+
 static enum MHD_Result http_send(http_conn *c)
 {
     struct MHD_Response *r = http_build_response(&c->req);
     if (!r)
-        return MHD_NO; /* out of memory: drop the connection */
+        return http_oom_drop();
     enum MHD_Result rc = MHD_queue_response(c->req.conn, (unsigned)c->req.status, r);
     MHD_destroy_response(r);
     c->sent = true;
@@ -633,7 +646,7 @@ static enum MHD_Result http_begin(http_server_t *srv, struct MHD_Connection *con
 {
     http_conn *c = *con_cls;
     if (!c && !(c = *con_cls = http_conn_new(srv, conn)))
-        return MHD_NO;
+        return http_oom_drop();
     c->begun = true;
     c->version = version;
     c->req.method = method;
@@ -888,7 +901,7 @@ static void http_abstime(int64_t ms, struct timespec *ts)
     }
 }
 
-/* Starts (reading_head) or stops the head deadline of conn's connection: it
+/* Starts (reading_head) or stops the head clock of conn's connection: it
  * runs from the connection's start or its previous answer until the access
  * handler sees the next head. */
 static void http_sock_arm(http_server_t *srv, struct MHD_Connection *conn, bool reading_head)
@@ -900,8 +913,7 @@ static void http_sock_arm(http_server_t *srv, struct MHD_Connection *conn, bool 
     http_sock *sk = ci ? ci->socket_context : NULL;
     if (!sk)
         return;
-    atomic_store_explicit(&sk->head_deadline_ms,
-                          reading_head ? jobd_mono_ms() + srv->head_timeout_ms : 0,
+    atomic_store_explicit(&sk->head_since_ms, reading_head ? jobd_mono_ms() : 0,
                           memory_order_relaxed);
 }
 
@@ -919,11 +931,12 @@ static void http_sock_notify(void *cls, struct MHD_Connection *conn, void **sock
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
         if (ci && (sk = calloc(1, sizeof *sk))) {
             sk->fd = ci->connect_fd;
-            atomic_init(&sk->head_deadline_ms, jobd_mono_ms() + srv->head_timeout_ms);
+            atomic_init(&sk->head_since_ms, jobd_mono_ms());
             sk->next = srv->socks;
             if (srv->socks)
                 srv->socks->prev = sk;
             srv->socks = sk;
+            srv->n_socks++;
         }
         *socket_context = sk;
     } else if (sk) {
@@ -933,6 +946,7 @@ static void http_sock_notify(void *cls, struct MHD_Connection *conn, void **sock
             srv->socks = sk->next;
         if (sk->next)
             sk->next->prev = sk->prev;
+        srv->n_socks--;
         free(sk);
         *socket_context = NULL;
     }
@@ -949,20 +963,23 @@ static void *http_sweep(void *arg)
     pthread_mutex_lock(&srv->socks_mu);
     while (srv->sweeping) {
         int64_t now = jobd_mono_ms();
+        int64_t limit = srv->head_timeout_ms;
+        if (srv->n_socks >= HTTP_CONN_PRESSURE && limit > HTTP_HEAD_PRESSED_MS)
+            limit = HTTP_HEAD_PRESSED_MS;
         size_t n = 0;
         for (http_sock *sk = srv->socks; sk; sk = sk->next) {
-            int64_t due = atomic_load_explicit(&sk->head_deadline_ms, memory_order_relaxed);
+            int64_t since = atomic_load_explicit(&sk->head_since_ms, memory_order_relaxed);
             /* the exchange fails when the head completed meanwhile */
-            if (due == 0 || due > now ||
-                !atomic_compare_exchange_strong(&sk->head_deadline_ms, &due, 0))
+            if (since == 0 || now - since < limit ||
+                !atomic_compare_exchange_strong(&sk->head_since_ms, &since, 0))
                 continue;
             shutdown(sk->fd, SHUT_RDWR);
             n++;
         }
         if (n > 0)
             log_event(LOG_WARN, "http.head_timeout", NULL,
-                      "closed %zu connections whose request head took over %lld ms", n,
-                      (long long)srv->head_timeout_ms);
+                      "closed %zu of %zu connections whose request head took over %lld ms", n,
+                      srv->n_socks, (long long)limit);
         struct timespec ts;
         http_abstime(HTTP_SWEEP_MS, &ts);
         pthread_cond_timedwait(&srv->sweep_cv, &srv->socks_mu, &ts);
@@ -996,11 +1013,18 @@ static void http_sweeper_stop(http_server_t *srv)
 
 /* ---- the daemon -------------------------------------------------------- */
 
+/* MHD's line for an access handler that returned MHD_NO. jobd does so after
+ * answering straight on the socket (http_send_raw), which is no error, and
+ * logs the real failures (out of memory) itself. */
+#define HTTP_MHD_HANDLER_NO "Application reported internal error"
+
 static void http_mhd_log(void *cls, const char *fmt, va_list ap)
 {
     char msg[512];
     vsnprintf(msg, sizeof msg, fmt, ap);
     msg[strcspn(msg, "\n")] = '\0';
+    if (strncmp(msg, HTTP_MHD_HANDLER_NO, sizeof HTTP_MHD_HANDLER_NO - 1) == 0)
+        return;
     log_event(LOG_WARN, "http.mhd", NULL, "%s", msg);
 }
 

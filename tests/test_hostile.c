@@ -597,10 +597,51 @@ Test(hostile, thousands_of_idle_connections)
     }
     cr_log_info("%d idle connections: worst normal request %lld ms", open_n, worst);
     cr_expect_leq(worst, ts_patience(1000), "a normal request took %lld ms", worst);
+    int still_open = 0;
+    for (int k = 0; k < open_n; k++) {
+        char b;
+        still_open += recv(fds[k], &b, 1, MSG_DONTWAIT | MSG_PEEK) < 0 && errno == EAGAIN;
+    }
+    /* below 3072 connections the head deadline is header_timeout (10 s) */
+    cr_expect_eq(still_open, open_n, "%d of %d idle connections were cut early", open_n - still_open,
+                 open_n);
     for (int k = 0; k < open_n; k++)
         close(fds[k]);
     free(fds);
     hs_expect_alive(port);
+}
+
+/* With 3/4 of the 4096 connections taken by heads that do not come (from
+ * many addresses, each within its limit), a head gets 1 s instead of
+ * header_timeout, so the connections free up long before 30 s. */
+Test(hostile, crowded_server_cuts_late_heads_after_a_second)
+{
+    enum { N = 3300, PRESSURE = 3072 };
+    hs_raise_nofile(N + 1024);
+    int port = hs_up("{\"workers\": 0, \"limits\": {\"max_connections_per_ip\": 0,"
+                     " \"header_timeout\": 30},"
+                     " \"queues\": {\"local\": {\"dequeue\": [\"inline\"]}}}");
+    int *fds = calloc(N, sizeof *fds);
+    long long t0 = ts_now_ms();
+    for (int k = 0; k < N; k++)
+        cr_assert_geq(fds[k] = hs_connect(port, NULL), 0, "connection %d", k);
+    int closed = 0;
+    long long deadline = ts_now_ms() + ts_patience(5000);
+    while (ts_now_ms() < deadline && closed <= N - PRESSURE) {
+        closed = 0;
+        for (int k = 0; k < N; k++) {
+            char b;
+            closed += recv(fds[k], &b, 1, MSG_DONTWAIT | MSG_PEEK) == 0;
+        }
+        ts_sleep_ms(100);
+    }
+    cr_log_info("crowded: %d of %d late heads cut after %lld ms", closed, N, ts_now_ms() - t0);
+    cr_expect_gt(closed, N - PRESSURE, "only %d of %d cut", closed, N);
+    long long ms = hs_timed_get(port, "/healthz");
+    cr_expect(ms >= 0 && ms <= ts_patience(1000), "a normal request took %lld ms", ms);
+    for (int k = 0; k < N; k++)
+        close(fds[k]);
+    free(fds);
 }
 
 /* Three requests in one write come back as three answers, in order. */
