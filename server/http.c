@@ -44,7 +44,8 @@
  * fit in the pool beside it (MHD keeps the head there until the request is
  * answered, and a pool too full for the answer closed the connection without
  * one, after the job was stored). A head costs its bytes plus about this much
- * per header line (MHD's record of it); both measured on MHD 0.9.75. */
+ * per header, cookie and query argument (MHD's record of each); both measured
+ * on MHD 0.9.75. */
 #define HTTP_HEAD_MAX (HTTP_CONN_MEMORY - 1024u)
 #define HTTP_HEADER_COST 64u
 /* Unaccounted bytes in a head from which it is refused (http_head_folded):
@@ -402,20 +403,29 @@ static bool http_check_queue(http_req *req)
     return true;
 }
 
-/* What http_check_head counts over the request's headers. */
+/* What http_check_head counts over the request's head. */
 typedef struct http_head_stats {
-    size_t n_headers;
+    size_t n_records;  /* headers, cookies and query arguments: one MHD record each */
     size_t n_content_length;
     size_t n_transfer_encoding;
-    size_t text; /* bytes of "Name: value\r\n" lines, as if written that way */
+    size_t text; /* bytes of the "Name: value\r\n" header lines, as if written that way */
+    size_t copies; /* bytes MHD copies within the pool: Cookie values, parsed from a copy */
 } http_head_stats;
+
+/* The kinds of values MHD keeps a record of in the connection's pool. */
+#define HTTP_POOL_KINDS (MHD_HEADER_KIND | MHD_COOKIE_KIND | MHD_GET_ARGUMENT_KIND)
 
 static enum MHD_Result http_head_visit(void *cls, enum MHD_ValueKind kind, const char *key,
                                        const char *value)
 {
     http_head_stats *st = cls;
-    st->n_headers++;
-    st->text += strlen(key) + strlen(value) + 4;
+    st->n_records++;
+    if (kind != MHD_HEADER_KIND)
+        return MHD_YES;
+    size_t value_len = value ? strlen(value) : 0;
+    st->text += strlen(key) + value_len + 4;
+    if (strcasecmp(key, MHD_HTTP_HEADER_COOKIE) == 0)
+        st->copies += value_len + 1;
     if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
         st->n_content_length++;
     else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0)
@@ -467,15 +477,15 @@ static bool http_check_head(http_conn *c)
 {
     http_req *req = &c->req;
     http_head_stats st = {0};
-    MHD_get_connection_values(req->conn, MHD_HEADER_KIND, http_head_visit, &st);
+    MHD_get_connection_values(req->conn, HTTP_POOL_KINDS, http_head_visit, &st);
     const char *te = http_header(req, MHD_HTTP_HEADER_TRANSFER_ENCODING);
     if (c->bad_target)
         http_errorf(req, 400, "bad_request",
                     "the request target holds a control character (raw or percent-encoded)");
-    else if (http_head_bytes(c) + st.n_headers * HTTP_HEADER_COST > HTTP_HEAD_MAX)
+    else if (http_head_bytes(c) + st.copies + st.n_records * HTTP_HEADER_COST > HTTP_HEAD_MAX)
         http_errorf(req, 431, "headers_too_large",
-                    "the request head takes more than %u bytes (headers count %u bytes each "
-                    "on top of their text)",
+                    "the request head takes more than %u bytes (each header, cookie and query "
+                    "argument counts %u bytes on top of its text)",
                     HTTP_HEAD_MAX, HTTP_HEADER_COST);
     else if (http_head_folded(c, &st))
         http_errorf(req, 400, "bad_request",

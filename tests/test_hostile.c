@@ -263,25 +263,45 @@ Test(hostile, raw_requests_get_their_documented_answer)
     hs_expect_alive(port);
 }
 
-/* A POST head of n_headers tiny headers, or one header of pad bytes; id
- * names the job. New memory. */
-static char *hs_big_head(const char *id, size_t n_headers, size_t pad, size_t *len)
+/* How a head is made big: one long header, many tiny headers, many cookies
+ * in one Cookie header, many query arguments. */
+typedef enum hs_bulk { HS_PAD, HS_HEADERS, HS_COOKIES, HS_ARGS, HS_BULK_KINDS } hs_bulk;
+
+static const struct {
+    size_t from, to, step;
+} hs_sweeps[HS_BULK_KINDS] = {
+    [HS_PAD] = {14000, 16500, 23},
+    [HS_HEADERS] = {150, 260, 1},
+    [HS_COOKIES] = {150, 215, 1},
+    [HS_ARGS] = {180, 229, 1}, /* from 231 on, libmicrohttpd closes without its 431 */
+};
+
+/* A POST head made big by n of kind; id names the job. New memory. */
+static char *hs_big_head(const char *id, hs_bulk kind, size_t n, size_t *len)
 {
     static const char job[] = "{\"type\": \"noop\"}";
-    size_t cap = 1024 + n_headers * 16 + pad;
+    size_t cap = 1024 + n * 16;
     char *req = malloc(cap);
-    int n = snprintf(req, cap,
-                     "POST /queues/local/jobs HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-                     "Content-Type: application/json\r\nIdempotency-Key: %s\r\n"
-                     "Content-Length: %zu\r\n",
-                     id, sizeof job - 1);
-    size_t off = (size_t)n;
-    for (size_t i = 0; i < n_headers; i++)
+    size_t off = (size_t)sprintf(req, "POST /queues/local/jobs");
+    for (size_t i = 0; kind == HS_ARGS && i < n; i++)
+        off += (size_t)sprintf(req + off, "%sa%zu=1", i ? "&" : "?", i);
+    off += (size_t)sprintf(req + off,
+                           " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                           "Content-Type: application/json\r\nIdempotency-Key: %s\r\n"
+                           "Content-Length: %zu\r\n",
+                           id, sizeof job - 1);
+    for (size_t i = 0; kind == HS_HEADERS && i < n; i++)
         off += (size_t)sprintf(req + off, "X%zu: a\r\n", i);
-    if (pad > 0) {
+    if (kind == HS_COOKIES) {
+        off += (size_t)sprintf(req + off, "Cookie: ");
+        for (size_t i = 0; i < n; i++)
+            off += (size_t)sprintf(req + off, "%sc%zu=1", i ? "; " : "", i);
+        off += (size_t)sprintf(req + off, "\r\n");
+    }
+    if (kind == HS_PAD) {
         memcpy(req + off, "X-Pad: ", 7);
-        memset(req + off + 7, 'a', pad);
-        off += 7 + pad;
+        memset(req + off + 7, 'a', n);
+        off += 7 + n;
         memcpy(req + off, "\r\n", 2);
         off += 2;
     }
@@ -291,22 +311,22 @@ static char *hs_big_head(const char *id, size_t n_headers, size_t pad, size_t *l
 }
 
 /* Defect 14: heads near the 16 KiB pool (one big header, or a couple hundred
- * tiny ones) were stored and then got no answer at all. Now each gets 202 or
- * 431, and a job exists exactly when 202 said so. Heads that do not fit the
- * pool at all get libmicrohttpd's own 431 (HTML), checked for status only;
- * jobd's JSON 431 must show up in each sweep. */
+ * tiny headers, cookies or query arguments) were stored and then got no
+ * answer at all. Now each gets 202 or 431, and a job exists exactly when 202
+ * said so. Heads that do not fit the pool at all get libmicrohttpd's own 431
+ * (HTML), checked for status only; jobd's JSON 431 must show up in each
+ * sweep. */
 Test(hostile, every_head_size_gets_an_answer)
 {
     int port = hs_up(hs_config);
-    for (int round = 0; round < 2; round++) {
+    for (int round = 0; round < HS_BULK_KINDS; round++) {
         int answered_202 = 0, answered_431 = 0;
-        size_t from = round == 0 ? 14000 : 150, to = round == 0 ? 16500 : 260;
-        size_t step = round == 0 ? 23 : 1;
-        for (size_t v = from; v < to; v += step) {
+        size_t from = hs_sweeps[round].from, to = hs_sweeps[round].to;
+        for (size_t v = from; v < to; v += hs_sweeps[round].step) {
             char id[32];
             snprintf(id, sizeof id, "head-%d-%zu", round, v);
             size_t len;
-            char *req = round == 0 ? hs_big_head(id, 0, v, &len) : hs_big_head(id, v, 0, &len);
+            char *req = hs_big_head(id, (hs_bulk)round, v, &len);
             char *out = hs_exchange(port, req, len);
             int status = hs_status(out);
             char st[32];
