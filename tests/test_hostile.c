@@ -323,7 +323,7 @@ Test(hostile, every_head_size_gets_an_answer)
         int answered_202 = 0, answered_431 = 0;
         size_t from = hs_sweeps[round].from, to = hs_sweeps[round].to;
         for (size_t v = from; v < to; v += hs_sweeps[round].step) {
-            char id[32];
+            char id[48];
             snprintf(id, sizeof id, "head-%d-%zu", round, v);
             size_t len;
             char *req = hs_big_head(id, (hs_bulk)round, v, &len);
