@@ -82,6 +82,8 @@ static const field redis_fields[] = {
 static const field limits_fields[] = {
     RANGE("max_body", F_SIZE, CFG(max_body), 1024, 64 << 20, 1 << 20),
     RANGE("max_batch", F_SIZE, CFG(max_batch), 1, 100000, 1000),
+    RANGE("header_timeout", F_NUM, CFG(header_timeout), 0, 3600, 10),
+    RANGE("max_connections_per_ip", F_INT, CFG(max_connections_per_ip), 0, 4096, 256),
     END};
 
 static const field retention_fields[] = {

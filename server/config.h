@@ -49,6 +49,8 @@ struct config {
     double poll_interval;      /* seconds between moves of due jobs, default 1 */
     size_t max_body;           /* bytes, default 1 MiB */
     size_t max_batch;          /* default 1000 */
+    double header_timeout;     /* seconds a request head may take, default 10; 0 = none */
+    int max_connections_per_ip;/* open connections per client address, default 256; 0 = no limit */
     double retention_finished; /* seconds, default 24 h */
     long max_finished;         /* per queue, default 100000 */
     double dead_max_age;       /* seconds, default 180 days */

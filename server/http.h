@@ -29,6 +29,7 @@ struct http_req {
     char allow[64];         /* "" = no Allow header */
     int retry_after;        /* 0 = no Retry-After header */
     bool www_auth;          /* add WWW-Authenticate: Bearer */
+    bool close;             /* add Connection: close (the head's framing is not trusted) */
     bool answered;
     /* asynchronous answers (submissions waiting for their store) */
     pthread_mutex_t mu;

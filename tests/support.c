@@ -282,7 +282,7 @@ static bool ts_jobd_wait_healthy(ts_jobd *j, int timeout_ms)
     long long deadline = ts_now_ms() + ts_patience(timeout_ms);
     while (ts_now_ms() < deadline) {
         ts_resp r;
-        ts_get(&r, j->port, "/healthz");
+        ts_http_host(&r, j->host, "GET", j->port, "/healthz", NULL, NULL, NULL);
         long status = r.status;
         ts_resp_free(&r);
         if (status == 200)
@@ -301,7 +301,14 @@ static bool ts_jobd_wait_healthy(ts_jobd *j, int timeout_ms)
 
 int ts_jobd_start(ts_jobd *j, const char *config_json, const char *const *extra_args)
 {
+    return ts_jobd_start_on(j, "127.0.0.1", config_json, extra_args);
+}
+
+int ts_jobd_start_on(ts_jobd *j, const char *host, const char *config_json,
+                     const char *const *extra_args)
+{
     memset(j, 0, sizeof *j);
+    snprintf(j->host, sizeof j->host, "%s", host);
     const char *bin = getenv("JOBD_BIN");
     if (!bin || !*bin) {
         fprintf(stderr, "ts_jobd_start: JOBD_BIN is not set: run the suite through tests/run.sh\n");
@@ -325,7 +332,7 @@ int ts_jobd_start(ts_jobd *j, const char *config_json, const char *const *extra_
     const char **argv = calloc(n_extra + 4, sizeof *argv);
     j->port = ts_free_port();
     char listen[64];
-    snprintf(listen, sizeof listen, "127.0.0.1:%d", j->port);
+    snprintf(listen, sizeof listen, "%s:%d", host, j->port);
     char **env = ts_env_with("JOBD_LISTEN", listen);
     if (!argv || !env || j->port <= 0) {
         free(argv);
@@ -424,6 +431,12 @@ static struct curl_slist *ts_http_headers(const char *body, const char *content_
 int ts_http(ts_resp *r, const char *method, int port, const char *path, const char *body,
             const char *content_type, const char *const *headers)
 {
+    return ts_http_host(r, "127.0.0.1", method, port, path, body, content_type, headers);
+}
+
+int ts_http_host(ts_resp *r, const char *host, const char *method, int port, const char *path,
+                 const char *body, const char *content_type, const char *const *headers)
+{
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, ts_curl_init_once);
     memset(r, 0, sizeof *r);
@@ -431,7 +444,7 @@ int ts_http(ts_resp *r, const char *method, int port, const char *path, const ch
     if (!c)
         return -1;
     char url[1024];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+    snprintf(url, sizeof url, "http://%s:%d%s", host, port, path);
     ts_buf bb = {0}, hb = {0};
     struct curl_slist *h = ts_http_headers(body, content_type, headers);
     curl_easy_setopt(c, CURLOPT_URL, url);

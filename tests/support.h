@@ -31,6 +31,7 @@ typedef struct ts_jobd {
     int port;
     char cfg_path[512];
     char log_path[512];   /* the child's stderr */
+    char host[64];        /* the listen host, e.g. "127.0.0.1" or "[::1]" */
 } ts_jobd;
 
 /* Writes config_json to a file, starts $JOBD_BIN --config FILE [extra args...]
@@ -39,6 +40,11 @@ typedef struct ts_jobd {
  * "@REDIS_PORT@" in config_json is replaced by ts_redis_port().
  * 0 on success; -1 if it did not come up (the log is printed). */
 int ts_jobd_start(ts_jobd *j, const char *config_json, const char *const *extra_args);
+
+/* ts_jobd_start listening on host:<free port> (host: "127.0.0.1", "[::1]",
+ * "localhost"...), its health checked there. */
+int ts_jobd_start_on(ts_jobd *j, const char *host, const char *config_json,
+                     const char *const *extra_args);
 
 /* Sends sig to the child (0 = none), waits for it up to timeout_ms, SIGKILLs
  * it after that. Returns its exit status (0..255), 128+signal if killed by a
@@ -62,6 +68,10 @@ typedef struct ts_resp {
  * list of extra "Name: value" lines (may be NULL). Fills r; 0 or -1 (no answer). */
 int ts_http(ts_resp *r, const char *method, int port, const char *path, const char *body,
             const char *content_type, const char *const *headers);
+
+/* ts_http to host (e.g. "[::1]", "localhost") instead of 127.0.0.1. */
+int ts_http_host(ts_resp *r, const char *host, const char *method, int port, const char *path,
+                 const char *body, const char *content_type, const char *const *headers);
 
 /* Shorthands for the common cases (JSON body). */
 int ts_post(ts_resp *r, int port, const char *path, const char *json_body);

@@ -156,6 +156,8 @@ Test(config, defaults)
     cr_expect_eq(cfg->poll_interval, 1);
     cr_expect_eq(cfg->max_body, 1048576);
     cr_expect_eq(cfg->max_batch, 1000);
+    cr_expect_eq(cfg->header_timeout, 10);
+    cr_expect_eq(cfg->max_connections_per_ip, 256);
     cr_expect_eq(cfg->retention_finished, 86400);
     cr_expect_eq(cfg->max_finished, 100000);
     cr_expect_eq(cfg->dead_max_age, 15552000);
@@ -232,6 +234,8 @@ Test(config, every_key_read)
     cr_expect_eq(cfg->poll_interval, 0.01);
     cr_expect_eq(cfg->max_body, 1024);
     cr_expect_eq(cfg->max_batch, 100000);
+    cr_expect_eq(cfg->header_timeout, 0.5);
+    cr_expect_eq(cfg->max_connections_per_ip, 0);
     cr_expect_eq(cfg->retention_finished, 60);
     cr_expect_eq(cfg->max_finished, 5);
     cr_expect_eq(cfg->dead_max_age, 120.5);

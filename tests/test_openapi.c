@@ -58,6 +58,8 @@ static const error_code api_error_codes[] = {
     {"payload_too_large", "413"},  {"unsupported_media_type", "415"},
     {"invalid_job", "422"},        {"batch_too_large", "422"},
     {"queue_full", "429"},         {"unavailable", "503"},
+    {"bad_request", "400"},        {"headers_too_large", "431"},
+    {"not_implemented", "501"},
 };
 #define N_ERROR_CODES (sizeof api_error_codes / sizeof api_error_codes[0])
 
