@@ -30,10 +30,13 @@ $(BUILD)/jobd: $(BUILD)/server/main.o $(LIB_OBJ)
 $(BUILD)/tests/jobd_tests: $(TEST_OBJ) $(LIB_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) -lcriterion
 
-$(BUILD)/%.o: %.c $(HEADERS)
+# -MMD -MP: each object depends on the headers it includes (build/**/*.d).
+$(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  CC  $<"
-	@$(CC) $(CFLAGS) -c -o $@ $<
+	@$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+-include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/server/main.d
 
 # The paced loader of the benchmarks: a client only (libcurl, libmicrohttpd).
 $(BUILD)/bench/paced: bench/paced.c
@@ -68,6 +71,7 @@ run: deps
 
 # Starts its own redis-server(s) on free ports, runs every test, stops them.
 test: deps
+	tests/layers.sh
 	@$(MAKE) --no-print-directory jobd $(BUILD)/tests/jobd_tests
 	tests/run.sh $(BUILD)
 	@$(MAKE) --no-print-directory test-ruby
