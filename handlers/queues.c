@@ -11,7 +11,7 @@ static json_t *queue_proc_names(const proc_cfg *procs, size_t n)
     return names;
 }
 
-/* The queue view of api.md: name and processor lists from the config, then
+/* The queue view of openapi.json (Queue): name and processor lists from the config, then
  * the store's info (paused, counts, totals). New reference, or NULL with err. */
 static json_t *queue_view(queue_t *q, jobd_error *err)
 {

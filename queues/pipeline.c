@@ -153,7 +153,7 @@ void pipeline_free(queue_t *q)
     free(q);
 }
 
-/* design.md: min(max, base + factor * n^exponent) + random(0, jitter * n). */
+/* README, Jobs: min(max, base + factor * n^exponent) + random(0, jitter * n). */
 static double pipeline_backoff(const backoff_cfg *b, int attempts)
 {
     double n = attempts;

@@ -471,7 +471,7 @@ static bool proc_aggregate_same_call(const aggregate_buf *f, size_t i)
 
 /* Flushes f in batches of about max_batch. A batch ends only between
  * submissions: a client's batch goes to the store in one call, so it is
- * stored or refused as a whole (api.md's all-or-nothing). Returns how many
+ * stored or refused as a whole (the API's all-or-nothing batch). Returns how many
  * entries left f; *from_spill of them were replayed from the spill file;
  * *bytes is their size. */
 static size_t proc_aggregate_flush(proc_t *self, aggregate_buf *f, size_t *from_spill,

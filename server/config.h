@@ -5,7 +5,7 @@
 #include "jobd.h"
 
 typedef struct backoff_cfg {
-    double base, factor, exponent, jitter, max; /* seconds; design.md's curve */
+    double base, factor, exponent, jitter, max; /* seconds; the curve of README, Jobs */
 } backoff_cfg;
 
 /* One processor entry: "name" or {"name": ..., options...}. */
@@ -65,7 +65,7 @@ struct config {
 };
 
 /* Parses and validates a config from JSON text (NULL text = the built-in
- * default), then applies the environment overrides of design.md (JOBD_LISTEN,
+ * default), then applies the environment overrides of README, Configuration (JOBD_LISTEN,
  * JOBD_WORKERS, REDIS_URL, JOBD_API_TOKENS, JOBD_LOG_FORMAT), read through
  * getenv_fn (getenv in jobd; tests pass their own, NULL = no overrides).
  * Returns a new config, or NULL with a message in err naming the field path and

@@ -54,7 +54,7 @@ int http_port(http_server_t *srv);
 /* Sets the answer: status and a JSON body (stolen reference, may be NULL). */
 void http_json(http_req *req, int status, json_t *body);
 
-/* Sets the error answer of api.md: {"error": {"code","message","field"?,"index"?}},
+/* Sets the error answer of openapi.json (Error): {"error": {"code","message","field"?,"index"?}},
  * with Retry-After when err->retry_after > 0. */
 void http_error(http_req *req, const jobd_error *err);
 

@@ -64,7 +64,7 @@ typedef struct job {
     int64_t run_at;        /* unix ms from which it may run (schedule or retry backoff), 0 = now */
     int64_t started_at;    /* unix ms of the last start, 0 = never */
     int64_t finished_at;   /* unix ms it reached succeeded/dead/cancelled, 0 = not yet */
-    int attempts;          /* runs that started and ended (design.md) */
+    int attempts;          /* runs that started and ended (README, Jobs) */
     int max_attempts;      /* 0 = not given by the client: the queue's default applies */
     double timeout;        /* seconds, 0 = not given: handler, then queue default */
     job_state state;

@@ -82,7 +82,7 @@ const char *ts_resp_header(const ts_resp *r, const char *name, char *buf, size_t
 
 void ts_resp_free(ts_resp *r);
 
-/* The error code of an api.md error body, or "" (borrowed). */
+/* The error code of an error body (openapi.json, Error), or "" (borrowed). */
 const char *ts_error_code(const ts_resp *r);
 
 /* Polls GET /queues/{queue}/jobs/{id} every few ms until its state is `state`

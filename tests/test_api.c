@@ -1,4 +1,4 @@
-/* test_api.c - the HTTP API of api.md end to end: the real jobd binary as a
+/* test_api.c - the HTTP API of openapi.json end to end: the real jobd binary as a
  * child process, real requests over loopback, inline (memory) queues so no
  * Redis is needed. Each test starts its own jobd on a free port. */
 #include "../queues/job.h"
@@ -98,7 +98,7 @@ static const char *pathf(char *buf, const char *fmt, ...)
     return buf;
 }
 
-/* Checks an api.md error answer: status, code and a message. */
+/* Checks an error answer (openapi.json, Error): status, code and a message. */
 static void expect_error(const ts_resp *r, long status, const char *code, const char *what)
 {
     cr_expect_eq(r->status, status, "%s: status %ld, want %ld; body %s", what, r->status, status,

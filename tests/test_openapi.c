@@ -1,6 +1,6 @@
 /* test_openapi.c - openapi.json checked against the code it describes: every
  * documented operation is a route of router.h and every route is documented;
- * every api.md error code has an example under its status; the job states,
+ * every error code of openapi.json's overview table has an example under its status; the job states,
  * id and queue-name rules and length limits are the server's own; the example
  * requests pass job_from_request and the example job views are exactly what
  * job_view prints. */
@@ -44,7 +44,7 @@ static const char *const route_names[] = {
 };
 #define ROUTE_SLOTS (sizeof route_names / sizeof route_names[0])
 
-/* The error codes of api.md with their HTTP status. */
+/* The error codes of the API (openapi.json's overview table) with their HTTP status. */
 typedef struct error_code {
     char code[32];
     char status[4];
@@ -59,7 +59,7 @@ static const error_code api_error_codes[] = {
     {"invalid_job", "422"},        {"batch_too_large", "422"},
     {"queue_full", "429"},         {"unavailable", "503"},
     {"bad_request", "400"},        {"headers_too_large", "431"},
-    {"not_implemented", "501"},
+    {"not_implemented", "501"},    {"internal_error", "500"},
 };
 #define N_ERROR_CODES (sizeof api_error_codes / sizeof api_error_codes[0])
 
@@ -327,13 +327,13 @@ static void openapi_check_error_example(const char *where, const char *status,
     for (size_t i = 0; i < N_ERROR_CODES; i++) {
         if (strcmp(code, api_error_codes[i].code) == 0) {
             cr_expect_str_eq(status, api_error_codes[i].status,
-                             "%s: error %s is an example of %s, api.md says %s", where, code,
+                             "%s: error %s is an example of %s, the API says %s", where, code,
                              status, api_error_codes[i].status);
             found[i] = true;
             return;
         }
     }
-    cr_expect_fail("%s %s: error code \"%s\" is not one of api.md", where, status, code);
+    cr_expect_fail("%s %s: error code \"%s\" is not one of the API's", where, status, code);
 }
 
 /* True when word occurs in text with no [a-z0-9_] right before or after it. */
