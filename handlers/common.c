@@ -9,9 +9,9 @@
 #define PAGE_LIMIT_DEFAULT 100
 #define PAGE_LIMIT_MAX 1000
 
-proc_t *handlers_store(http_req *req)
+queue_t *handlers_queue(http_req *req)
 {
-    return jobd_queue(req->ctx, req->m.queue)->store;
+    return pipeline_queue(req->ctx, req->m.queue);
 }
 
 void handlers_reply(http_req *req, int status, json_t *body, const jobd_error *err)

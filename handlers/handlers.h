@@ -26,11 +26,13 @@ void handle_dead_delete(http_req *req);
 void handle_healthz(http_req *req);
 void handle_readyz(http_req *req);
 
-/* handlers/common.c: what several resource files share. */
-typedef struct proc proc_t;
+/* handlers/routes.c: the route table http_start serves (ROUTE_COUNT entries). */
+extern const http_route handlers_routes[ROUTE_COUNT];
 
-/* Borrowed store of the request's queue (http.c has checked it exists). */
-proc_t *handlers_store(http_req *req);
+/* handlers/common.c: what several resource files share. */
+
+/* Borrowed queue of the request (http.c has checked it is configured). */
+queue_t *handlers_queue(http_req *req);
 
 /* Answers status with body (new reference, stolen) or, when body is NULL,
  * the error in err (a store's failure). */

@@ -1,17 +1,10 @@
 /* health.c - /healthz (the process serves) and /readyz (it can take jobs). */
-#include "../queues/pipeline.h"
+#include "../queues/store.h"
 #include "handlers.h"
 
 void handle_healthz(http_req *req)
 {
     http_json(req, 200, json_pack("{s:s}", "status", "ok"));
-}
-
-/* A store without a ready() (inline) is always ready. */
-static bool health_queue_ready(queue_t *q)
-{
-    bool (*ready)(proc_t *) = q->store->ops->store->ready;
-    return !ready || ready(q->store);
 }
 
 void handle_readyz(http_req *req)
@@ -22,7 +15,7 @@ void handle_readyz(http_req *req)
         jobd_fail(&err, 503, "unavailable", "the server is shutting down");
     } else {
         size_t i = 0;
-        while (i < ctx->n_queues && health_queue_ready(ctx->queues[i]))
+        while (i < ctx->n_queues && store_ready(ctx->queues[i]))
             i++;
         if (i == ctx->n_queues) {
             http_json(req, 200, json_pack("{s:s}", "status", "ready"));

@@ -7,6 +7,7 @@
 #include "../queues/exec.h"
 #include "../queues/job.h"
 #include "../queues/pipeline.h"
+#include "../queues/store.h"
 #include "handlers.h"
 
 /* One job's outcome, written by the one done call for it. */
@@ -326,7 +327,7 @@ void handle_jobs_submit(http_req *req)
                     jerr.line, jerr.column, jerr.text);
         return;
     }
-    queue_t *q = jobd_queue(req->ctx, req->m.queue);
+    queue_t *q = handlers_queue(req);
     jobd_error err;
     submit_state *st = submit_prepare(req, q, root, &err);
     json_decref(root);
@@ -360,21 +361,18 @@ void handle_jobs_list(http_req *req)
     const char *cursor;
     if (!handlers_page(req, &limit, &cursor))
         return;
-    proc_t *store = handlers_store(req);
     jobd_error err = {0};
-    handlers_reply(req, 200, store->ops->store->list(store, state, limit, cursor, &err), &err);
+    handlers_reply(req, 200, store_list(handlers_queue(req), state, limit, cursor, &err), &err);
 }
 
 void handle_job_get(http_req *req)
 {
-    proc_t *store = handlers_store(req);
     jobd_error err = {0};
-    handlers_reply(req, 200, store->ops->store->get(store, req->m.id, &err), &err);
+    handlers_reply(req, 200, store_get(handlers_queue(req), req->m.id, &err), &err);
 }
 
 void handle_job_cancel(http_req *req)
 {
-    proc_t *store = handlers_store(req);
     jobd_error err = {0};
-    handlers_reply(req, 200, store->ops->store->cancel(store, req->m.id, &err), &err);
+    handlers_reply(req, 200, store_cancel(handlers_queue(req), req->m.id, &err), &err);
 }

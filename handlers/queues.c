@@ -1,5 +1,5 @@
 /* queues.c - /queues and /queues/{queue}: views, pause, resume. */
-#include "../queues/pipeline.h"
+#include "../queues/store.h"
 #include "handlers.h"
 
 /* New reference: the processor names of one list, in config order. */
@@ -15,7 +15,7 @@ static json_t *queue_proc_names(const proc_cfg *procs, size_t n)
  * the store's info (paused, counts, totals). New reference, or NULL with err. */
 static json_t *queue_view(queue_t *q, jobd_error *err)
 {
-    json_t *info = q->store->ops->store->info(q->store, err);
+    json_t *info = store_info(q, err);
     if (!info)
         return NULL;
     json_t *view = json_pack("{s:s, s:o, s:o}", "name", q->cfg->name, "enqueue",
@@ -48,15 +48,15 @@ void handle_queues(http_req *req)
 void handle_queue(http_req *req)
 {
     jobd_error err = {0};
-    handlers_reply(req, 200, queue_view(jobd_queue(req->ctx, req->m.queue), &err), &err);
+    handlers_reply(req, 200, queue_view(handlers_queue(req), &err), &err);
 }
 
 static void queue_set_paused(http_req *req, bool paused)
 {
-    queue_t *q = jobd_queue(req->ctx, req->m.queue);
+    queue_t *q = handlers_queue(req);
     jobd_error err = {0};
     json_t *view = NULL;
-    if (q->store->ops->store->pause(q->store, paused, &err) == 0)
+    if (store_pause(q, paused, &err) == 0)
         view = queue_view(q, &err);
     handlers_reply(req, 200, view, &err);
 }

@@ -22,6 +22,14 @@ const proc_kind *pipeline_kind(const char *name)
     return NULL;
 }
 
+queue_t *pipeline_queue(jobd_t *ctx, const char *name)
+{
+    for (size_t i = 0; name && i < ctx->n_queues; i++)
+        if (strcmp(ctx->queues[i]->cfg->name, name) == 0)
+            return ctx->queues[i];
+    return NULL;
+}
+
 proc_t *pipeline_proc_new(const proc_ops *ops, queue_t *q, proc_t *delegate)
 {
     proc_t *p = calloc(1, sizeof *p);

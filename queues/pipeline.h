@@ -120,6 +120,9 @@ struct queue {
     atomic_int running;    /* jobs of this queue running in this process */
 };
 
+/* Borrowed queue of ctx of that name, NULL when none is configured (or name is NULL). */
+queue_t *pipeline_queue(jobd_t *ctx, const char *name);
+
 /* Builds the queue's chain from its config (and the executor). Returns a new
  * queue (free with pipeline_free), or NULL with err. */
 queue_t *pipeline_build(jobd_t *ctx, const queue_cfg *cfg, char *err, size_t errlen);

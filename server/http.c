@@ -22,7 +22,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../handlers/handlers.h"
 #include "config.h"
 #include "log.h"
 
@@ -80,6 +79,7 @@ typedef struct http_sock {
 
 struct http_server {
     jobd_t *ctx;
+    const http_route *routes; /* borrowed, ROUTE_COUNT of them (http_start) */
     struct MHD_Daemon *daemon;
     int port;
     unsigned char (*token_digests)[SHA256_DIGEST_LENGTH]; /* owned, one per cfg token */
@@ -123,34 +123,6 @@ struct http_conn {
     size_t target_len;      /* of the raw request target */
     const char *version;    /* borrowed from MHD, e.g. "HTTP/1.1" */
     size_t body_cap;
-};
-
-typedef struct http_route {
-    void (*handle)(http_req *req);
-    bool has_queue; /* path holds /queues/{queue} */
-    bool has_id;    /* path holds a job id */
-    bool open;      /* no auth needed */
-} http_route;
-
-static void http_not_found(http_req *req);
-
-/* Indexed by route_id; NOT_FOUND and METHOD_NOT_ALLOWED never dispatch. */
-static const http_route http_routes[] = {
-    [ROUTE_HEALTHZ] = {handle_healthz, false, false, true},
-    [ROUTE_READYZ] = {handle_readyz, false, false, true},
-    [ROUTE_METRICS] = {http_not_found, false, false, false},
-    [ROUTE_DASHBOARD] = {http_not_found, false, false, false},
-    [ROUTE_QUEUES] = {handle_queues, false, false, false},
-    [ROUTE_QUEUE] = {handle_queue, true, false, false},
-    [ROUTE_QUEUE_PAUSE] = {handle_queue_pause, true, false, false},
-    [ROUTE_QUEUE_RESUME] = {handle_queue_resume, true, false, false},
-    [ROUTE_JOBS_SUBMIT] = {handle_jobs_submit, true, false, false},
-    [ROUTE_JOBS_LIST] = {handle_jobs_list, true, false, false},
-    [ROUTE_JOB_GET] = {handle_job_get, true, true, false},
-    [ROUTE_JOB_CANCEL] = {handle_job_cancel, true, true, false},
-    [ROUTE_DEAD_LIST] = {handle_dead_list, true, false, false},
-    [ROUTE_DEAD_RETRY] = {handle_dead_retry, true, true, false},
-    [ROUTE_DEAD_DELETE] = {handle_dead_delete, true, true, false},
 };
 
 static http_conn *http_conn_of(http_req *req)
@@ -396,7 +368,8 @@ static bool http_check_queue(http_req *req)
         http_errorf(req, 404, "unknown_queue", "no such queue (names match [A-Za-z0-9_-]{1,64})");
         return false;
     }
-    if (!jobd_queue(req->ctx, req->m.queue)) {
+    /* ctx->queues holds every configured queue before the daemon starts. */
+    if (!config_queue(req->ctx->cfg, req->m.queue)) {
         http_errorf(req, 404, "unknown_queue", "no queue \"%s\" is configured", req->m.queue);
         return false;
     }
@@ -524,7 +497,7 @@ static void http_check(http_conn *c)
         snprintf(req->allow, sizeof req->allow, "%s", m->allow);
         return;
     }
-    const http_route *r = &http_routes[m->route];
+    const http_route *r = &c->srv->routes[m->route];
     /* Before the queue and id checks: a caller without a token must not
      * learn which queues exist. */
     if (!r->open && c->srv->n_tokens > 0 && !http_authorized(c)) {
@@ -741,7 +714,11 @@ static void http_dispatch(http_conn *c)
         http_errorf(req, 500, "internal_error", "out of memory");
         return;
     }
-    http_routes[req->m.route].handle(req);
+    http_handler_fn handle = c->srv->routes[req->m.route].handle;
+    if (handle)
+        handle(req);
+    else
+        http_not_found(req); /* after the auth check, as for any route */
     if (!req->answered && !req->on_resume)
         http_errorf(req, 500, "internal_error", "the handler gave no answer");
 }
@@ -1067,12 +1044,13 @@ static void http_server_free(http_server_t *srv)
     free(srv);
 }
 
-static http_server_t *http_server_new(jobd_t *ctx)
+static http_server_t *http_server_new(jobd_t *ctx, const http_route *routes)
 {
     http_server_t *srv = calloc(1, sizeof *srv);
     if (!srv)
         return NULL;
     srv->ctx = ctx;
+    srv->routes = routes;
     srv->head_timeout_ms = (int64_t)(ctx->cfg->header_timeout * 1000.0);
     pthread_mutex_init(&srv->mu, NULL);
     pthread_mutex_init(&srv->socks_mu, NULL);
@@ -1135,13 +1113,13 @@ static int http_resolve(const config_t *cfg, struct sockaddr_storage *sa)
     return 0;
 }
 
-http_server_t *http_start(jobd_t *ctx)
+http_server_t *http_start(jobd_t *ctx, const http_route *routes)
 {
     const config_t *cfg = ctx->cfg;
     struct sockaddr_storage sa;
     if (http_resolve(cfg, &sa) != 0)
         return NULL;
-    http_server_t *srv = http_server_new(ctx);
+    http_server_t *srv = http_server_new(ctx, routes);
     if (!srv) {
         log_event(LOG_ERROR, "http.start_failed", NULL, "out of memory");
         return NULL;

@@ -40,10 +40,24 @@ struct http_req {
     void (*async_free)(void *async);
 };
 
+/* Answers one request (a handler of handlers/): sets the answer through
+ * http_json/http_error, or calls http_await. */
+typedef void (*http_handler_fn)(http_req *req);
+
+/* What http.c does for one route_id before and when it dispatches. The table
+ * lives above (handlers/routes.c), so the daemon knows no handler. */
+typedef struct http_route {
+    http_handler_fn handle; /* builds the answer; NULL = 404 not_found (not served) */
+    bool has_queue;        /* path holds /queues/{queue}: 404 unknown_queue before handle */
+    bool has_id;           /* path holds a job id: 404 unknown_job when malformed */
+    bool open;             /* no auth needed */
+} http_route;
+
 /* Starts the daemon on cfg listen address with cfg http_threads threads in
- * epoll mode, with connection timeout, memory and connection limits. Returns a
- * new server or NULL (logged). */
-http_server_t *http_start(jobd_t *ctx);
+ * epoll mode, with connection timeout, memory and connection limits, serving
+ * routes (borrowed, indexed by route_id, ROUTE_COUNT entries; it must outlive
+ * the server). Returns a new server or NULL (logged). */
+http_server_t *http_start(jobd_t *ctx, const http_route *routes);
 
 /* Stops accepting, resumes suspended connections, stops and frees. NULL is fine. */
 void http_stop(http_server_t *srv);

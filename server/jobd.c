@@ -1,4 +1,4 @@
-/* jobd.c - the small utilities of jobd.h: errors, clocks, queue lookup. */
+/* jobd.c - the small utilities of jobd.h: errors, clocks. */
 #include "jobd.h"
 
 #include <stdarg.h>
@@ -6,7 +6,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "../queues/pipeline.h"
 
 int jobd_fail(jobd_error *err, int status, const char *code, const char *fmt, ...)
 {
@@ -39,12 +38,4 @@ int64_t jobd_now_ms(void)
 int64_t jobd_mono_ms(void)
 {
     return jobd_clock_ms(CLOCK_MONOTONIC);
-}
-
-queue_t *jobd_queue(jobd_t *ctx, const char *name)
-{
-    for (size_t i = 0; name && i < ctx->n_queues; i++)
-        if (strcmp(ctx->queues[i]->cfg->name, name) == 0)
-            return ctx->queues[i];
-    return NULL;
 }

@@ -122,7 +122,4 @@ typedef struct jobd {
     jobd_interrupt interrupt;  /* fired at the shutdown deadline */
 } jobd_t;
 
-/* Borrowed queue of that name, NULL when none is configured. */
-queue_t *jobd_queue(jobd_t *ctx, const char *name);
-
 #endif

@@ -8,6 +8,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "../handlers/handlers.h"
 #include "../queues/exec.h"
 #include "../queues/job.h"
 #include "../queues/pipeline.h"
@@ -122,7 +123,7 @@ static int jobd_start(jobd_t *ctx)
             return -1;
         }
     }
-    if (!ctx->cfg->no_http && !(ctx->http = http_start(ctx)))
+    if (!ctx->cfg->no_http && !(ctx->http = http_start(ctx, handlers_routes)))
         return -1;
     return 0;
 }

@@ -21,7 +21,8 @@ typedef enum route_id {
     ROUTE_JOB_CANCEL,        /* DELETE /queues/{q}/jobs/{id} */
     ROUTE_DEAD_LIST,         /* GET /queues/{q}/dead */
     ROUTE_DEAD_RETRY,        /* POST /queues/{q}/dead/{id}/retry */
-    ROUTE_DEAD_DELETE        /* DELETE /queues/{q}/dead/{id} */
+    ROUTE_DEAD_DELETE,       /* DELETE /queues/{q}/dead/{id} */
+    ROUTE_COUNT              /* not a route: the size of a table indexed by route_id */
 } route_id;
 
 typedef struct route_match {

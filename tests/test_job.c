@@ -950,11 +950,11 @@ Test(jobd, queue_lookup_by_name)
     queue_t qs[2] = {{.cfg = &cfgs[0]}, {.cfg = &cfgs[1]}};
     queue_t *list[2] = {&qs[0], &qs[1]};
     jobd_t ctx = {.queues = list, .n_queues = 2};
-    cr_expect_eq(jobd_queue(&ctx, "default"), &qs[0]);
-    cr_expect_eq(jobd_queue(&ctx, "local"), &qs[1]);
-    cr_expect_null(jobd_queue(&ctx, "Local"));
-    cr_expect_null(jobd_queue(&ctx, ""));
-    cr_expect_null(jobd_queue(&ctx, NULL));
+    cr_expect_eq(pipeline_queue(&ctx, "default"), &qs[0]);
+    cr_expect_eq(pipeline_queue(&ctx, "local"), &qs[1]);
+    cr_expect_null(pipeline_queue(&ctx, "Local"));
+    cr_expect_null(pipeline_queue(&ctx, ""));
+    cr_expect_null(pipeline_queue(&ctx, NULL));
 }
 
 Test(log, debug_events_only_when_asked)

@@ -1,0 +1,54 @@
+/* store.c - the store facade of store.h: each call forwards to the queue's
+ * store processor, so callers depend on one header, not on proc_t's tables. */
+#include "store.h"
+
+static const store_ops *store_of(queue_t *q)
+{
+    return q->store->ops->store;
+}
+
+json_t *store_get(queue_t *q, const char *id, jobd_error *err)
+{
+    return store_of(q)->get(q->store, id, err);
+}
+
+json_t *store_list(queue_t *q, int state, size_t limit, const char *cursor, jobd_error *err)
+{
+    return store_of(q)->list(q->store, state, limit, cursor, err);
+}
+
+json_t *store_cancel(queue_t *q, const char *id, jobd_error *err)
+{
+    return store_of(q)->cancel(q->store, id, err);
+}
+
+int store_pause(queue_t *q, bool paused, jobd_error *err)
+{
+    return store_of(q)->pause(q->store, paused, err);
+}
+
+json_t *store_info(queue_t *q, jobd_error *err)
+{
+    return store_of(q)->info(q->store, err);
+}
+
+json_t *store_dead_list(queue_t *q, size_t limit, const char *cursor, jobd_error *err)
+{
+    return store_of(q)->dead_list(q->store, limit, cursor, err);
+}
+
+json_t *store_dead_retry(queue_t *q, const char *id, jobd_error *err)
+{
+    return store_of(q)->dead_retry(q->store, id, err);
+}
+
+int store_dead_delete(queue_t *q, const char *id, jobd_error *err)
+{
+    return store_of(q)->dead_delete(q->store, id, err);
+}
+
+bool store_ready(queue_t *q)
+{
+    bool (*ready)(proc_t *) = store_of(q)->ready;
+    return !ready || ready(q->store);
+}

@@ -1,0 +1,39 @@
+/* store.h - the read and admin side of a queue, as handlers see it: one call
+ * per action on the queue's store processor (inline or redis), instead of
+ * reaching through q->store->ops->store. Ownership and errors are those of
+ * store_ops (pipeline.h): a new reference (or 0) on success, NULL (or -1)
+ * with err filled on error (404 unknown_job, 409 conflict, 503 unavailable). */
+#ifndef JOBD_STORE_H
+#define JOBD_STORE_H
+
+#include "pipeline.h"
+
+/* The job view of id (new reference). */
+json_t *store_get(queue_t *q, const char *id, jobd_error *err);
+
+/* {"jobs": [views], "next_cursor"} newest created first (new reference);
+ * state -1 = any; cursor NULL = the first page. */
+json_t *store_list(queue_t *q, int state, size_t limit, const char *cursor, jobd_error *err);
+
+/* Cancels a scheduled, enqueued or retrying job: its new view (new reference). */
+json_t *store_cancel(queue_t *q, const char *id, jobd_error *err);
+
+/* Pauses (paused true) or resumes the queue's runs. 0 or -1. */
+int store_pause(queue_t *q, bool paused, jobd_error *err);
+
+/* {"paused", "counts", "processed_total", "failed_total"} (new reference). */
+json_t *store_info(queue_t *q, jobd_error *err);
+
+/* {"jobs": [views], "next_cursor"} of dead jobs, newest death first (new reference). */
+json_t *store_dead_list(queue_t *q, size_t limit, const char *cursor, jobd_error *err);
+
+/* A dead job back to enqueued with attempts reset: its new view (new reference). */
+json_t *store_dead_retry(queue_t *q, const char *id, jobd_error *err);
+
+/* Deletes a dead job. 0 or -1. */
+int store_dead_delete(queue_t *q, const char *id, jobd_error *err);
+
+/* True when the store can take jobs now; a store without the notion (inline) always can. */
+bool store_ready(queue_t *q);
+
+#endif
