@@ -2,6 +2,8 @@
  * retry decision shared by the stores. */
 #include "pipeline.h"
 
+#include "exec.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +31,20 @@ queue_t *pipeline_queue(jobd_t *ctx, const char *name)
             return ctx->queues[i];
     return NULL;
 }
+
+static int pipeline_check_proc(const char *name, const json_t *opts, bool *is_store, char *why,
+                               size_t whylen)
+{
+    const proc_kind *kind = pipeline_kind(name);
+    if (!kind) {
+        snprintf(why, whylen, "unknown processor \"%s\"", name);
+        return -1;
+    }
+    *is_store = kind->is_store;
+    return kind->check ? kind->check(opts, why, whylen) : 0;
+}
+
+const config_checks pipeline_config_checks = {pipeline_check_proc, exec_check_handler};
 
 proc_t *pipeline_proc_new(const proc_ops *ops, queue_t *q, proc_t *delegate)
 {

@@ -109,6 +109,11 @@ typedef struct proc_kind {
 /* Borrowed kind of that name (inline, delayed, redis, aggregate), or NULL. */
 const proc_kind *pipeline_kind(const char *name);
 
+/* What config_parse checks processor entries (pipeline_kind's check) and
+ * handler objects (exec_check_handler) with: every option is validated there,
+ * once; the create functions take the checked objects as they are. */
+extern const config_checks pipeline_config_checks;
+
 struct queue {
     const queue_cfg *cfg;  /* borrowed from ctx->cfg */
     jobd_t *ctx;           /* borrowed */

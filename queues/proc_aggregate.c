@@ -797,9 +797,7 @@ static json_int_t proc_aggregate_opt_or(const json_t *opts, const char *key, jso
 static proc_t *proc_aggregate_create(jobd_t *ctx, queue_t *q, const json_t *opts, proc_t *delegate,
                                      char *err, size_t errlen)
 {
-    (void)ctx;
-    if (proc_aggregate_check(opts, err, errlen) != 0)
-        return NULL;
+    (void)ctx; /* opts passed proc_aggregate_check in config_parse: read, not checked again */
     proc_t *p = pipeline_proc_new(&proc_aggregate_ops, q, delegate);
     aggregate *a = p ? calloc(1, sizeof *a) : NULL;
     const char *spill = json_string_value(json_object_get(opts, "spill"));

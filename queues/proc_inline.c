@@ -939,9 +939,7 @@ static const proc_ops inline_ops = {
 static proc_t *inline_create(jobd_t *ctx, queue_t *q, const json_t *opts, proc_t *delegate,
                              char *err, size_t errlen)
 {
-    (void)ctx;
-    if (inline_check(opts, err, errlen) != 0)
-        return NULL;
+    (void)ctx; /* opts passed inline_check in config_parse: read, not checked again */
     proc_t *p = pipeline_proc_new(&inline_ops, q, delegate);
     inline_store *st = p ? calloc(1, sizeof *st) : NULL;
     if (st) {

@@ -11,9 +11,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../queues/exec.h"
-#include "../queues/pipeline.h"
-
 #define PATH_LEN 512
 #define FILE_MAX (16L << 20) /* a config file is a few KiB; refuse runaway input */
 #define NOMAX INT_MAX        /* upper bound of fields with only a lower bound */
@@ -21,6 +18,7 @@
 typedef struct pctx {
     char *err;
     size_t errlen;
+    const config_checks *checks; /* borrowed */
 } pctx;
 
 typedef enum field_type { F_INT, F_LONG, F_SIZE, F_NUM, F_BOOL, F_STR, F_OBJ, F_FN } field_type;
@@ -397,7 +395,6 @@ static int read_proc(pctx *c, json_t *e, proc_cfg *pc, const char *path)
 {
     char why[256] = "";
     const char *name = json_string_value(json_is_object(e) ? json_object_get(e, "name") : e);
-    const proc_kind *kind;
     if (!json_is_string(e) && !json_is_object(e))
         return fail(c, path, "must be a processor name or an object with \"name\"");
     if (!name)
@@ -406,10 +403,7 @@ static int read_proc(pctx *c, json_t *e, proc_cfg *pc, const char *path)
     if (!pc->opts || set_string(c, &pc->name, name, path) < 0)
         return fail(c, path, "out of memory");
     json_object_del(pc->opts, "name");
-    kind = pipeline_kind(name);
-    if (!kind)
-        return fail(c, path, "unknown processor \"%s\"", name);
-    if (kind->check && kind->check(pc->opts, why, sizeof why) < 0)
+    if (c->checks->proc(name, pc->opts, &pc->is_store, why, sizeof why) < 0)
         return fail(c, path, "%s", why);
     return 0;
 }
@@ -448,10 +442,8 @@ static int read_dequeue(pctx *c, json_t *v, void *base, const char *path)
 static int count_stores(const proc_cfg *list, size_t n)
 {
     int stores = 0;
-    for (size_t i = 0; i < n; i++) {
-        const proc_kind *kind = pipeline_kind(list[i].name);
-        stores += kind && kind->is_store;
-    }
+    for (size_t i = 0; i < n; i++)
+        stores += list[i].is_store;
     return stores;
 }
 
@@ -502,7 +494,7 @@ static int add_handler(pctx *c, config_t *cfg, const char *type, json_t *obj, co
     if (!json_is_object(obj))
         return fail(c, path, "must be an object");
     /* It also checks that "kind" is a known kind's name. */
-    if (exec_check_handler(type, obj, why, sizeof why) < 0)
+    if (c->checks->handler(type, obj, why, sizeof why) < 0)
         return fail(c, path, "%s", why);
     h = realloc(cfg->handlers, (cfg->n_handlers + 1) * sizeof *h);
     if (!h)
@@ -635,9 +627,9 @@ static int fill(pctx *c, config_t *cfg, json_t *root, char *(*getenv_fn)(const c
 }
 
 config_t *config_parse(const char *text, size_t len, char *(*getenv_fn)(const char *),
-                       char *err, size_t errlen)
+                       const config_checks *checks, char *err, size_t errlen)
 {
-    pctx c = {err, errlen};
+    pctx c = {err, errlen, checks};
     json_error_t jerr;
     json_t *root;
     config_t *cfg;
@@ -696,13 +688,13 @@ static char *read_file(const char *path, size_t *len, pctx *c)
     return buf;
 }
 
-config_t *config_load_file(const char *path, char *(*getenv_fn)(const char *), char *err,
-                           size_t errlen)
+config_t *config_load_file(const char *path, char *(*getenv_fn)(const char *),
+                           const config_checks *checks, char *err, size_t errlen)
 {
-    pctx c = {err, errlen};
+    pctx c = {err, errlen, checks};
     size_t len;
     char *text = read_file(path, &len, &c);
-    config_t *cfg = text ? config_parse(text, len, getenv_fn, err, errlen) : NULL;
+    config_t *cfg = text ? config_parse(text, len, getenv_fn, checks, err, errlen) : NULL;
     free(text);
     return cfg;
 }

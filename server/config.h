@@ -8,10 +8,12 @@ typedef struct backoff_cfg {
     double base, factor, exponent, jitter, max; /* seconds; the curve of README, Jobs */
 } backoff_cfg;
 
-/* One processor entry: "name" or {"name": ..., options...}. */
+/* One processor entry: "name" or {"name": ..., options...}. The options stay
+ * opaque here: the module that owns them checks them (config_checks). */
 typedef struct proc_cfg {
     char *name;    /* owned */
     json_t *opts;  /* owned reference: the options object without "name" (empty object when none) */
+    bool is_store; /* the entry is the queue's store (said by config_checks.proc) */
 } proc_cfg;
 
 typedef struct queue_cfg {
@@ -32,6 +34,18 @@ typedef struct handler_cfg {
     char *kind;                  /* owned: "builtin", "webhook", "command" */
     json_t *opts;                /* owned reference: the handler object as given */
 } handler_cfg;
+
+/* The checks of what config_parse keeps opaque, given by the modules that own
+ * those options (queues/: pipeline_config_checks, through the registries of
+ * processor kinds and handler kinds), so that config depends on none of them.
+ * Each message becomes `path: why` with the entry's path. */
+typedef struct config_checks {
+    /* A processor entry: its name and options (without "name"). 0 with
+     * *is_store set, or -1 with why, e.g. `unknown processor "agregate"`. */
+    int (*proc)(const char *name, const json_t *opts, bool *is_store, char *why, size_t whylen);
+    /* A handler object of job type `type` (with "kind"). 0, or -1 with why. */
+    int (*handler)(const char *type, const json_t *obj, char *why, size_t whylen);
+} config_checks;
 
 struct config {
     char listen_host[256];
@@ -65,17 +79,19 @@ struct config {
 };
 
 /* Parses and validates a config from JSON text (NULL text = the built-in
- * default), then applies the environment overrides of README, Configuration (JOBD_LISTEN,
- * JOBD_WORKERS, REDIS_URL, JOBD_API_TOKENS, JOBD_LOG_FORMAT), read through
- * getenv_fn (getenv in jobd; tests pass their own, NULL = no overrides).
- * Returns a new config, or NULL with a message in err naming the field path and
- * why, e.g. `queues.default.enqueue[0]: unknown processor "agregate"`. */
+ * default), each processor and handler entry through checks (borrowed, not
+ * NULL; jobd passes pipeline_config_checks), then applies the environment
+ * overrides of README, Configuration (JOBD_LISTEN, JOBD_WORKERS, REDIS_URL,
+ * JOBD_API_TOKENS, JOBD_LOG_FORMAT), read through getenv_fn (getenv in jobd;
+ * tests pass their own, NULL = no overrides). Returns a new config, or NULL
+ * with a message in err naming the field path and why, e.g.
+ * `queues.default.enqueue[0]: unknown processor "agregate"`. */
 config_t *config_parse(const char *text, size_t len, char *(*getenv_fn)(const char *),
-                       char *err, size_t errlen);
+                       const config_checks *checks, char *err, size_t errlen);
 
 /* Reads the file at path and parses it as config_parse does. NULL + err on error. */
-config_t *config_load_file(const char *path, char *(*getenv_fn)(const char *), char *err,
-                           size_t errlen);
+config_t *config_load_file(const char *path, char *(*getenv_fn)(const char *),
+                           const config_checks *checks, char *err, size_t errlen);
 
 /* The built-in default config as JSON text (static; do not free). */
 const char *config_default_text(void);

@@ -86,9 +86,9 @@ static config_t *jobd_load_config(const jobd_opts *o, char *err, size_t errlen)
 {
     const char *path = o->config_path ? o->config_path : getenv("JOBD_CONFIG");
     if (path && *path)
-        return config_load_file(path, getenv, err, errlen);
+        return config_load_file(path, getenv, &pipeline_config_checks, err, errlen);
     const char *text = config_default_text();
-    return config_parse(text, strlen(text), getenv, err, errlen);
+    return config_parse(text, strlen(text), getenv, &pipeline_config_checks, err, errlen);
 }
 
 /* Builds queues, handlers and workers into ctx. 0, or -1 with err. */

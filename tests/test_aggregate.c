@@ -314,7 +314,8 @@ Test(aggregate, config_names_the_bad_option)
                        "\"enqueue\": [{\"name\": \"aggregate\", \"ack\": \"x\"}],"
                        " \"dequeue\": [\"inline\"]}}}";
     char err[512] = "";
-    config_t *cfg = config_parse(text, strlen(text), NULL, err, sizeof err);
+    config_t *cfg =
+        config_parse(text, strlen(text), NULL, &pipeline_config_checks, err, sizeof err);
     cr_assert_null(cfg);
     cr_assert_str_eq(err, "queues.q.enqueue[0]: ack: must be \"durable\" or \"buffered\"");
 }

@@ -9,11 +9,15 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../queues/pipeline.h"
 #include "../server/config.h"
 
 /* Relative to the repository root, where `make test` runs the binary. */
 #define DATA_DIR "tests/data/config"
 #define MAX_CASES 256
+
+/* The option checks jobd itself parses with (processor and handler kinds). */
+static const config_checks *const checks = &pipeline_config_checks;
 
 typedef struct data_case {
     char name[128]; /* file name without ".json"; char[] (not char *) for criterion's PIE build */
@@ -103,7 +107,7 @@ ParameterizedTest(data_case *c, config, valid_file)
 {
     char path[512], err[512] = "";
     snprintf(path, sizeof path, "%s/valid/%s.json", DATA_DIR, c->name);
-    config_t *cfg = config_load_file(path, NULL, err, sizeof err);
+    config_t *cfg = config_load_file(path, NULL, checks, err, sizeof err);
     cr_assert_not_null(cfg, "%s: %s", c->name, err);
     cr_assert_geq(cfg->n_queues, 1);
     cr_assert_not_null(config_handler(cfg, "noop"), "%s", c->name);
@@ -124,7 +128,7 @@ ParameterizedTest(data_case *c, config, invalid_file)
     char *want = slurp(path);
     cr_assert(want && *want, "%s: missing or empty .err file", c->name);
     snprintf(path, sizeof path, "%s/invalid/%s.json", DATA_DIR, c->name);
-    config_t *cfg = config_load_file(path, NULL, err, sizeof err);
+    config_t *cfg = config_load_file(path, NULL, checks, err, sizeof err);
     cr_expect_null(cfg, "%s: accepted", c->name);
     cr_expect_str_eq(err, want, "%s: got \"%s\", want \"%s\"", c->name, err, want);
     config_free(cfg);
@@ -133,13 +137,13 @@ ParameterizedTest(data_case *c, config, invalid_file)
 
 static config_t *parse(const char *json, char *(*getenv_fn)(const char *), char *err)
 {
-    return config_parse(json, strlen(json), getenv_fn, err, 512);
+    return config_parse(json, strlen(json), getenv_fn, checks, err, 512);
 }
 
 Test(config, defaults)
 {
     char err[512] = "";
-    config_t *cfg = config_parse(NULL, 0, NULL, err, sizeof err);
+    config_t *cfg = config_parse(NULL, 0, NULL, checks, err, sizeof err);
     cr_assert_not_null(cfg, "%s", err);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     cr_expect_str_eq(cfg->listen_host, "0.0.0.0");
@@ -203,7 +207,7 @@ Test(config, builtins_present)
 {
     static const char *const names[] = {"noop", "sleep", "fail", "echo"};
     char err[512] = "";
-    config_t *cfg = config_parse(NULL, 0, NULL, err, sizeof err);
+    config_t *cfg = config_parse(NULL, 0, NULL, checks, err, sizeof err);
     cr_assert_not_null(cfg, "%s", err);
     cr_expect_eq(cfg->n_handlers, 4);
     for (size_t i = 0; i < 4; i++) {
@@ -218,7 +222,7 @@ Test(config, builtins_present)
 Test(config, every_key_read)
 {
     char err[512] = "";
-    config_t *cfg = config_load_file(DATA_DIR "/valid/full.json", NULL, err, sizeof err);
+    config_t *cfg = config_load_file(DATA_DIR "/valid/full.json", NULL, checks, err, sizeof err);
     cr_assert_not_null(cfg, "%s", err);
     cr_expect_str_eq(cfg->listen_host, "127.0.0.1");
     cr_expect_eq(cfg->listen_port, 9090);
@@ -410,7 +414,7 @@ Test(config, env_invalid)
 {
     for (size_t i = 0; i < sizeof bad_envs / sizeof *bad_envs; i++) {
         char err[512] = "";
-        config_t *cfg = config_parse(NULL, 0, bad_envs[i].getenv_fn, err, sizeof err);
+        config_t *cfg = config_parse(NULL, 0, bad_envs[i].getenv_fn, checks, err, sizeof err);
         cr_expect_null(cfg, "case %zu accepted", i);
         cr_expect_str_eq(err, bad_envs[i].err, "case %zu: got \"%s\"", i, err);
         config_free(cfg);
@@ -420,9 +424,9 @@ Test(config, env_invalid)
 Test(config, unreadable_file)
 {
     char err[512] = "";
-    cr_expect_null(config_load_file(DATA_DIR "/no-such.json", NULL, err, sizeof err));
+    cr_expect_null(config_load_file(DATA_DIR "/no-such.json", NULL, checks, err, sizeof err));
     cr_expect_str_eq(err, DATA_DIR "/no-such.json: No such file or directory");
-    cr_expect_null(config_load_file(DATA_DIR, NULL, err, sizeof err));
+    cr_expect_null(config_load_file(DATA_DIR, NULL, checks, err, sizeof err));
     cr_expect_str_eq(err, DATA_DIR ": Is a directory");
 }
 
@@ -430,6 +434,6 @@ Test(config, short_error_buffer)
 {
     char err[8];
     memset(err, 'x', sizeof err);
-    cr_expect_null(config_parse("{\"listn\": 1}", 12, NULL, err, sizeof err));
+    cr_expect_null(config_parse("{\"listn\": 1}", 12, NULL, checks, err, sizeof err));
     cr_expect_str_eq(err, "listn: ", "cut and NUL-terminated");
 }

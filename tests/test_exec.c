@@ -4,6 +4,7 @@
 
 #include "../queues/exec.h"
 #include "../queues/job.h"
+#include "../queues/pipeline.h"
 #include "../server/config.h"
 #include "support.h"
 
@@ -12,7 +13,8 @@ static config_t *exec_config(const char *handlers_json)
     char text[1024], err[256] = "";
     snprintf(text, sizeof text, "{\"queues\": {\"q\": {\"dequeue\": [\"inline\"]}}, \"handlers\": %s}",
              handlers_json);
-    config_t *cfg = config_parse(text, strlen(text), NULL, err, sizeof err);
+    config_t *cfg =
+        config_parse(text, strlen(text), NULL, &pipeline_config_checks, err, sizeof err);
     cr_assert_not_null(cfg, "%s", err);
     return cfg;
 }
