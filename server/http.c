@@ -66,6 +66,13 @@
 
 typedef struct http_conn http_conn;
 
+/* How far MHD has taken one request, in this order. */
+typedef enum http_phase {
+    HTTP_PHASE_TARGET = 0, /* the request line is in (http_uri_seen), not the head */
+    HTTP_PHASE_HEAD,       /* the access handler saw the head: checks, body, dispatch */
+    HTTP_PHASE_SENT        /* a response was queued (or sent raw) */
+} http_phase;
+
 /* One open connection, as the head-deadline sweeper sees it. MHD tells us of
  * its close before it closes the socket, and the record leaves the list under
  * socks_mu then, so the sweeper never shuts down a socket number reused by a
@@ -117,8 +124,7 @@ struct http_conn {
                              * changes it (under srv->mu, which others read it with) */
     bool keep_body;         /* the route parses the body */
     size_t declared;        /* http_declared_body, read once */
-    bool sent;              /* a response was queued */
-    bool begun;             /* the access handler saw the request's head */
+    http_phase phase;       /* only the connection's MHD thread reads or changes it */
     bool bad_target;        /* the raw request target holds a control character */
     size_t target_len;      /* of the raw request target */
     const char *version;    /* borrowed from MHD, e.g. "HTTP/1.1" */
@@ -289,7 +295,7 @@ static enum MHD_Result http_send_raw(http_conn *c)
         shutdown(ci->connect_fd, SHUT_WR);
     }
     free(body);
-    c->sent = true;
+    c->phase = HTTP_PHASE_SENT;
     return MHD_NO;
 }
 
@@ -307,7 +313,7 @@ static enum MHD_Result http_send(http_conn *c)
         return http_oom_drop();
     enum MHD_Result rc = MHD_queue_response(c->req.conn, (unsigned)c->req.status, r);
     MHD_destroy_response(r);
-    c->sent = true;
+    c->phase = HTTP_PHASE_SENT;
     return rc;
 }
 
@@ -630,7 +636,7 @@ static enum MHD_Result http_begin(http_server_t *srv, struct MHD_Connection *con
     http_conn *c = *con_cls;
     if (!c && !(c = *con_cls = http_conn_new(srv, conn)))
         return http_oom_drop();
-    c->begun = true;
+    c->phase = HTTP_PHASE_HEAD;
     c->version = version;
     c->req.method = method;
     c->req.url = url;
@@ -695,7 +701,7 @@ static bool http_take_body(http_conn *c, const char *data, size_t len)
 static void http_resumed(http_req *req)
 {
     pthread_mutex_lock(&req->mu);
-    bool completed = req->completed;
+    bool completed = req->await == HTTP_AWAIT_COMPLETED;
     pthread_mutex_unlock(&req->mu);
     if (completed) {
         req->on_resume(req);
@@ -729,14 +735,14 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
                                    void **con_cls)
 {
     http_conn *c = *con_cls;
-    if (!c || !c->begun)
+    if (!c || c->phase == HTTP_PHASE_TARGET)
         return http_begin(cls, conn, url, method, version, con_cls);
     if (*upload_data_size != 0) {
         bool within = http_take_body(c, upload_data, *upload_data_size);
         *upload_data_size = 0;
         return within ? MHD_YES : http_send_raw(c);
     }
-    if (c->sent)
+    if (c->phase == HTTP_PHASE_SENT)
         return MHD_YES;
     if (!c->req.answered) {
         if (c->req.on_resume)
@@ -789,12 +795,11 @@ static bool http_list_remove(http_conn *c)
     return was;
 }
 
-/* Why req->mu makes this safe: `completed` and `suspended` change only under
- * it, and MHD_suspend_connection is called while holding it. So
- * http_complete either runs entirely before http_await takes the lock (then
- * await sees completed and answers at once, never suspending), or entirely
- * after await has suspended the connection (then it sees suspended and
- * resumes it). MHD never sees a resume before its suspend, and a resume
+/* Why req->mu makes this safe: req->await changes only under it, and
+ * MHD_suspend_connection is called while holding it. So http_complete either
+ * runs entirely before http_await takes the lock (then await sees COMPLETED
+ * and answers at once, never suspending), or entirely after await has
+ * suspended the connection (then it sees SUSPENDED and resumes it). MHD never sees a resume before its suspend, and a resume
  * arriving before the handler has returned is fine: MHD processes it on the
  * connection's own thread after the handler returns, and the answer is
  * queued there. */
@@ -803,12 +808,12 @@ void http_await(http_req *req, http_resume_fn on_resume)
     http_conn *c = http_conn_of(req);
     pthread_mutex_lock(&req->mu);
     req->on_resume = on_resume;
-    if (req->completed) {
+    if (req->await == HTTP_AWAIT_COMPLETED) {
         pthread_mutex_unlock(&req->mu);
         on_resume(req);
         return;
     }
-    req->suspended = true;
+    req->await = HTTP_AWAIT_SUSPENDED;
     http_list_add(c);
     MHD_suspend_connection(req->conn);
     pthread_mutex_unlock(&req->mu);
@@ -816,21 +821,20 @@ void http_await(http_req *req, http_resume_fn on_resume)
 
 /* Lock order everywhere: req->mu, then srv->mu. A request whose connection
  * is gone (http_stop gave up on it, conn = NULL) is freed here, the last
- * user of it; while `suspended` is set the server still exists, because
- * MHD_stop_daemon's completion callback clears it under req->mu first. */
+ * user of it; while it is SUSPENDED the server still exists, because
+ * MHD_stop_daemon's completion callback sets it back to NONE under req->mu first. */
 void http_complete(http_req *req)
 {
     http_conn *c = http_conn_of(req);
     pthread_mutex_lock(&req->mu);
-    req->completed = true;
     bool orphan = false;
-    if (req->suspended) {
-        req->suspended = false;
+    if (req->await == HTTP_AWAIT_SUSPENDED) {
         if (http_list_remove(c))
             MHD_resume_connection(req->conn);
     } else {
         orphan = req->conn == NULL;
     }
+    req->await = HTTP_AWAIT_COMPLETED;
     pthread_mutex_unlock(&req->mu);
     if (orphan)
         http_conn_free(c);
@@ -862,11 +866,12 @@ static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cl
     *con_cls = NULL;
     http_req *req = &c->req;
     pthread_mutex_lock(&req->mu);
-    req->suspended = false;
+    if (req->await == HTTP_AWAIT_SUSPENDED)
+        req->await = HTTP_AWAIT_NONE;
     if (c->awaited)
         http_list_finish(c);
     req->conn = NULL;
-    bool awaited = req->on_resume && !req->completed;
+    bool awaited = req->on_resume && req->await != HTTP_AWAIT_COMPLETED;
     pthread_mutex_unlock(&req->mu);
     if (!awaited)
         http_conn_recycle(c);

@@ -8,6 +8,17 @@
 
 typedef struct http_req http_req;
 
+/* Where an asynchronous answer stands (http_await / http_complete), under
+ * http_req.mu. NONE -> SUSPENDED (await) -> COMPLETED (complete), or NONE ->
+ * COMPLETED when the store answered before the handler awaited; SUSPENDED
+ * falls back to NONE when MHD is done with the connection (closed, or
+ * http_stop), and the later http_complete then frees the request. */
+typedef enum http_await_state {
+    HTTP_AWAIT_NONE = 0,  /* not suspended, not completed */
+    HTTP_AWAIT_SUSPENDED, /* the handler awaits; MHD holds the connection suspended */
+    HTTP_AWAIT_COMPLETED  /* http_complete was called: the answer can be built */
+} http_await_state;
+
 /* Called on a suspended request once http_complete() was called: builds the
  * answer with http_json/http_error. Runs on an HTTP thread. */
 typedef void (*http_resume_fn)(http_req *req);
@@ -33,8 +44,7 @@ struct http_req {
     bool answered;
     /* asynchronous answers (submissions waiting for their store) */
     pthread_mutex_t mu;
-    bool completed;
-    bool suspended;
+    http_await_state await; /* under mu */
     http_resume_fn on_resume;
     void *async;            /* the handler's own state for the suspended request */
     void (*async_free)(void *async);

@@ -17,6 +17,7 @@
 
 #include "../queues/job.h"
 #include "../queues/pipeline.h"
+#include "../queues/store.h"
 #include "../server/config.h"
 #include "support.h"
 
@@ -112,7 +113,7 @@ static json_int_t stat_of(fixture *f, const char *key)
 static bool in_store(fixture *f, const char *id)
 {
     jobd_error err;
-    json_t *v = f->q->store->ops->store->get(f->q->store, id, &err);
+    json_t *v = store_get(f->q, id, &err);
     json_decref(v);
     return v != NULL;
 }
@@ -609,7 +610,7 @@ Test(aggregate, buffered_spill_written_at_stop_and_replayed_once)
     for (size_t i = 0; i < n; i++) {
         cr_assert_eq(gate_count(f, jobs[i]->id), 1, "%s replayed exactly once", jobs[i]->id);
         jobd_error err;
-        json_t *v = f->q->store->ops->store->get(f->q->store, jobs[i]->id, &err);
+        json_t *v = store_get(f->q, jobs[i]->id, &err);
         cr_assert_not_null(v);
         cr_assert_eq(json_integer_value(json_object_get(json_object_get(v, "args"), "n")),
                      (json_int_t)i, "args survive the spill");

@@ -16,41 +16,15 @@
 #include <strings.h>
 
 #define DATA_DIR "tests/data/api"
-#define FAST_BACKOFF \
-    "\"backoff\": {\"base\": 0.05, \"factor\": 0, \"exponent\": 1, \"jitter\": 0, \"max\": 1}"
-/* Long enough that a poll every few ms sees the job between attempts. */
-#define SLOW_BACKOFF \
-    "\"backoff\": {\"base\": 0.3, \"factor\": 0, \"exponent\": 1, \"jitter\": 0, \"max\": 1}"
-#define DELAYED_QUEUE                                                                    \
-    "\"delayed\": {\"enqueue\": [{\"name\": \"delayed\", \"delay\": 0.3}], \"dequeue\": " \
-    "[\"inline\"], " FAST_BACKOFF "}"
-
-/* Queues in config order, as GET /queues must list them. */
-static const char *const api_queue_names[] = {"local", "other", "retry", "delayed"};
-
-static const char api_config[] =
-    "{\"workers\": 4, \"shutdown_timeout\": 5,"
-    " \"limits\": {\"max_body\": 4096, \"max_batch\": 10},"
-    " \"queues\": {"
-    "  \"local\": {\"dequeue\": [\"inline\"], " FAST_BACKOFF "},"
-    "  \"other\": {\"dequeue\": [\"inline\"], " FAST_BACKOFF "},"
-    "  \"retry\": {\"dequeue\": [\"inline\"], " SLOW_BACKOFF "},"
-    "  " DELAYED_QUEUE "}}";
-
-#define API_TOKEN "s3cret-token-9f2a"
-static const char auth_config[] =
-    "{\"workers\": 2, \"shutdown_timeout\": 5, \"auth\": {\"tokens\": [\"" API_TOKEN "\"]},"
-    " \"queues\": {\"local\": {\"dequeue\": [\"inline\"], " FAST_BACKOFF "}}}";
-
-/* One HTTP thread: a delayed submission that blocked it would stall every
+/* The configs are files of DATA_DIR/config (JSON has no comments, so their
+ * reasons are here). api.json: four inline queues, listed in config order
+ * (api_queue_names); "retry" backs off 0.3 s, long enough that a poll every
+ * few ms sees the job between attempts, the others 0.05 s; "delayed" holds
+ * each submission 0.3 s. auth.json: one token, API_TOKEN. one_thread.json: one
+ * HTTP thread, so a delayed submission that blocked it would stall every
  * other request, which is what the delayed test looks for. */
-static const char one_thread_config[] =
-    "{\"workers\": 2, \"http_threads\": 1, \"shutdown_timeout\": 5,"
-    " \"queues\": {\"local\": {\"dequeue\": [\"inline\"], " FAST_BACKOFF "}, " DELAYED_QUEUE "}}";
-
-static const char shutdown_config[] =
-    "{\"workers\": 2, \"shutdown_timeout\": 10,"
-    " \"queues\": {\"local\": {\"dequeue\": [\"inline\"], " FAST_BACKOFF "}}}";
+static const char *const api_queue_names[] = {"local", "other", "retry", "delayed"};
+#define API_TOKEN "s3cret-token-9f2a" /* the token of config/auth.json */
 
 /* Criterion's fixtures take no arguments, so the jobd of the running test
  * lives here; every test runs in a process of its own. */
@@ -64,11 +38,25 @@ static void api_teardown(void)
 
 TestSuite(api, .fini = api_teardown, .timeout = 120);
 
-/* Starts jobd with config; its port. Aborts the test when it does not come up. */
-static int api_up(const char *config)
+#define PATH_LEN 512 /* room for a request path or a data file's path */
+
+/* Starts jobd with the config file DATA_DIR/config/NAME.json and extra
+ * arguments (NULL = none); its port. Aborts the test when it does not come up. */
+static int api_up_with(const char *name, const char *const *extra_args)
 {
-    cr_assert_eq(ts_jobd_start(&srv, config, NULL), 0, "jobd did not start");
+    char path[PATH_LEN];
+    snprintf(path, sizeof path, "%s/config/%s.json", DATA_DIR, name);
+    char *config = ts_read_file(path, NULL);
+    cr_assert_not_null(config, "cannot read %s", path);
+    int rc = ts_jobd_start(&srv, config, extra_args);
+    free(config);
+    cr_assert_eq(rc, 0, "jobd did not start");
     return srv.port;
+}
+
+static int api_up(const char *name)
+{
+    return api_up_with(name, NULL);
 }
 
 static const char *nz(const char *s)
@@ -87,7 +75,6 @@ static json_int_t jint(const json_t *o, const char *key)
 }
 
 /* Formats a request path into buf (PATH_LEN bytes); returns buf. */
-#define PATH_LEN 512
 static const char *pathf(char *buf, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static const char *pathf(char *buf, const char *fmt, ...)
 {
@@ -270,7 +257,7 @@ static size_t list_count(int port, const char *queue, const char *query)
 
 Test(api, healthz_answers_ok)
 {
-    int port = api_up(api_config);
+    int port = api_up("api");
     json_t *body = get_json(port, "/healthz");
     cr_expect_str_eq(nz(jstr(body, "status")), "ok");
     json_decref(body);
@@ -278,7 +265,7 @@ Test(api, healthz_answers_ok)
 
 Test(api, submit_answers_202_with_location_and_view)
 {
-    int port = api_up(api_config);
+    int port = api_up("api");
     ts_resp r;
     char hdr[600], want[PATH_LEN];
     post_jobs(&r, port, "local", "{\"type\": \"echo\", \"args\": {\"a\": [1, 2]}}");
@@ -310,7 +297,7 @@ Test(api, submit_answers_202_with_location_and_view)
 
 Test(api, delay_or_scheduled_at_makes_a_scheduled_job)
 {
-    int port = api_up(api_config);
+    int port = api_up("api");
     ts_resp r;
     post_jobs(&r, port, "local", "{\"type\": \"noop\", \"delay\": 60}");
     cr_assert_eq(r.status, 202, "body %s", r.body);
@@ -331,7 +318,7 @@ Test(api, delay_or_scheduled_at_makes_a_scheduled_job)
 
 Test(api, same_id_replays_with_200_and_enqueues_once)
 {
-    int port = api_up(api_config);
+    int port = api_up("api");
     ts_resp r;
     post_jobs(&r, port, "local", "{\"type\": \"noop\", \"id\": \"job-1\"}");
     cr_assert_eq(r.status, 202, "body %s", r.body);
@@ -352,7 +339,7 @@ Test(api, same_id_replays_with_200_and_enqueues_once)
 
 Test(api, idempotency_key_header_replays_like_id)
 {
-    int port = api_up(api_config);
+    int port = api_up("api");
     ts_resp r;
     post_jobs_with(&r, port, "local", "{\"type\": \"noop\"}", "Idempotency-Key: key-42");
     cr_assert_eq(r.status, 202, "body %s", r.body);
@@ -451,14 +438,14 @@ static void check_valid(int port, const char *name, const char *body)
 
 Test(api, unparseable_bodies_answer_400_invalid_json)
 {
-    int port = api_up(api_config);
+    int port = api_up("api");
     cr_assert_gt(for_each_data_file("invalid_json", port, check_invalid_json), 0);
     cr_expect_eq(list_count(port, "local", ""), 0);
 }
 
 Test(api, invalid_jobs_answer_422_and_store_nothing)
 {
-    int port = api_up(api_config);
+    int port = api_up("api");
     cr_assert_gt(for_each_data_file("invalid_job", port, check_invalid_job), 0);
     cr_expect_eq(list_count(port, "local", ""), 0);
     cr_expect_eq(queue_number(port, "local", "processed_total"), 0);
@@ -466,7 +453,7 @@ Test(api, invalid_jobs_answer_422_and_store_nothing)
 
 Test(api, valid_jobs_are_stored_as_sent)
 {
-    int port = api_up(api_config);
+    int port = api_up("api");
     cr_assert_gt(for_each_data_file("valid", port, check_valid), 0);
 }
 
@@ -482,7 +469,7 @@ Test(api, invalid_job_names_the_field)
         {"{\"type\": \"noop\", \"delay\": -2}", "delay"},
         {"{\"type\": \"noop\", \"timeout\": 0}", "timeout"},
     };
-    int port = api_up(api_config);
+    int port = api_up("api");
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         ts_resp r;
         post_jobs(&r, port, "local", cases[i].body);
@@ -507,7 +494,7 @@ static void expect_batch_index(int port, const char *body, long index)
 
 Test(api, batch_errors_carry_the_index_and_store_nothing)
 {
-    int port = api_up(api_config);
+    int port = api_up("api");
     expect_batch_index(port, "[{\"type\": \"noop\"}, 5]", 1);
     expect_batch_index(port,
                        "[{\"type\": \"noop\", \"id\": \"d1\"}, {\"type\": \"noop\"},"
@@ -531,7 +518,7 @@ Test(api, batch_errors_carry_the_index_and_store_nothing)
 
 Test(api, batch_answers_in_input_order_and_replays_known_ids)
 {
-    int port = api_up(api_config);
+    int port = api_up("api");
     ts_resp r;
     post_jobs(&r, port, "local",
               "[{\"type\": \"noop\", \"id\": \"b1\"}, {\"type\": \"noop\", \"id\": \"b2\"}]");
@@ -570,7 +557,7 @@ static char *batch_of(size_t n)
 
 Test(api, batch_over_max_batch_answers_422_batch_too_large)
 {
-    int port = api_up(api_config);
+    int port = api_up("api");
     ts_resp r;
     char *ten = batch_of(10), *eleven = batch_of(11);
     post_jobs(&r, port, "local", ten);
@@ -587,7 +574,7 @@ Test(api, batch_over_max_batch_answers_422_batch_too_large)
 
 Test(api, idempotency_key_with_batch_or_other_id_answers_422)
 {
-    int port = api_up(api_config);
+    int port = api_up("api");
     ts_resp r;
     post_jobs_with(&r, port, "local", "[{\"type\": \"noop\"}]", "Idempotency-Key: k1");
     expect_error(&r, 422, "invalid_job", "Idempotency-Key with a batch");
@@ -617,7 +604,7 @@ Test(api, unknown_queues_paths_and_jobs_answer_404)
         {"GET", "/queues/local/jobs/nosuch", "unknown_job"},
         {"DELETE", "/queues/local/jobs/nosuch", "unknown_job"},
     };
-    int port = api_up(api_config);
+    int port = api_up("api");
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         ts_resp r;
         const char *body = strcmp(cases[i].method, "POST") == 0 ? "{\"type\": \"noop\"}" : NULL;
@@ -639,7 +626,7 @@ Test(api, wrong_method_answers_405_with_allow)
         {"POST", "/queues/local/jobs/x", {"GET", "DELETE"}},
         {"GET", "/queues/local/pause", {"POST", "POST"}},
     };
-    int port = api_up(api_config);
+    int port = api_up("api");
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         ts_resp r;
         char allow[128];
@@ -669,7 +656,7 @@ static char *body_of_size(size_t len)
 
 Test(api, body_over_max_body_answers_413)
 {
-    int port = api_up(api_config);
+    int port = api_up("api");
     ts_resp r;
     char *small = body_of_size(4000), *big = body_of_size(5000);
     post_jobs(&r, port, "local", big);
@@ -696,7 +683,7 @@ Test(api, content_type_must_be_json_where_a_body_is_parsed)
         {"application/json;charset=UTF-8", 202},
         {"Application/JSON", 202},
     };
-    int port = api_up(api_config);
+    int port = api_up("api");
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         ts_resp r;
         ts_http(&r, "POST", port, "/queues/local/jobs", "{\"type\": \"noop\"}", cases[i].type, NULL);
@@ -721,7 +708,7 @@ Test(api, list_rejects_bad_parameters_with_400)
         "limit=0", "limit=1001", "limit=-1", "limit=abc", "limit=", "limit=10x",
         "state=bogus", "state=", "cursor=%21%21not-a-cursor%21%21",
     };
-    int port = api_up(api_config);
+    int port = api_up("api");
     for (size_t i = 0; i < sizeof queries / sizeof queries[0]; i++) {
         ts_resp r;
         char path[PATH_LEN];
@@ -752,7 +739,7 @@ static long status_with_auth(int port, const char *method, const char *path, con
 
 Test(api, auth_tokens_require_a_bearer_token)
 {
-    int port = api_up(auth_config);
+    int port = api_up("auth");
     static const char good[] = "Authorization: Bearer " API_TOKEN;
     static const char *const bad[] = {NULL, "Authorization: Bearer wrong-token",
                                       "Authorization: Bearer " API_TOKEN "x",
@@ -784,7 +771,7 @@ Test(api, auth_tokens_require_a_bearer_token)
 
 Test(api, cancel_of_finished_or_cancelled_job_answers_409)
 {
-    int port = api_up(api_config);
+    int port = api_up("api");
     char id[JOB_ID_MAX + 1], path[PATH_LEN];
     ts_resp r;
     submit_ok(port, "local", "{\"type\": \"noop\"}", id);
@@ -804,7 +791,7 @@ Test(api, cancel_of_finished_or_cancelled_job_answers_409)
 
 Test(api, cancelled_scheduled_job_never_runs)
 {
-    int port = api_up(api_config);
+    int port = api_up("api");
     char id[JOB_ID_MAX + 1], path[PATH_LEN];
     ts_resp r;
     submit_ok(port, "local", "{\"type\": \"noop\", \"delay\": 0.3}", id);
@@ -822,7 +809,7 @@ Test(api, cancelled_scheduled_job_never_runs)
 
 Test(api, sleep_job_is_seen_running_then_succeeded)
 {
-    int port = api_up(api_config);
+    int port = api_up("api");
     char id[JOB_ID_MAX + 1];
     json_t *view = NULL;
     submit_ok(port, "local", "{\"type\": \"sleep\", \"args\": {\"ms\": 500}}", id);
@@ -842,7 +829,7 @@ Test(api, sleep_job_is_seen_running_then_succeeded)
 
 Test(api, failing_job_with_one_attempt_is_dead)
 {
-    int port = api_up(api_config);
+    int port = api_up("api");
     char id[JOB_ID_MAX + 1];
     json_t *view = NULL;
     submit_ok(port, "local", "{\"type\": \"fail\", \"max_attempts\": 1}", id);
@@ -862,7 +849,7 @@ Test(api, failing_job_with_one_attempt_is_dead)
 
 Test(api, failing_job_retries_then_dies_after_max_attempts)
 {
-    int port = api_up(api_config);
+    int port = api_up("api");
     char id[JOB_ID_MAX + 1];
     json_t *view = NULL;
     submit_ok(port, "retry", "{\"type\": \"fail\", \"max_attempts\": 3}", id);
@@ -878,7 +865,7 @@ Test(api, failing_job_retries_then_dies_after_max_attempts)
 
 Test(api, scheduled_job_does_not_start_before_its_time)
 {
-    int port = api_up(api_config);
+    int port = api_up("api");
     char id[JOB_ID_MAX + 1];
     json_t *view = NULL;
     submit_ok(port, "local", "{\"type\": \"noop\", \"delay\": 0.3}", id);
@@ -918,7 +905,7 @@ static void *submitter_run(void *arg)
 
 Test(api, thousand_concurrent_jobs_all_succeed)
 {
-    int port = api_up(api_config);
+    int port = api_up("api");
     submitter *subs = calloc(SUBMITTERS, sizeof *subs);
     pthread_t threads[SUBMITTERS];
     cr_assert(subs);
@@ -960,7 +947,7 @@ Test(api, thousand_concurrent_jobs_all_succeed)
 
 Test(api, list_pages_walk_every_job_once_newest_first)
 {
-    int port = api_up(api_config);
+    int port = api_up("api");
     char ids[PAGED_JOBS][JOB_ID_MAX + 1];
     ts_resp r;
     ts_post(&r, port, "/queues/local/pause", NULL);
@@ -1016,7 +1003,7 @@ static void check_queue_view(const json_t *q, const char *name)
 
 Test(api, queues_resources_have_their_shape)
 {
-    int port = api_up(api_config);
+    int port = api_up("api");
     size_t n = sizeof api_queue_names / sizeof api_queue_names[0];
     json_t *all = get_json(port, "/queues");
     json_t *list = json_object_get(all, "queues");
@@ -1045,7 +1032,7 @@ static void pause_or_resume(int port, const char *action, bool paused)
 
 Test(api, paused_queue_holds_jobs_until_resumed)
 {
-    int port = api_up(api_config);
+    int port = api_up("api");
     char id[JOB_ID_MAX + 1];
     pause_or_resume(port, "pause", true);
     json_t *q = get_json(port, "/queues/local");
@@ -1062,7 +1049,7 @@ Test(api, paused_queue_holds_jobs_until_resumed)
 
 Test(api, sigterm_refuses_new_jobs_and_waits_for_running_ones)
 {
-    int port = api_up(shutdown_config);
+    int port = api_up("shutdown");
     char a[JOB_ID_MAX + 1], b[JOB_ID_MAX + 1];
     const int job_ms = 1500;
     long long submitted = ts_now_ms();
@@ -1110,7 +1097,7 @@ static void *delayed_post_run(void *arg)
 
 Test(api, delayed_processor_answers_late_without_blocking_http)
 {
-    int port = api_up(one_thread_config);
+    int port = api_up("one_thread");
     delayed_post p = {.port = port};
     pthread_t t;
     long long began = ts_now_ms();
@@ -1145,14 +1132,9 @@ Test(api, delayed_processor_answers_late_without_blocking_http)
 
 /* Finished jobs and the dead set are bounded by count; what is trimmed is
  * gone (404) and the dead-set trim is logged, never silent. */
-static const char retention_config[] =
-    "{\"workers\": 2, \"shutdown_timeout\": 5,"
-    " \"retention\": {\"max_finished\": 2}, \"dead\": {\"max_jobs\": 1},"
-    " \"queues\": {\"local\": {\"dequeue\": [\"inline\"], " FAST_BACKOFF "}}}";
-
 Test(api, finished_jobs_and_dead_set_are_bounded)
 {
-    int port = api_up(retention_config);
+    int port = api_up("retention");
     char ids[4][JOB_ID_MAX + 1];
     for (int i = 0; i < 4; i++) {
         submit_ok(port, "local", "{\"type\": \"noop\"}", ids[i]);
@@ -1182,15 +1164,10 @@ Test(api, finished_jobs_and_dead_set_are_bounded)
 
 /* After SIGTERM no queue starts a job, not even one that falls due while
  * another queue's running job finishes. */
-static const char two_queue_config[] =
-    "{\"workers\": 4, \"shutdown_timeout\": 10,"
-    " \"queues\": {\"a\": {\"dequeue\": [\"inline\"]}, \"b\": {\"dequeue\": [\"inline\"]}}}";
-
 Test(api, sigterm_starts_no_job_in_any_queue)
 {
     const char *const verbose[] = {"--verbose", NULL}; /* job.succeeded is a debug line */
-    cr_assert_eq(ts_jobd_start(&srv, two_queue_config, verbose), 0, "jobd did not start");
-    int port = srv.port;
+    int port = api_up_with("two_queue", verbose);
     char running[JOB_ID_MAX + 1], due[JOB_ID_MAX + 1];
     submit_ok(port, "a", "{\"type\": \"sleep\", \"args\": {\"ms\": 1200}}", running);
     cr_assert(ts_wait_state(port, "a", running, "running", 2000, NULL));
@@ -1208,14 +1185,9 @@ Test(api, sigterm_starts_no_job_in_any_queue)
 
 /* A submission waiting in `delayed` behind `aggregate` is handed on at once
  * on SIGTERM: shutdown does not wait out the delay, and the job is answered. */
-static const char long_delay_config[] =
-    "{\"workers\": 2, \"shutdown_timeout\": 10,"
-    " \"queues\": {\"delayed\": {\"enqueue\": [\"aggregate\", {\"name\": \"delayed\", \"delay\": 30}],"
-    " \"dequeue\": [\"inline\"]}, \"local\": {\"dequeue\": [\"inline\"]}}}";
-
 Test(api, sigterm_hands_delayed_jobs_on_at_once)
 {
-    int port = api_up(long_delay_config);
+    int port = api_up("long_delay");
     delayed_post p = {.port = port};
     pthread_t t;
     cr_assert_eq(pthread_create(&t, NULL, delayed_post_run, &p), 0);
@@ -1235,7 +1207,7 @@ Test(api, sigterm_hands_delayed_jobs_on_at_once)
 /* The dead list's cursor survives the deletion of the job it names. */
 Test(api, dead_list_pages_across_a_deletion)
 {
-    int port = api_up(api_config);
+    int port = api_up("api");
     char ids[3][JOB_ID_MAX + 1];
     for (int i = 0; i < 3; i++) {
         submit_ok(port, "local", "{\"type\": \"fail\", \"max_attempts\": 1}", ids[i]);
@@ -1262,7 +1234,7 @@ Test(api, dead_list_pages_across_a_deletion)
 /* Ctrl-C twice: a second signal during the graceful shutdown ends jobd at once. */
 Test(api, second_sigterm_exits_at_once)
 {
-    int port = api_up(shutdown_config);
+    int port = api_up("shutdown");
     char id[JOB_ID_MAX + 1];
     submit_ok(port, "local", "{\"type\": \"sleep\", \"args\": {\"ms\": 8000}}", id);
     cr_assert(ts_wait_state(port, "local", id, "running", 2000, NULL));
