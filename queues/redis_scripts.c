@@ -673,7 +673,7 @@ static json_t *rs_view_reply(const redis_model *m, const redisReply *r, const ch
     json_t *v = job ? job_view(job) : NULL;
     job_free(job);
     if (!v)
-        jobd_fail(err, 500, "internal", "the stored record of job \"%s\" is unreadable", id);
+        jobd_fail(err, 500, "internal_error", "the stored record of job \"%s\" is unreadable", id);
     return v;
 }
 
@@ -816,7 +816,8 @@ static int rs_enqueue_reply(const redis_model *m, job_t *const *jobs, const redi
                 job_free(replayed[j]);
                 replayed[j] = NULL;
             }
-            jobd_fail(err, 500, "internal", "the stored record of an existing job is unreadable");
+            jobd_fail(err, 500, "internal_error",
+                      "the stored record of an existing job is unreadable");
             return -1;
         }
     }
@@ -1284,7 +1285,8 @@ json_t *redis_script_get(redisContext *c, const redis_model *m, const char *id, 
         v = job ? job_view(job) : NULL;
         job_free(job);
         if (!v)
-            jobd_fail(err, 500, "internal", "the stored record of job \"%s\" is unreadable", id);
+            jobd_fail(err, 500, "internal_error", "the stored record of job \"%s\" is unreadable",
+                      id);
     }
     rs_free_cols(cols);
     return v;

@@ -6,6 +6,7 @@
  * job_view prints. */
 #include <criterion/criterion.h>
 #include <ctype.h>
+#include <dirent.h>
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include "../queues/job.h"
 #include "../server/config.h"
 #include "../server/router.h"
+#include "support.h"
 
 /* Relative to the repository root, where `make test` runs the binary. */
 #define OPENAPI_PATH "openapi.json"
@@ -366,6 +368,60 @@ Test(openapi, every_error_code_is_described_and_has_an_example_under_its_status)
                   "info.description does not list error code %s", api_error_codes[i].code);
     }
     json_decref(doc);
+}
+
+/* Each error a source file raises with a literal status and code,
+ * jobd_fail(err, 404, "unknown_job", ...) or http_errorf(req, 500,
+ * "internal_error", ...), must be one of api_error_codes under that status;
+ * how many it found. */
+static size_t openapi_check_source_codes(const char *path, const char *text)
+{
+    regex_t re;
+    regmatch_t m[4];
+    size_t n = 0;
+    cr_assert_eq(regcomp(&re,
+                         "(jobd_fail|http_errorf)\\([^,()]+,[[:space:]]*([0-9]{3}),[[:space:]]*"
+                         "\"([a-z_]+)\"",
+                         REG_EXTENDED),
+                 0);
+    for (const char *p = text; regexec(&re, p, 4, m, 0) == 0; p += m[0].rm_eo, n++) {
+        char status[4], code[32];
+        snprintf(status, sizeof status, "%.*s", (int)(m[2].rm_eo - m[2].rm_so), p + m[2].rm_so);
+        snprintf(code, sizeof code, "%.*s", (int)(m[3].rm_eo - m[3].rm_so), p + m[3].rm_so);
+        size_t i = 0;
+        while (i < N_ERROR_CODES && strcmp(api_error_codes[i].code, code) != 0)
+            i++;
+        cr_expect(i < N_ERROR_CODES, "%s: error code \"%s\" is not one of the API's", path, code);
+        if (i < N_ERROR_CODES)
+            cr_expect_str_eq(status, api_error_codes[i].status, "%s: %s is a %s, not a %s", path,
+                             code, api_error_codes[i].status, status);
+    }
+    regfree(&re);
+    return n;
+}
+
+Test(openapi, every_error_the_sources_raise_is_documented_under_its_status)
+{
+    static const char *const dirs[] = {"util", "server", "queues", "handlers"};
+    size_t found = 0;
+    for (size_t d = 0; d < sizeof dirs / sizeof *dirs; d++) {
+        DIR *dir = opendir(dirs[d]);
+        struct dirent *de;
+        while (dir && (de = readdir(dir)) != NULL) {
+            size_t len = strlen(de->d_name);
+            if (len < 3 || strcmp(de->d_name + len - 2, ".c") != 0)
+                continue;
+            char path[512];
+            snprintf(path, sizeof path, "%s/%s", dirs[d], de->d_name);
+            char *text = ts_read_file(path, NULL);
+            cr_assert_not_null(text, "cannot read %s", path);
+            found += openapi_check_source_codes(path, text);
+            free(text);
+        }
+        if (dir)
+            closedir(dir);
+    }
+    cr_expect_gt(found, 50, "only %zu errors found in the sources: is the pattern stale?", found);
 }
 
 /* Borrowed schema at pointer, $refs followed; aborts the test when missing. */
