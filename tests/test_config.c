@@ -437,3 +437,69 @@ Test(config, short_error_buffer)
     cr_expect_null(config_parse("{\"listn\": 1}", 12, NULL, checks, err, sizeof err));
     cr_expect_str_eq(err, "listn: ", "cut and NUL-terminated");
 }
+
+/* A stand-in for the owners' checks: processor "store" is a store, "pass"
+ * is not, anything else is refused; handler kind "ok" passes. Config itself
+ * knows none of them. */
+static int stub_proc(const char *name, const json_t *opts, bool *is_store, char *why,
+                     size_t whylen)
+{
+    *is_store = strcmp(name, "store") == 0;
+    if (!*is_store && strcmp(name, "pass") != 0) {
+        snprintf(why, whylen, "stub refuses \"%s\"", name);
+        return -1;
+    }
+    if (json_object_size(opts) > 0) {
+        snprintf(why, whylen, "takes no option");
+        return -1;
+    }
+    return 0;
+}
+
+static int stub_handler(const char *type, const json_t *obj, char *why, size_t whylen)
+{
+    const char *kind = json_string_value(json_object_get(obj, "kind"));
+    if (kind && (strcmp(kind, "ok") == 0 || strcmp(kind, "builtin") == 0))
+        return 0;
+    snprintf(why, whylen, "stub refuses handler %s", type);
+    return -1;
+}
+
+static const config_checks stub_checks = {stub_proc, stub_handler};
+
+Test(config, options_are_checked_by_the_given_checks_with_their_paths)
+{
+    static const struct {
+        const char *json, *err; /* err "" = valid */
+    } cases[] = {
+        {"{\"queues\": {\"q\": {\"enqueue\": [\"pass\"], \"dequeue\": [\"store\"]}}}", ""},
+        {"{\"queues\": {\"q\": {\"dequeue\": [\"pass\", \"nope\"]}}}",
+         "queues.q.dequeue[1]: stub refuses \"nope\""},
+        {"{\"queues\": {\"q\": {\"dequeue\": [{\"name\": \"store\", \"x\": 1}]}}}",
+         "queues.q.dequeue[0]: takes no option"},
+        {"{\"queues\": {\"q\": {\"dequeue\": [\"pass\"]}}}",
+         "queues.q: needs exactly one store processor (inline or redis), found 0"},
+        {"{\"queues\": {\"q\": {\"dequeue\": [\"store\"]}},"
+         " \"handlers\": {\"t\": {\"kind\": \"ok\"}}}",
+         ""},
+        {"{\"queues\": {\"q\": {\"dequeue\": [\"store\"]}},"
+         " \"handlers\": {\"t\": {\"kind\": \"no\"}}}",
+         "handlers.t: stub refuses handler t"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char err[512] = "";
+        config_t *cfg =
+            config_parse(cases[i].json, strlen(cases[i].json), NULL, &stub_checks, err, sizeof err);
+        if (*cases[i].err) {
+            cr_expect_null(cfg, "case %zu accepted", i);
+            cr_expect_str_eq(err, cases[i].err, "case %zu", i);
+        } else {
+            cr_assert_not_null(cfg, "case %zu: %s", i, err);
+            const queue_cfg *q = &cfg->queues[0];
+            for (size_t k = 0; k < q->n_enqueue; k++)
+                cr_expect_not(q->enqueue[k].is_store, "case %zu: enqueue[%zu]", i, k);
+            cr_expect(q->dequeue[0].is_store, "case %zu: the store says it is one", i);
+        }
+        config_free(cfg);
+    }
+}
