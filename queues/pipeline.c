@@ -2,12 +2,12 @@
  * retry decision shared by the stores. */
 #include "pipeline.h"
 
-#include "exec.h"
-
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "exec.h"
 
 static const proc_kind *const pipeline_kinds[] = {
     &proc_inline_kind,

@@ -1,6 +1,8 @@
 /* config.c - the JSON configuration: one schema table per object, read by a
  * single walker, so every key gets the same type, range and unknown-key
- * checks and the same `path: why` error messages. */
+ * checks and the same `path: why` error messages. Processor and handler
+ * options stay opaque JSON here: the caller's config_checks judge them, so
+ * config depends on no processor or executor. */
 #include "config.h"
 
 #include <errno.h>
@@ -493,7 +495,7 @@ static int add_handler(pctx *c, config_t *cfg, const char *type, json_t *obj, co
         return fail(c, path, "job type must be 1..%d characters", JOB_TYPE_MAX);
     if (!json_is_object(obj))
         return fail(c, path, "must be an object");
-    /* It also checks that "kind" is a known kind's name. */
+    /* The handler check also refuses a "kind" no executor knows. */
     if (c->checks->handler(type, obj, why, sizeof why) < 0)
         return fail(c, path, "%s", why);
     h = realloc(cfg->handlers, (cfg->n_handlers + 1) * sizeof *h);

@@ -58,9 +58,9 @@ typedef void (*http_handler_fn)(http_req *req);
  * lives above (handlers/routes.c), so the daemon knows no handler. */
 typedef struct http_route {
     http_handler_fn handle; /* builds the answer; NULL = 404 not_found (not served) */
-    bool has_queue;        /* path holds /queues/{queue}: 404 unknown_queue before handle */
-    bool has_id;           /* path holds a job id: 404 unknown_job when malformed */
-    bool open;             /* no auth needed */
+    bool has_queue;         /* path holds /queues/{queue}: 404 unknown_queue before handle */
+    bool has_id;            /* path holds a job id: 404 unknown_job when malformed */
+    bool open;              /* no auth needed */
 } http_route;
 
 /* Starts the daemon on cfg listen address with cfg http_threads threads in
