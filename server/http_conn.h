@@ -130,8 +130,9 @@ void http_not_found(http_req *req);
 /* Queues the request's answer with MHD. MHD_NO (connection dropped) when out of memory. */
 enum MHD_Result http_send(http_conn *c);
 
-/* Writes the answer straight on the socket and closes it (MHD_NO), for a head
- * MHD's pool has no room to answer. */
+/* Writes the error answer straight on the socket with Connection: close and
+ * returns MHD_NO, so MHD closes the connection: for what MHD cannot send (no
+ * room left in the pool, or an answer in the middle of a body). */
 enum MHD_Result http_send_raw(http_conn *c);
 
 /* Logs that a request was dropped for want of memory; MHD_NO. */
@@ -139,13 +140,13 @@ enum MHD_Result http_oom_drop(void);
 
 /* http_check.c */
 
-/* The body size the head announces: Content-Length, SIZE_MAX when chunked or
- * unusable, 0 when none. */
+/* The body size the head announces: Content-Length (SIZE_MAX when it does not
+ * parse), SIZE_MAX with a Transfer-Encoding, 0 with neither. */
 size_t http_declared_body(http_conn *c);
 
 /* Runs the checks common to every route on a request whose head is in; a
- * failed one sets the answer (req->answered). Else notes whether the route
- * keeps the body. */
+ * failed one sets the answer (req->answered). A submission that passes them
+ * gets keep_body set: its body is read. */
 void http_check(http_conn *c);
 
 /* http_sweep.c */
