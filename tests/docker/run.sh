@@ -1,0 +1,468 @@
+#!/usr/bin/env bash
+# tests/docker/run.sh - `make docker-test`: docker/docker-compose.yml, exactly
+# as shipped, against a real Docker daemon of this script's own.
+#
+# No registry is reachable where this runs, so the script makes what it needs:
+# - a private dockerd (Debian's docker.io): data and exec roots, socket and
+#   pidfile in a temporary folder, its default bridge on a bridge of ours with
+#   outbound NAT (one MASQUERADE rule) so that build steps reach the Debian
+#   mirror; stopped by PID on every exit path; bridges, iptables rules, mounts
+#   and processes are compared before and after;
+# - debian:bookworm-slim, `docker import`ed from `debootstrap --variant=minbase
+#   bookworm` with the slim image's dpkg path excludes; the tarball is cached
+#   in $JOBD_DOCKER_CACHE (default /var/cache/jobd-docker) and rebuilt when
+#   older than 30 days;
+# - redis:7-bookworm, a stand-in built from Debian's redis-server
+#   (tests/docker/redis).
+# Then every step of the deployment (config, build, up, health, jobs end to
+# end, a SIGKILLed worker, a Redis restart, docker stop, down and up, down -v)
+# and one summary line. Must run as root. Settings (env): JOBD_DOCKER_CACHE,
+# JOBD_DEBIAN_MIRROR (default http://deb.debian.org/debian).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+repo=$(pwd)
+
+t_start=$(date +%s)
+cache=${JOBD_DOCKER_CACHE:-/var/cache/jobd-docker}
+mirror=${JOBD_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+base_tar="$cache/debian-bookworm-slim.tar"
+base_max_age_days=30
+compose_file="$repo/docker/docker-compose.yml"
+project="jobdtest$$"
+# docker.io's client (20.10, like the daemon); the test never uses another one.
+docker=/usr/bin/docker
+workers_per_process=4 # JOBD_WORKERS of docker/docker-compose.yml
+
+step_no=0
+step_name="preflight"
+passed=0
+image_added="?"
+tmp=""
+dockerd_pid=""
+bridge=""
+nat_rules=()
+orig_ip_forward=""
+before=""
+
+say() { echo "docker-test: $*" >&2; }
+fail() {
+    say "FAIL in step $step_no ($step_name): $*"
+    exit 1
+}
+step() {
+    step_no=$((step_no + 1))
+    step_name=$1
+    say "[$step_no] $step_name"
+}
+ok() { passed=$((passed + 1)); }
+
+# Polls "$@" every 0.5 s until it succeeds or `limit` seconds pass.
+wait_for() {
+    local limit=$1 what=$2 t0
+    shift 2
+    t0=$(date +%s)
+    until "$@"; do
+        if [ $(($(date +%s) - t0)) -ge "$limit" ]; then
+            say "gave up after ${limit}s waiting for: $what"
+            return 1
+        fi
+        sleep 0.5
+    done
+}
+
+# ---- state of the host, compared after the cleanup ----
+# Processes of ours: a command line, root or working folder inside $tmp
+# (dockerd, containerd, shims: the former; container processes: their root).
+is_ours() {
+    local p=$1 link cmd
+    [ -n "$tmp" ] || return 1
+    for link in root cwd; do
+        case "$(readlink "/proc/$p/$link" 2>/dev/null)/" in "$tmp"/*) return 0 ;; esac
+    done
+    cmd=$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null) || return 1
+    [[ $cmd == *"$tmp/"* ]]
+}
+our_pids() {
+    local d p
+    for d in /proc/[0-9]*; do
+        p=${d#/proc/}
+        [ "$p" = "$$" ] || [ "$p" = "$BASHPID" ] && continue
+        if is_ours "$p"; then echo "$p"; fi
+    done
+}
+host_state() {
+    echo "## links"
+    ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | sort
+    echo "## iptables filter"
+    iptables -S
+    echo "## iptables nat"
+    iptables -t nat -S
+    echo "## ip_forward $(cat /proc/sys/net/ipv4/ip_forward)"
+    echo "## mounts"
+    awk '{print $2, $3}' /proc/mounts | sort
+    echo "## docker processes"
+    pgrep -x 'dockerd|containerd|containerd-shim|docker-proxy|docker-init' | sort -n || true
+}
+
+# ---- cleanup, on every exit path ----
+stop_pid() { # pid seconds: SIGTERM, then SIGKILL after the grace
+    local pid=$1 i
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for i in $(seq $(($2 * 10))); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    say "pid $pid ignored SIGTERM for $2 s: SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+    local rc=$? p m l leftover=0 after
+    trap - EXIT INT TERM
+    set +e
+    if [ -n "$dockerd_pid" ] && kill -0 "$dockerd_pid" 2>/dev/null; then
+        timeout 120 docker-compose -f "$compose_file" -p "$project" down -v --remove-orphans -t 5 \
+            >"$tmp/down.log" 2>&1 || { say "cleanup: compose down failed:"; tail -5 "$tmp/down.log" >&2; }
+        stop_pid "$dockerd_pid" 30
+        wait "$dockerd_pid" 2>/dev/null
+    fi
+    if [ -n "$tmp" ]; then
+        # containerd and shims outlive a killed dockerd; containers outlive their shims
+        for p in $(our_pids); do
+            say "cleanup: killing leftover process $p ($(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | cut -c1-80))"
+            kill -KILL "$p" 2>/dev/null
+            leftover=1
+        done
+        [ "$leftover" = 0 ] || sleep 1
+        for m in $(awk -v t="$tmp/" 'index($2, t) == 1 {print $2}' /proc/mounts | sort -r); do
+            umount -l "$m" 2>/dev/null || say "cleanup: cannot unmount $m"
+        done
+    fi
+    # Compose's bridges outlive a killed dockerd; ours was made by this script.
+    for l in $(ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//'); do
+        case "$l" in
+            br-* | veth*) grep -qxF "$l" <<<"$before" || ip link delete "$l" 2>/dev/null ;;
+        esac
+    done
+    [ -z "$bridge" ] || ! ip link show "$bridge" >/dev/null 2>&1 || ip link delete "$bridge"
+    for r in "${nat_rules[@]}"; do
+        # shellcheck disable=SC2086 # "table chain spec..." is a word list
+        set -- $r
+        for _ in 1 2 3; do
+            iptables -t "$1" -C "${@:2}" 2>/dev/null || break
+            iptables -t "$1" -D "${@:2}"
+        done
+    done
+    [ -z "$orig_ip_forward" ] || echo "$orig_ip_forward" >/proc/sys/net/ipv4/ip_forward
+    [ -z "$tmp" ] || rm -rf "$tmp"
+    if [ -n "$before" ]; then
+        after=$(host_state)
+        if [ "$after" != "$before" ]; then
+            say "the host is not as it was before the test (- before, + after):"
+            diff <(echo "$before") <(echo "$after") | grep '^[<>]' | sed 's/^</-/; s/^>/+/' >&2
+            [ "$rc" != 0 ] || step_name="cleanup"
+            rc=1
+        fi
+    fi
+    local wall=$(($(date +%s) - t_start))
+    local verdict="OK"
+    [ "$rc" = 0 ] || verdict="FAILED in step $step_no ($step_name)"
+    echo "docker-test: $verdict: $passed steps passed, runtime stage adds $image_added, wall time $((wall / 60))m$((wall % 60))s"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---- preflight: say clearly why this machine cannot run the test ----
+[ "$(id -u)" = 0 ] || fail "must run as root (dockerd, debootstrap, iptables need it)"
+for c in dockerd containerd runc docker-proxy docker-init "$docker" docker-compose debootstrap \
+    iptables ip curl jq setsid; do
+    command -v "$c" >/dev/null || fail "$c is not installed (make docker-test installs the packages)"
+done
+grep -q cgroup /proc/mounts || fail "no cgroup filesystem is mounted: dockerd cannot run containers here"
+
+before=$(host_state)
+tmp=$(mktemp -d /tmp/jobd-docker.XXXXXX)
+export DOCKER_HOST="unix://$tmp/docker.sock"
+export DOCKER_CONFIG="$tmp/client"          # no credentials or proxies of the user's
+export DOCKER_BUILDKIT=0 COMPOSE_DOCKER_CLI_BUILD=0 # the classic builder (dockerd 20.10)
+export PATH="/usr/bin:$PATH"                # docker-compose's `docker`, if it calls one, is docker.io's
+mkdir -p "$DOCKER_CONFIG" "$cache"
+echo '{}' >"$DOCKER_CONFIG/config.json"
+echo '{}' >"$tmp/daemon.json" # not /etc/docker/daemon.json
+
+# Every docker command is bounded in time: a hung daemon fails the test.
+dc() { timeout 600 docker-compose -f "$compose_file" -p "$project" "$@"; }
+dk() { timeout 300 "$docker" "$@"; }
+
+# ---- base image tarball (cached) ----
+build_base_tarball() {
+    local root="$tmp/rootfs"
+    say "debootstrap --variant=minbase bookworm from $mirror (cached in $cache afterwards)"
+    debootstrap --variant=minbase bookworm "$root" "$mirror" >"$tmp/debootstrap.log" 2>&1 ||
+        { tail -20 "$tmp/debootstrap.log" >&2; fail "debootstrap failed (log above)"; }
+    # What makes debian:bookworm-slim slim: dpkg leaves out docs, man pages and
+    # locales (for packages installed later too), and apt keeps no caches.
+    cat >"$root/etc/dpkg/dpkg.cfg.d/docker" <<'EOF'
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/groff/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/linda/*
+path-exclude /usr/share/lintian/overrides/*
+path-exclude /usr/share/locale/*
+path-include /usr/share/locale/locale.alias
+path-exclude /usr/share/man/*
+EOF
+    echo force-unsafe-io >"$root/etc/dpkg/dpkg.cfg.d/docker-apt-speedup"
+    cat >"$root/etc/apt/apt.conf.d/docker-clean" <<'EOF'
+DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";
+EOF
+    echo 'Acquire::Languages "none";' >"$root/etc/apt/apt.conf.d/docker-no-languages"
+    echo 'Acquire::GzipIndexes "true";' >"$root/etc/apt/apt.conf.d/docker-gzip-indexes"
+    echo 'Apt::AutoRemove::SuggestsImportant "false";' >"$root/etc/apt/apt.conf.d/docker-autoremove-suggests"
+    printf '#!/bin/sh\n# no service starts during image builds\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
+    chmod 755 "$root/usr/sbin/policy-rc.d"
+    rm -f "$root/etc/apt/sources.list"
+    cat >"$root/etc/apt/sources.list.d/debian.sources" <<EOF
+Types: deb
+URIs: $mirror
+Suites: bookworm bookworm-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: ${mirror%/debian}/debian-security
+Suites: bookworm-security
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+EOF
+    find "$root/usr/share/doc" -mindepth 1 ! -type d ! -name copyright -delete
+    find "$root/usr/share/doc" -mindepth 1 -type d -empty -delete
+    rm -rf "$root"/usr/share/{groff,info,linda,man}/* "$root"/usr/share/lintian/overrides/*
+    find "$root/usr/share/locale" -mindepth 1 -maxdepth 1 ! -name locale.alias -exec rm -rf {} +
+    rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin "$root"/var/cache/apt/archives/*.deb \
+        "$root"/var/log/* "$root"/tmp/* "$root/etc/resolv.conf" "$root/etc/hostname"
+    tar --numeric-owner --xattrs -C "$root" -cf "$base_tar.part" . || fail "cannot write $base_tar"
+    mv "$base_tar.part" "$base_tar"
+    rm -rf "$root"
+}
+
+step "base image tarball (debootstrap, cached)"
+if [ ! -s "$base_tar" ] || [ -n "$(find "$base_tar" -mtime +"$base_max_age_days")" ]; then
+    build_base_tarball
+else
+    say "reusing $base_tar (from $(date -r "$base_tar" +%F))"
+fi
+ok
+
+# ---- a private dockerd ----
+step "private dockerd"
+# Its default bridge (build steps run there) gets outbound NAT from us: dockerd
+# itself runs with --iptables=false, so it adds no chains that would outlive it.
+for _ in $(seq 50); do
+    net="172.29.$((RANDOM % 200 + 20))"
+    ip route | grep -q "^$net\." || break
+done
+bridge="jdt$$"
+bridge=${bridge:0:15}
+ip link add name "$bridge" type bridge || fail "cannot create a bridge (no CAP_NET_ADMIN?)"
+ip addr add "$net.1/24" dev "$bridge"
+ip link set "$bridge" up
+orig_ip_forward=$(cat /proc/sys/net/ipv4/ip_forward)
+echo 1 >/proc/sys/net/ipv4/ip_forward
+# "table chain rule...": inserted first in their chains, deleted by the cleanup.
+nat_rules=(
+    "nat POSTROUTING -s $net.0/24 ! -o $bridge -j MASQUERADE"
+    "filter FORWARD -i $bridge ! -o $bridge -j ACCEPT"
+    "filter FORWARD -o $bridge -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"
+)
+for r in "${nat_rules[@]}"; do
+    # shellcheck disable=SC2086
+    set -- $r
+    iptables -t "$1" -I "${@:2}" || fail "iptables -t $1 -I ${*:2} failed"
+done
+
+start_dockerd() { # storage driver; 0 once the API answers
+    : >"$tmp/dockerd.log"
+    setsid dockerd --config-file "$tmp/daemon.json" --data-root "$tmp/data" --exec-root "$tmp/exec" \
+        --pidfile "$tmp/dockerd.pid" -H "$DOCKER_HOST" --storage-driver "$1" \
+        --bridge "$bridge" --iptables=false --ip6tables=false --ip-forward=false --ip-masq=false \
+        >"$tmp/dockerd.log" 2>&1 </dev/null &
+    dockerd_pid=$!
+    local i
+    for i in $(seq 150); do
+        timeout 5 "$docker" version >/dev/null 2>&1 && return 0
+        kill -0 "$dockerd_pid" 2>/dev/null || break
+        sleep 0.2
+    done
+    stop_pid "$dockerd_pid" 10
+    wait "$dockerd_pid" 2>/dev/null || true
+    dockerd_pid=""
+    return 1
+}
+driver=overlay2
+if ! start_dockerd overlay2; then
+    say "dockerd did not start with overlay2: $(grep -m1 -iE 'level=(error|fatal)' "$tmp/dockerd.log" | cut -c1-200); trying vfs"
+    rm -rf "$tmp/data" "$tmp/exec"
+    driver=vfs
+    start_dockerd vfs || {
+        tail -15 "$tmp/dockerd.log" >&2
+        fail "dockerd cannot run on this machine: $(grep -iE 'level=(error|fatal)' "$tmp/dockerd.log" | tail -1 | cut -c1-300)"
+    }
+fi
+say "dockerd $dockerd_pid on $DOCKER_HOST, storage $driver, bridge $bridge ($net.0/24)"
+ok
+
+step "base images: debian:bookworm-slim (import), redis:7-bookworm (stand-in)"
+dk import -c 'CMD ["bash"]' "$base_tar" debian:bookworm-slim >/dev/null
+dk run --rm debian:bookworm-slim true ||
+    fail "dockerd cannot run a container: $(grep -iE 'level=(error|fatal)' "$tmp/dockerd.log" | tail -1 | cut -c1-300)"
+dk build -q -t redis:7-bookworm tests/docker/redis >/dev/null || fail "building the redis stand-in failed"
+ok
+
+# ---- the stack, exactly as shipped ----
+port=$(. tests/ports.sh && pick_port)
+export JOBD_PORT=$port # the compose file publishes ${JOBD_BIND:-127.0.0.1}:${JOBD_PORT:-8080}
+api() { # path [curl options]
+    local path=$1
+    shift
+    curl -sS --max-time 5 "http://127.0.0.1:$port$path" "$@"
+}
+cid() { dc ps -q "$1" | head -1; }
+health() { dk inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{end}}' "$1"; }
+all_healthy() {
+    local s c
+    for s in redis jobd app; do
+        c=$(cid "$s")
+        [ -n "$c" ] && [ "$(health "$c")" = healthy ] || return 1
+    done
+}
+state_of() { api "/queues/default/jobs/$1" | jq -r '.state // empty' 2>/dev/null; }
+# Polls until every job id in the file has `state` (or `limit` seconds pass).
+all_in_state() {
+    local want=$1 ids=$2 id
+    while read -r id; do
+        [ "$(state_of "$id")" = "$want" ] || return 1
+    done <"$ids"
+}
+submit() { # body file: the accepted id(s), one a line, into file and $tmp/ids
+    local out
+    out=$(api /queues/default/jobs -XPOST -H 'content-type: application/json' -d "$1" -w '\n%{http_code}') ||
+        fail "POST failed: $out"
+    [ "$(tail -1 <<<"$out")" = 202 ] || fail "POST answered $out"
+    sed '$d' <<<"$out" | jq -r 'if .jobs then .jobs[].id else .id end' >"$2"
+    cat "$2" >>"$tmp/ids"
+}
+
+step "docker-compose config -q"
+dc config -q || fail "docker-compose rejects $compose_file"
+ok
+
+step "docker-compose build"
+t0=$(date +%s)
+dc build >"$tmp/build.log" 2>&1 || { tail -30 "$tmp/build.log" >&2; fail "build failed (log above)"; }
+say "built in $(($(date +%s) - t0)) s"
+base_size=$(dk image inspect -f '{{.Size}}' debian:bookworm-slim)
+hist_size=$(dk history -H=false --format '{{.Size}}' jobd:latest | awk '{s += $1} END {print s}')
+added=$((hist_size - base_size))
+image_added=$(awk -v b="$added" 'BEGIN {printf "%.1f MB", b / 1e6}')
+say "jobd:latest adds $image_added to debian:bookworm-slim (docker history)"
+[ "$added" -le 30000000 ] || fail "the runtime stage adds $image_added, more than 30 MB"
+# What the runtime image must not hold, and who runs in it.
+dk run --rm --entrypoint sh jobd:latest -c \
+    'for c in cc gcc make curl; do command -v $c && exit 1; done; dpkg -l | grep -E "^ii +[^ ]+-dev[: ]" && exit 1; exit 0' ||
+    fail "the runtime image holds a compiler, curl or a -dev package"
+[ "$(dk image inspect -f '{{.Config.User}}' jobd:latest)" = "10001:10001" ] ||
+    fail "the image does not run as uid 10001"
+ok
+
+step "docker-compose up -d, every service healthy"
+dc up -d >"$tmp/up.log" 2>&1 || { cat "$tmp/up.log" >&2; fail "up failed"; }
+wait_for 120 "redis, jobd and app healthy" all_healthy || { dc ps >&2; dc logs --tail 20 >&2; fail "not healthy"; }
+jobd_c=$(cid jobd)
+init_pid=$(dk inspect -f '{{.State.Pid}}' "$jobd_c")
+jobd_pid=$(cat "/proc/$init_pid/task/$init_pid/children" | awk '{print $1}')
+jobd_uid=$(awk '/^Uid:/ {print $2}' "/proc/$jobd_pid/status")
+[ "$(cat "/proc/$jobd_pid/comm")" = jobd ] && [ "$jobd_uid" = 10001 ] ||
+    fail "expected jobd as uid 10001 under docker-init, found $(cat "/proc/$jobd_pid/comm") as uid $jobd_uid"
+dk logs "$jobd_c" 2>&1 | grep -q '"event":"jobd.started"' || fail "jobd's log is not JSON"
+ok
+
+step "jobs end to end: noop and webhooks (signed, verified by the app)"
+submit '{"type":"noop"}' "$tmp/first"
+submit '{"type":"send_email","args":{"to":"ada@example.com","subject":"hi"}}' "$tmp/mail"
+submit '{"type":"active_job","args":{"job_class":"ExampleJob","arguments":[1]}}' "$tmp/aj"
+mail=$(cat "$tmp/mail")
+aj=$(cat "$tmp/aj")
+cat "$tmp/mail" "$tmp/aj" >>"$tmp/first"
+wait_for 60 "noop, send_email and active_job succeeded" all_in_state succeeded "$tmp/first" ||
+    { api "/queues/default/jobs/$mail" >&2; dc logs --tail 20 app jobd >&2; fail "a job did not succeed"; }
+dc logs app >"$tmp/app.log" 2>&1
+grep -F '"event": "job.verified"' "$tmp/app.log" | grep -qF "\"id\": \"$mail\"" ||
+    { cat "$tmp/app.log" >&2; fail "the app did not log a verified call for $mail"; }
+grep -qF "\"event\": \"job.performed\", \"id\": \"$aj\"" "$tmp/app.log" || fail "the app did not perform $aj"
+! grep -q job.rejected "$tmp/app.log" || fail "the app rejected a signature"
+ok
+
+step "--scale worker=2, SIGKILL a worker running jobs: every job succeeds"
+dc up -d --scale worker=2 >>"$tmp/up.log" 2>&1 || fail "scale failed"
+[ "$(dc ps -q worker | wc -l)" = 2 ] || fail "expected 2 worker containers"
+slots=$((3 * workers_per_process))
+n_sleep=$((2 * slots))
+batch=$(jq -nc --argjson n "$n_sleep" '[range($n) | {type: "sleep", args: {ms: 3000}}]')
+submit "$batch" "$tmp/sleeps"
+[ "$(wc -l <"$tmp/sleeps")" = "$n_sleep" ] || fail "the batch was not accepted whole"
+running() { api /queues/default | jq -r '.counts.running'; }
+all_slots_busy() { [ "$(running)" -ge "$slots" ]; }
+# Each process takes no more jobs than it has free workers: with every slot
+# busy, the worker about to be killed holds $workers_per_process of them.
+wait_for 30 "$slots jobs running" all_slots_busy || fail "only $(running) of $slots slots busy"
+victim=$(dc ps -q worker | head -1)
+dk kill "$victim" >/dev/null
+say "killed worker ${victim:0:12} with $slots jobs running; waiting out the lease expiry"
+wait_for 150 "all $n_sleep sleep jobs succeeded" all_in_state succeeded "$tmp/sleeps" ||
+    fail "not every job succeeded after the kill"
+rerun=0
+while read -r id; do
+    [ "$(api "/queues/default/jobs/$id" | jq '.attempts')" -ge 2 ] && rerun=$((rerun + 1))
+done <"$tmp/sleeps"
+[ "$rerun" -ge 1 ] || fail "no job ran twice: the killed worker held none"
+say "$rerun jobs of the killed worker ran again elsewhere"
+ok
+
+step "restart redis: accepted jobs are still there (AOF on the volume)"
+dk restart "$(cid redis)" >/dev/null
+wait_for 60 "every job queryable as succeeded after the Redis restart" all_in_state succeeded "$tmp/ids" ||
+    fail "jobs lost or unreadable after the Redis restart"
+ready() { [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$port/readyz")" = 200 ]; }
+wait_for 30 "jobd ready again" ready || fail "jobd not ready after the Redis restart"
+ok
+
+step "docker stop jobd: exit 0 within its grace period"
+[ "$(dk inspect -f '{{.Config.StopTimeout}}' "$jobd_c")" = 30 ] || fail "stop_grace_period is not applied"
+t0=$(date +%s%N)
+dk stop "$jobd_c" >/dev/null
+took_ms=$((($(date +%s%N) - t0) / 1000000))
+code=$(dk inspect -f '{{.State.ExitCode}}' "$jobd_c")
+[ "$code" = 0 ] || fail "jobd exited $code on docker stop"
+[ "$took_ms" -lt 30000 ] || fail "docker stop took $took_ms ms: SIGKILLed after the grace period?"
+dk logs "$jobd_c" 2>&1 | grep -q 'stopped cleanly' || fail "jobd did not log a clean stop"
+say "stopped in $took_ms ms, exit 0"
+ok
+
+step "down, up again: the jobs are still there"
+dc down >"$tmp/down.log" 2>&1 || fail "down failed"
+dc up -d >>"$tmp/up.log" 2>&1 || fail "second up failed"
+wait_for 120 "healthy again" all_healthy || fail "not healthy after down/up"
+all_in_state succeeded "$tmp/ids" || fail "jobs lost across down/up"
+ok
+
+step "down -v"
+dc down -v >"$tmp/down.log" 2>&1 || fail "down -v failed"
+! dk volume ls -q | grep -q "^${project}_" || fail "a volume of $project is left"
+ok
