@@ -334,11 +334,16 @@ ok
 
 # ---- the stack, exactly as shipped ----
 port=$(. tests/ports.sh && pick_port)
-export JOBD_PORT=$port # the compose file publishes ${JOBD_BIND:-127.0.0.1}:${JOBD_PORT:-8080}
+# The compose file's variables, as a production setup sets them (README);
+# from the environment, so that a docker/.env of the checkout does not count.
+export JOBD_PORT=$port JOBD_BIND=127.0.0.1
+token="tok-$RANDOM$RANDOM"
+export JOBD_API_TOKENS="$token"
+export JOBD_WEBHOOK_SECRET="secret-$RANDOM$RANDOM$RANDOM"
 api() { # path [curl options]
     local path=$1
     shift
-    curl -sS --max-time 5 "http://127.0.0.1:$port$path" "$@"
+    curl -sS --max-time 5 -H "Authorization: Bearer $token" "http://127.0.0.1:$port$path" "$@"
 }
 cid() { dc ps -q "$1" | head -1; }
 health() { dk inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{end}}' "$1"; }
@@ -389,6 +394,11 @@ dk run --rm --entrypoint sh jobd:latest -c \
     fail "the image does not run as uid 10001"
 ok
 
+step "docker-compose run --rm --no-deps jobd --check-config (the README's config check)"
+dc run --rm --no-deps jobd --check-config >"$tmp/check.log" 2>&1 || { cat "$tmp/check.log" >&2; fail "the config check failed"; }
+grep -q 'config ok' "$tmp/check.log" || fail "unexpected check output: $(cat "$tmp/check.log")"
+ok
+
 step "docker-compose up -d, every service healthy"
 dc up -d >"$tmp/up.log" 2>&1 || { cat "$tmp/up.log" >&2; fail "up failed"; }
 wait_for 120 "redis, jobd and app healthy" all_healthy || { dc ps >&2; dc logs --tail 20 >&2; fail "not healthy"; }
@@ -402,6 +412,9 @@ dk logs "$jobd_c" 2>&1 | grep -q '"event":"jobd.started"' || fail "jobd's log is
 ok
 
 step "jobs end to end: noop and webhooks (signed, verified by the app)"
+code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -XPOST "http://127.0.0.1:$port/queues/default/jobs" \
+    -H 'content-type: application/json' -d '{"type":"noop"}')
+[ "$code" = 401 ] || fail "a POST without the API token answered $code, not 401"
 submit '{"type":"noop"}' "$tmp/first"
 submit '{"type":"send_email","args":{"to":"ada@example.com","subject":"hi"}}' "$tmp/mail"
 submit '{"type":"active_job","args":{"job_class":"ExampleJob","arguments":[1]}}' "$tmp/aj"
