@@ -15,8 +15,8 @@
 # - redis:7-bookworm, a stand-in built from Debian's redis-server
 #   (tests/docker/redis).
 # Then every step of the deployment (config, build, up, health, jobs end to
-# end, a SIGKILLed worker, a Redis restart, docker stop, down and up, down -v)
-# and one summary line. Must run as root. Settings (env): JOBD_DOCKER_CACHE,
+# end, a SIGKILLed worker, a SIGKILLed Redis, docker stop, down and up, backup
+# and restore, down -v) and one summary line. Must run as root. Settings (env): JOBD_DOCKER_CACHE,
 # JOBD_DEBIAN_MIRROR (default http://deb.debian.org/debian).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -40,6 +40,7 @@ image_added="?"
 tmp=""
 dockerd_pid=""
 bridge=""
+our_bridges=()
 nat_rules=()
 orig_ip_forward=""
 before=""
@@ -109,9 +110,9 @@ host_state() {
 
 # ---- cleanup, on every exit path ----
 stop_pid() { # pid seconds: SIGTERM, then SIGKILL after the grace
-    local pid=$1 i
+    local pid=$1
     kill -TERM "$pid" 2>/dev/null || return 0
-    for i in $(seq $(($2 * 10))); do
+    for _ in $(seq $(($2 * 10))); do
         kill -0 "$pid" 2>/dev/null || return 0
         sleep 0.1
     done
@@ -140,17 +141,19 @@ cleanup() {
             leftover=1
         done
         [ "$leftover" = 0 ] || sleep 1
-        for m in $(awk -v t="$tmp/" 'index($2, t) == 1 {print $2}' /proc/mounts | sort -r); do
-            umount -l "$m" 2>/dev/null || say "cleanup: cannot unmount $m"
-        done
+        awk -v t="$tmp/" 'index($2, t) == 1 {print $2}' /proc/mounts | sort -r |
+            while read -r m; do umount -l "$m" 2>/dev/null || say "cleanup: cannot unmount $m"; done
     fi
-    # Compose's bridges outlive a killed dockerd; ours was made by this script.
-    for l in $(ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//'); do
-        case "$l" in
-            br-* | veth*) grep -qxF "$l" <<<"$before" || ip link delete "$l" 2>/dev/null ;;
-        esac
+    # Compose's bridges outlive a killed dockerd (those it made are noted
+    # after every `up`); ours was made by this script. A veth still plugged
+    # into one of them goes with it.
+    for l in "${our_bridges[@]}" "$bridge"; do
+        if [ -z "$l" ] || ! ip link show "$l" >/dev/null 2>&1; then continue; fi
+        for p in $(ip -o link show master "$l" | awk -F': ' '{print $2}' | sed 's/@.*//'); do
+            ip link delete "$p" 2>/dev/null
+        done
+        ip link delete "$l"
     done
-    [ -z "$bridge" ] || ! ip link show "$bridge" >/dev/null 2>&1 || ip link delete "$bridge"
     for r in "${nat_rules[@]}"; do
         # shellcheck disable=SC2086 # "table chain spec..." is a word list
         set -- $r
@@ -202,6 +205,17 @@ echo '{}' >"$tmp/daemon.json" # not /etc/docker/daemon.json
 # Every docker command is bounded in time: a hung daemon fails the test.
 dc() { timeout 600 docker-compose -f "$compose_file" -p "$project" "$@"; }
 dk() { timeout 300 "$docker" "$@"; }
+# Notes the bridges of the daemon's networks, for a cleanup without the daemon.
+note_bridges() {
+    local id
+    for id in $(dk network ls -q --no-trunc --filter driver=bridge); do our_bridges+=("br-${id:0:12}"); done
+}
+dc_up() {
+    local rc=0
+    dc up -d "$@" >>"$tmp/up.log" 2>&1 || rc=$?
+    note_bridges
+    return "$rc"
+}
 
 # ---- base image tarball (cached) ----
 build_base_tarball() {
@@ -301,8 +315,7 @@ start_dockerd() { # storage driver; 0 once the API answers
         --bridge "$bridge" --iptables=false --ip6tables=false --ip-forward=false --ip-masq=false \
         >"$tmp/dockerd.log" 2>&1 </dev/null &
     dockerd_pid=$!
-    local i
-    for i in $(seq 150); do
+    for _ in $(seq 150); do
         timeout 5 "$docker" version >/dev/null 2>&1 && return 0
         kill -0 "$dockerd_pid" 2>/dev/null || break
         sleep 0.2
@@ -333,6 +346,7 @@ dk build -q -t redis:7-bookworm tests/docker/redis >/dev/null || fail "building 
 ok
 
 # ---- the stack, exactly as shipped ----
+# shellcheck source=tests/ports.sh
 port=$(. tests/ports.sh && pick_port)
 # The compose file's variables, as a production setup sets them (README);
 # from the environment, so that a docker/.env of the checkout does not count.
@@ -387,6 +401,7 @@ say "jobd:latest adds $image_added to debian:bookworm-slim; its layers (docker h
 dk history --format '{{.Size}}\t{{.CreatedBy}}' jobd:latest | sed '$d' | cut -c1-110 | sed 's/^/    /' >&2
 [ "$added" -le 30000000 ] || fail "the runtime stage adds $image_added, more than 30 MB"
 # What the runtime image must not hold, and who runs in it.
+# shellcheck disable=SC2016 # expanded by the container's shell
 dk run --rm --entrypoint sh jobd:latest -c \
     'for c in cc gcc make curl; do command -v $c && exit 1; done; dpkg -l | grep -E "^ii +[^ ]+-dev[: ]" && exit 1; exit 0' ||
     fail "the runtime image holds a compiler, curl or a -dev package"
@@ -395,18 +410,19 @@ dk run --rm --entrypoint sh jobd:latest -c \
 ok
 
 step "docker-compose run --rm --no-deps jobd --check-config (the README's config check)"
-dc run --rm --no-deps jobd --check-config >"$tmp/check.log" 2>&1 || { cat "$tmp/check.log" >&2; fail "the config check failed"; }
+dc run --rm --no-deps jobd --check-config >"$tmp/check.log" 2>&1 || { note_bridges; cat "$tmp/check.log" >&2; fail "the config check failed"; }
+note_bridges
 grep -q 'config ok' "$tmp/check.log" || fail "unexpected check output: $(cat "$tmp/check.log")"
 ok
 
 step "docker-compose up -d, every service healthy"
-dc up -d >"$tmp/up.log" 2>&1 || { cat "$tmp/up.log" >&2; fail "up failed"; }
+dc_up || { cat "$tmp/up.log" >&2; fail "up failed"; }
 wait_for 120 "redis, jobd and app healthy" all_healthy || { dc ps >&2; dc logs --tail 20 >&2; fail "not healthy"; }
 jobd_c=$(cid jobd)
 init_pid=$(dk inspect -f '{{.State.Pid}}' "$jobd_c")
-jobd_pid=$(cat "/proc/$init_pid/task/$init_pid/children" | awk '{print $1}')
+jobd_pid=$(awk '{print $1}' "/proc/$init_pid/task/$init_pid/children")
 jobd_uid=$(awk '/^Uid:/ {print $2}' "/proc/$jobd_pid/status")
-[ "$(cat "/proc/$jobd_pid/comm")" = jobd ] && [ "$jobd_uid" = 10001 ] ||
+{ [ "$(cat "/proc/$jobd_pid/comm")" = jobd ] && [ "$jobd_uid" = 10001 ]; } ||
     fail "expected jobd as uid 10001 under docker-init, found $(cat "/proc/$jobd_pid/comm") as uid $jobd_uid"
 dk logs "$jobd_c" 2>&1 | grep -q '"event":"jobd.started"' || fail "jobd's log is not JSON"
 ok
@@ -431,7 +447,7 @@ grep -qF "\"event\": \"job.performed\", \"id\": \"$aj\"" "$tmp/app.log" || fail 
 ok
 
 step "--scale worker=2, SIGKILL a worker running jobs: every job succeeds"
-dc up -d --scale worker=2 >>"$tmp/up.log" 2>&1 || fail "scale failed"
+dc_up --scale worker=2 || fail "scale failed"
 [ "$(dc ps -q worker | wc -l)" = 2 ] || fail "expected 2 worker containers"
 slots=$((3 * workers_per_process))
 n_sleep=$((2 * slots))
@@ -450,7 +466,7 @@ wait_for 150 "all $n_sleep sleep jobs succeeded" all_in_state succeeded "$tmp/sl
     fail "not every job succeeded after the kill"
 rerun=0
 while read -r id; do
-    [ "$(api "/queues/default/jobs/$id" | jq '.attempts')" -ge 2 ] && rerun=$((rerun + 1))
+    if [ "$(api "/queues/default/jobs/$id" | jq '.attempts')" -ge 2 ]; then rerun=$((rerun + 1)); fi
 done <"$tmp/sleeps"
 [ "$rerun" -ge 1 ] || fail "no job ran twice: the killed worker held none"
 say "$rerun jobs of the killed worker ran again elsewhere"
@@ -494,7 +510,7 @@ ok
 
 step "down, up again: the jobs are still there"
 dc down >"$tmp/down.log" 2>&1 || fail "down failed"
-dc up -d >>"$tmp/up.log" 2>&1 || fail "second up failed"
+dc_up || fail "second up failed"
 wait_for 120 "healthy again" all_healthy || fail "not healthy after down/up"
 all_in_state succeeded "$tmp/ids" || fail "jobs lost across down/up"
 ok
@@ -509,7 +525,7 @@ tar -tzf "$tmp/jobd-redis.tgz" | grep -q appendonlydir || fail "the backup holds
 dc down -v >"$tmp/down.log" 2>&1 || fail "down -v failed"
 dk run --rm -v "$volume:/data" -v "$tmp:/backup" debian:bookworm-slim \
     sh -c 'rm -rf /data/* && tar -C /data -xzf /backup/jobd-redis.tgz' || fail "the restore failed"
-dc up -d >>"$tmp/up.log" 2>&1 || fail "up after the restore failed"
+dc_up || fail "up after the restore failed"
 wait_for 120 "healthy after the restore" all_healthy || fail "not healthy after the restore"
 all_in_state succeeded "$tmp/ids" || fail "jobs missing after the restore"
 ok
