@@ -61,6 +61,8 @@ step() {
 ok() { passed=$((passed + 1)); }
 
 # Polls "$@" every 0.5 s until it succeeds or `limit` seconds pass.
+# (No `... | grep -q` below: grep -q quits at the first match, and under
+# pipefail the writer's SIGPIPE would fail the pipeline.)
 wait_for() {
     local limit=$1 what=$2 t0
     shift 2
@@ -287,7 +289,7 @@ step "private dockerd"
 # itself runs with --iptables=false, so it adds no chains that would outlive it.
 for _ in $(seq 50); do
     net="172.29.$((RANDOM % 200 + 20))"
-    ip route | grep -q "^$net\." || break
+    ip route | grep "^$net\." >/dev/null || break
 done
 bridge="jdt$$"
 bridge=${bridge:0:15}
@@ -424,7 +426,7 @@ jobd_pid=$(awk '{print $1}' "/proc/$init_pid/task/$init_pid/children")
 jobd_uid=$(awk '/^Uid:/ {print $2}' "/proc/$jobd_pid/status")
 { [ "$(cat "/proc/$jobd_pid/comm")" = jobd ] && [ "$jobd_uid" = 10001 ]; } ||
     fail "expected jobd as uid 10001 under docker-init, found $(cat "/proc/$jobd_pid/comm") as uid $jobd_uid"
-dk logs "$jobd_c" 2>&1 | grep -q '"event":"jobd.started"' || fail "jobd's log is not JSON"
+dk logs "$jobd_c" 2>&1 | grep '"event":"jobd.started"' >/dev/null || fail "jobd's log is not JSON"
 ok
 
 step "jobs end to end: noop and webhooks (signed, verified by the app)"
@@ -440,7 +442,7 @@ cat "$tmp/mail" "$tmp/aj" >>"$tmp/first"
 wait_for 60 "noop, send_email and active_job succeeded" all_in_state succeeded "$tmp/first" ||
     { api "/queues/default/jobs/$mail" >&2; dc logs --tail 20 app jobd >&2; fail "a job did not succeed"; }
 dc logs app >"$tmp/app.log" 2>&1
-grep -F '"event": "job.verified"' "$tmp/app.log" | grep -qF "\"id\": \"$mail\"" ||
+grep -F '"event": "job.verified"' "$tmp/app.log" | grep -F "\"id\": \"$mail\"" >/dev/null ||
     { cat "$tmp/app.log" >&2; fail "the app did not log a verified call for $mail"; }
 grep -qF "\"event\": \"job.performed\", \"id\": \"$aj\"" "$tmp/app.log" || fail "the app did not perform $aj"
 ! grep -q job.rejected "$tmp/app.log" || fail "the app rejected a signature"
@@ -521,7 +523,7 @@ dc stop redis >/dev/null 2>&1 || fail "stop redis failed"
 dk run --rm -v "$volume:/data:ro" -v "$tmp:/backup" debian:bookworm-slim \
     tar -C /data -czf /backup/jobd-redis.tgz . || fail "the backup failed"
 dc start redis >/dev/null 2>&1 || fail "start redis failed"
-tar -tzf "$tmp/jobd-redis.tgz" | grep -q appendonlydir || fail "the backup holds no AOF"
+tar -tzf "$tmp/jobd-redis.tgz" | grep appendonlydir >/dev/null || fail "the backup holds no AOF"
 dc down -v >"$tmp/down.log" 2>&1 || fail "down -v failed"
 dk run --rm -v "$volume:/data" -v "$tmp:/backup" debian:bookworm-slim \
     sh -c 'rm -rf /data/* && tar -C /data -xzf /backup/jobd-redis.tgz' || fail "the restore failed"
@@ -532,5 +534,5 @@ ok
 
 step "down -v"
 dc down -v >"$tmp/down.log" 2>&1 || fail "down -v failed"
-! dk volume ls -q | grep -q "^${project}_" || fail "a volume of $project is left"
+! dk volume ls -q | grep "^${project}_" >/dev/null || fail "a volume of $project is left"
 ok
