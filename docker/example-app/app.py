@@ -76,10 +76,13 @@ class Handler(BaseHTTPRequestHandler):
             self.reply(404, {"error": "not found"})
 
     def do_POST(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY:
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0 or length > MAX_BODY:
             self.close_connection = True
-            self.reply(413, {"error": "body too large"})
+            self.reply(413, {"error": "bad or too large Content-Length"})
             return
         body = self.rfile.read(length)
         route = ROUTES.get(self.path)

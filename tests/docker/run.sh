@@ -446,6 +446,19 @@ grep -F '"event": "job.verified"' "$tmp/app.log" | grep -F "\"id\": \"$mail\"" >
     { cat "$tmp/app.log" >&2; fail "the app did not log a verified call for $mail"; }
 grep -qF "\"event\": \"job.performed\", \"id\": \"$aj\"" "$tmp/app.log" || fail "the app did not perform $aj"
 ! grep -q job.rejected "$tmp/app.log" || fail "the app rejected a signature"
+# And the app does check: a wrong MAC and a stale timestamp are refused.
+# shellcheck disable=SC2016 # a Python program
+post_signed='import sys, urllib.request as u, urllib.error as e
+req = u.Request("http://127.0.0.1:3000/jobs/send_email", data=b"{\"id\":\"x\"}",
+                headers={"Jobd-Signature": sys.argv[1]})
+try:
+    print(u.urlopen(req, timeout=5).status)
+except e.HTTPError as x:
+    print(x.code)'
+for sig in "t=$(date +%s),v1=$(printf '0%.0s' {1..64})" "t=1000000000,v1=00"; do
+    code=$(dk exec "$(cid app)" python3 -c "$post_signed" "$sig")
+    [ "$code" = 401 ] || fail "the app answered $code to a POST signed \"$sig\""
+done
 ok
 
 step "--scale worker=2, SIGKILL a worker running jobs: every job succeeds"
