@@ -30,7 +30,7 @@
 
 #include "../server/log.h"
 #include "job.h"
-#include "pipeline.h"
+#include "proc_aggregate.h"
 
 #define AGGREGATE_MAX_BUFFER_DEFAULT 100000
 #define AGGREGATE_MAX_BYTES_DEFAULT (64 * 1024 * 1024)
@@ -39,53 +39,6 @@
 #define AGGREGATE_MAX_BATCH_LIMIT 100000
 #define AGGREGATE_BACKOFF_MIN_MS 100
 #define AGGREGATE_BACKOFF_MAX_MS 5000
-#define AGGREGATE_FLUSHERS_DURABLE 2
-
-/* Where one buffered job's outcome goes. */
-typedef struct aggregate_ref {
-    proc_done_fn done; /* NULL: the job is owned here, nobody waits for it */
-    void *done_ctx;
-    size_t index;
-    bool from_spill; /* counted in spill_left until stored */
-    bool keep;       /* set by the batch: refused for lack of service, retry */
-    size_t bytes;    /* job_mem_size when buffered, counted in held_bytes */
-} aggregate_ref;
-
-/* Jobs and their refs as parallel arrays: the delegate takes jobs[] as is. */
-typedef struct aggregate_buf {
-    job_t **jobs;
-    aggregate_ref *refs;
-    size_t n, cap;
-} aggregate_buf;
-
-/* One flusher thread and the jobs it has taken from pending. */
-typedef struct aggregate_flusher {
-    proc_t *self;
-    aggregate_buf buf; /* the flusher's own: what it flushes, then its retries */
-    pthread_t thread;
-    bool started;
-} aggregate_flusher;
-
-typedef struct aggregate {
-    bool buffered; /* ack: buffered */
-    size_t max_buffer;
-    size_t max_buffer_bytes;
-    size_t max_batch;
-    char *spill; /* owned path, NULL = no spill file */
-    pthread_mutex_t mu;
-    pthread_cond_t work_cv;  /* pending grew, or stop */
-    pthread_cond_t batch_cv; /* a batch got its last outcome */
-    aggregate_buf pending;   /* under mu */
-    aggregate_flusher flushers[AGGREGATE_FLUSHERS_DURABLE];
-    size_t n_flushers;
-    size_t held;       /* jobs in pending and the flushers' buffers, under mu */
-    size_t held_bytes; /* their job_mem_size, under mu */
-    size_t waiters;    /* entries of pending with a submitter waiting */
-    size_t spill_left; /* replayed spill entries not stored yet, under mu */
-    bool stopping;
-    int64_t deadline_ms; /* of stop(), mono */
-    uint64_t batches, jobs, largest, stored, refused, spilled; /* under mu */
-} aggregate;
 
 /* One delegate call in flight; lives on its flusher's stack. */
 typedef struct aggregate_batch {
@@ -141,7 +94,7 @@ static int proc_aggregate_check(const json_t *opts, char *err, size_t errlen)
 /* --- buffers --- */
 
 /* Room for extra more entries. 0, or -1 on OOM (the buffer is unchanged). */
-static int proc_aggregate_buf_reserve(aggregate_buf *b, size_t extra)
+int proc_aggregate_buf_reserve(aggregate_buf *b, size_t extra)
 {
     if (b->n + extra <= b->cap)
         return 0;
@@ -182,7 +135,7 @@ static void proc_aggregate_buf_free(aggregate_buf *b)
 
 /* --- reporting --- */
 
-static void proc_aggregate_refuse(proc_done_fn done, void *done_ctx, size_t index, const char *why)
+void proc_aggregate_refuse(proc_done_fn done, void *done_ctx, size_t index, const char *why)
 {
     outcome_t out = {.kind = OUT_REFUSED};
     jobd_fail(&out.err, 503, "unavailable", "%s", why);
@@ -219,7 +172,7 @@ static size_t proc_aggregate_sizes(job_t *const *jobs, size_t n, size_t *sizes)
 }
 
 /* Bytes held by refs[0..n). */
-static size_t proc_aggregate_bytes(const aggregate_ref *refs, size_t n)
+size_t proc_aggregate_bytes(const aggregate_ref *refs, size_t n)
 {
     size_t sum = 0;
     for (size_t i = 0; i < n; i++)
@@ -450,18 +403,6 @@ static size_t proc_aggregate_compact(aggregate_buf *f, size_t *from_spill, size_
     return n - kept;
 }
 
-/* Removes the spill file once every job replayed from it is stored (the
- * last n of them just were). Called with a->mu held. */
-static void proc_aggregate_spill_done(aggregate *a, size_t n)
-{
-    if (!n)
-        return;
-    a->spill_left -= n;
-    if (!a->spill_left && a->spill && unlink(a->spill) != 0 && errno != ENOENT)
-        log_event(LOG_ERROR, "aggregate.spill_unlink", NULL, "cannot remove %s: %s", a->spill,
-                  strerror(errno));
-}
-
 /* True when entries i-1 and i belong to one waiting submission. */
 static bool proc_aggregate_same_call(const aggregate_buf *f, size_t i)
 {
@@ -560,131 +501,6 @@ static void *proc_aggregate_main(void *arg)
     return NULL;
 }
 
-/* --- spill file --- */
-
-/* Writes the owned jobs of b to the spill file (one view per line) through a
- * temporary file and rename, so a crash leaves the old file or the new one.
- * Returns how many were written; 0 with an error logged on failure. */
-static size_t proc_aggregate_spill_write(aggregate *a, const aggregate_buf *b, size_t owned)
-{
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", a->spill);
-    FILE *f = fopen(tmp, "we");
-    int rc = f ? 0 : -1;
-    for (size_t i = 0; f && rc == 0 && i < b->n; i++) {
-        if (b->refs[i].done)
-            continue;
-        char *line = job_view_text(b->jobs[i], NULL);
-        rc = line && fprintf(f, "%s\n", line) > 0 ? 0 : -1;
-        free(line);
-    }
-    if (f && (fflush(f) != 0 || fsync(fileno(f)) != 0))
-        rc = -1;
-    if (f && fclose(f) != 0)
-        rc = -1;
-    if (rc == 0 && rename(tmp, a->spill) != 0)
-        rc = -1;
-    if (rc != 0) {
-        log_event(LOG_ERROR, "aggregate.lost", NULL,
-                  "cannot write spill file %s: %s; %zu jobs lost", a->spill, strerror(errno),
-                  owned);
-        unlink(tmp);
-        return 0;
-    }
-    log_event(LOG_WARN, "aggregate.spilled", NULL, "%zu unstored jobs written to %s", owned,
-              a->spill);
-    return owned;
-}
-
-/* What the flusher left at stop: waiting submitters are told "not accepted";
- * owned jobs go to the spill file, or are lost (and said to be). */
-static void proc_aggregate_leftovers(aggregate *a, aggregate_buf *b)
-{
-    size_t owned = 0;
-    for (size_t i = 0; i < b->n; i++)
-        owned += b->refs[i].done == NULL;
-    if (owned && a->spill)
-        a->spilled += proc_aggregate_spill_write(a, b, owned);
-    else if (owned)
-        log_event(LOG_ERROR, "aggregate.lost", NULL,
-                  "%zu buffered jobs could not be stored before shutdown (no spill file set)",
-                  owned);
-    for (size_t i = 0; i < b->n; i++) {
-        aggregate_ref *r = &b->refs[i];
-        if (r->done)
-            proc_aggregate_refuse(r->done, r->done_ctx, r->index, JOBD_MSG_SHUTDOWN);
-        else
-            job_free(b->jobs[i]);
-    }
-    a->held -= b->n;
-    a->held_bytes -= proc_aggregate_bytes(b->refs, b->n);
-    b->n = 0;
-}
-
-/* One spill line into pending as an owned job. 0, or -1 when the line is
- * not a job view. */
-static int proc_aggregate_spill_line(aggregate *a, const char *line, size_t len)
-{
-    json_t *v = json_loadb(line, len, JSON_REJECT_DUPLICATES, NULL);
-    job_t *job = v ? job_from_view(v) : NULL;
-    json_decref(v);
-    if (!job || proc_aggregate_buf_reserve(&a->pending, 1) != 0) {
-        job_free(job);
-        return -1;
-    }
-    size_t bytes = job_mem_size(job);
-    a->pending.jobs[a->pending.n] = job;
-    a->pending.refs[a->pending.n++] = (aggregate_ref){.from_spill = true, .bytes = bytes};
-    a->held++;
-    a->held_bytes += bytes;
-    a->spill_left++;
-    return 0;
-}
-
-/* Reads the spill file of an earlier run into pending, to be replayed. A file
- * that is not what we wrote is left alone and the queue does not start:
- * better than silently dropping jobs. 0, or -1 with an error logged. */
-static int proc_aggregate_spill_load(proc_t *self)
-{
-    aggregate *a = self->priv;
-    FILE *f = fopen(a->spill, "re");
-    if (!f && errno == ENOENT)
-        return 0;
-    if (!f) {
-        log_event(LOG_ERROR, "aggregate.spill_unreadable", NULL, "queue %s: cannot read %s: %s",
-                  self->queue->cfg->name, a->spill, strerror(errno));
-        return -1;
-    }
-    char *line = NULL;
-    size_t cap = 0, lineno = 0, first = a->pending.n;
-    ssize_t len;
-    int rc = 0;
-    while (rc == 0 && (len = getline(&line, &cap, f)) > 0) {
-        lineno++;
-        if (len > 1 && proc_aggregate_spill_line(a, line, (size_t)len) != 0) {
-            log_event(LOG_ERROR, "aggregate.spill_invalid", NULL,
-                      "queue %s: %s line %zu is not a job view; fix or move the file",
-                      self->queue->cfg->name, a->spill, lineno);
-            rc = -1;
-        }
-    }
-    free(line);
-    fclose(f);
-    if (rc != 0) {
-        /* The file stays as it is: the jobs read so far are dropped here. */
-        for (size_t i = first; i < a->pending.n; i++)
-            job_free(a->pending.jobs[i]);
-        a->held -= a->pending.n - first;
-        a->held_bytes -= proc_aggregate_bytes(a->pending.refs + first, a->pending.n - first);
-        a->pending.n = first;
-        a->spill_left = 0;
-    }
-    if (rc == 0 && a->spill_left)
-        log_event(LOG_INFO, "aggregate.spill_replay", NULL, "queue %s: replaying %zu jobs from %s",
-                  self->queue->cfg->name, a->spill_left, a->spill);
-    return rc;
-}
-
 /* --- life --- */
 
 static int proc_aggregate_start(proc_t *self)
@@ -743,8 +559,8 @@ static void proc_aggregate_stop(proc_t *self, int64_t deadline_ms)
     proc_aggregate_gather(a);
     /* The rest only if gathering ran out of memory. */
     for (size_t i = 0; i < a->n_flushers; i++)
-        proc_aggregate_leftovers(a, &a->flushers[i].buf);
-    proc_aggregate_leftovers(a, &a->pending);
+        proc_aggregate_spill_leftovers(a, &a->flushers[i].buf);
+    proc_aggregate_spill_leftovers(a, &a->pending);
     pthread_mutex_unlock(&a->mu);
 }
 
