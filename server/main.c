@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include "../queues/exec.h"
-#include "../queues/job.h"
 #include "../queues/pipeline.h"
 #include "../queues/worker.h"
 #include "config.h"
