@@ -10,9 +10,9 @@
 #include <unistd.h>
 
 #include "../queues/job.h"
-#include "../util/rfc3339.h"
 #include "../queues/pipeline.h"
 #include "../server/log.h"
+#include "../util/rfc3339.h"
 #include "support.h"
 
 /* The data-driven cases are read relative to the repository root, where
