@@ -25,6 +25,7 @@
 #include "../util/hash.h"
 #include "../util/heap.h"
 #include "../util/list.h"
+#include "../util/timeindex.h"
 #include "job.h"
 #include "pipeline.h"
 #include "worker.h"
@@ -34,8 +35,6 @@
 /* Index slots a list request looks at beyond its limit: with a state filter
  * a page may hold fewer than limit jobs and still have a next_cursor. */
 #define INLINE_LIST_SCAN 1000
-/* Removed slots are squeezed out once they are this many and a quarter of all. */
-#define INLINE_INDEX_HOLES_MIN 64
 
 typedef enum inline_fifo_id { IL_NONE, IL_READY, IL_FINISHED, IL_DEAD, IL_COUNT } inline_fifo_id;
 
@@ -54,22 +53,13 @@ typedef struct ientry {
 #define INLINE_ENTRY(node, member) \
     ((ientry *)(void *)((char *)(node) - offsetof(ientry, member)))
 
-/* One slot of the creation index. The key stays when the job is removed
- * (e NULL), so a cursor naming a removed job still finds its place. */
-typedef struct islot {
-    int64_t created_at;
-    uint64_t seq;
-    ientry *e; /* NULL = removed */
-} islot;
-
 typedef struct inline_store {
     pthread_mutex_t mu;
     pthread_cond_t cv;           /* work for the dispatcher, or stop */
     hash_t by_id;                /* every entry */
     heap_t due;                  /* scheduled and retrying entries by run_at */
     list_t fifos[IL_COUNT];
-    islot *index;                /* sorted by (created_at, seq), oldest first */
-    size_t index_n, index_cap, index_holes;
+    timeindex_t created;         /* every entry by (created_at, seq), oldest first */
     uint64_t seq;                /* last seq given */
     size_t max_jobs;             /* waiting jobs at most */
     size_t counts[JOB_STATE_COUNT];
@@ -114,77 +104,6 @@ static ientry *inline_due_first(const inline_store *st)
 {
     heap_node *n = heap_top(&st->due);
     return n ? INLINE_ENTRY(n, due) : NULL;
-}
-
-/* --- creation index --- */
-
-static int inline_slot_cmp(int64_t created_at, uint64_t seq, const islot *s)
-{
-    if (created_at != s->created_at)
-        return created_at < s->created_at ? -1 : 1;
-    return seq < s->seq ? -1 : seq > s->seq ? 1 : 0;
-}
-
-/* First slot whose key is >= (created_at, seq): index_n when none. */
-static size_t inline_index_lower_bound(const inline_store *st, int64_t created_at, uint64_t seq)
-{
-    size_t lo = 0, hi = st->index_n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (inline_slot_cmp(created_at, seq, &st->index[mid]) > 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
-/* Room for one more slot. 0, or -1 on OOM. */
-static int inline_index_reserve(inline_store *st)
-{
-    if (st->index_n < st->index_cap)
-        return 0;
-    size_t cap = st->index_cap ? st->index_cap * 2 : 1024;
-    islot *v = realloc(st->index, cap * sizeof *v);
-    if (!v)
-        return -1;
-    st->index = v;
-    st->index_cap = cap;
-    return 0;
-}
-
-/* Adds e (room reserved). Jobs arrive in about creation order, so the slot
- * goes at or near the end. */
-static void inline_index_add(inline_store *st, ientry *e)
-{
-    e->seq = ++st->seq;
-    size_t at = inline_index_lower_bound(st, e->job->created_at, e->seq);
-    memmove(st->index + at + 1, st->index + at, (st->index_n - at) * sizeof *st->index);
-    st->index[at] = (islot){e->job->created_at, e->seq, e};
-    st->index_n++;
-}
-
-/* Drops the slots of removed jobs (their keys are needed no more than any
- * other position between two live ones). */
-static void inline_index_compact(inline_store *st)
-{
-    size_t k = 0;
-    for (size_t i = 0; i < st->index_n; i++)
-        if (st->index[i].e)
-            st->index[k++] = st->index[i];
-    st->index_n = k;
-    st->index_holes = 0;
-}
-
-static void inline_index_remove(inline_store *st, const ientry *e)
-{
-    size_t at = inline_index_lower_bound(st, e->job->created_at, e->seq);
-    if (at < st->index_n && st->index[at].e == e) {
-        st->index[at].e = NULL;
-        st->index_holes++;
-    }
-    if (st->index_holes >= INLINE_INDEX_HOLES_MIN && st->index_holes * 4 > st->index_n)
-        inline_index_compact(st);
 }
 
 /* --- state changes --- */
@@ -233,7 +152,7 @@ static void inline_drop(inline_store *st, ientry *e)
     inline_fifo_remove(st, e);
     heap_remove(&st->due, &e->due);
     hash_remove(&st->by_id, &e->hnode);
-    inline_index_remove(st, e);
+    timeindex_remove(&st->created, e->job->created_at, e->seq, e);
     st->counts[e->job->state]--;
     job_free(e->job);
     free(e);
@@ -294,13 +213,14 @@ static ientry *inline_add(inline_store *st, proc_t *self, const job_t *job)
     e->job->state = JOB_SCHEDULED; /* counted below by inline_place */
     st->counts[JOB_SCHEDULED]++;
     e->hnode.key = e->job->id;
-    if (inline_index_reserve(st) != 0 || hash_insert(&st->by_id, &e->hnode) != 0) {
+    if (timeindex_reserve(&st->created) != 0 || hash_insert(&st->by_id, &e->hnode) != 0) {
         st->counts[JOB_SCHEDULED]--;
         job_free(e->job);
         free(e);
         return NULL;
     }
-    inline_index_add(st, e);
+    e->seq = ++st->seq;
+    timeindex_add(&st->created, e->job->created_at, e->seq, e);
     inline_place(st, e, job->run_at > jobd_now_ms() ? JOB_SCHEDULED : JOB_ENQUEUED);
     return e;
 }
@@ -555,7 +475,7 @@ static int inline_cursor_parse(const char *cursor, int64_t *ms, uint64_t *seq)
 static json_t *inline_page(inline_store *st, int state, size_t limit, const char *cursor,
                            jobd_error *err)
 {
-    size_t i = st->index_n;
+    size_t i = st->created.n;
     if (cursor) {
         int64_t cms;
         uint64_t cseq;
@@ -564,21 +484,22 @@ static json_t *inline_page(inline_store *st, int state, size_t limit, const char
             snprintf(err->field, sizeof err->field, "cursor");
             return NULL;
         }
-        i = inline_index_lower_bound(st, cms, cseq);
+        i = timeindex_lower_bound(&st->created, cms, cseq);
     }
     json_t *jobs = json_array();
     size_t taken = 0, budget = limit + INLINE_LIST_SCAN;
-    const islot *last = NULL; /* the page ends after this slot */
+    const timeindex_slot *last = NULL; /* the page ends after this slot */
     bool more = false;
     for (; i > 0 && budget > 0; budget--) {
-        const islot *s = &st->index[--i];
-        bool match = s->e && (state < 0 || (int)s->e->job->state == state);
+        const timeindex_slot *s = &st->created.v[--i];
+        const ientry *e = s->item;
+        bool match = e && (state < 0 || (int)e->job->state == state);
         if (match && taken == limit) {
             more = true; /* one more exists: the page is full */
             break;
         }
         if (match) {
-            json_array_append_new(jobs, job_view(s->e->job));
+            json_array_append_new(jobs, job_view(e->job));
             taken++;
         }
         if (taken < limit || match)
@@ -589,7 +510,7 @@ static json_t *inline_page(inline_store *st, int state, size_t limit, const char
     json_t *next = json_null();
     if (more && last) {
         char buf[64];
-        snprintf(buf, sizeof buf, "%lld.%llu", (long long)last->created_at,
+        snprintf(buf, sizeof buf, "%lld.%llu", (long long)last->time,
                  (unsigned long long)last->seq);
         next = json_string(buf);
     }
@@ -774,7 +695,7 @@ static void inline_destroy(proc_t *self)
         inline_stop(self, jobd_mono_ms());
     hash_destroy(&st->by_id, inline_free_node);
     heap_destroy(&st->due);
-    free(st->index);
+    timeindex_destroy(&st->created);
     pthread_cond_destroy(&st->cv);
     pthread_mutex_destroy(&st->mu);
     free(st);

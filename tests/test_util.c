@@ -1,6 +1,6 @@
 /* test_util.c - the leaf layer util/ where the job, ids and time suites do
  * not reach it already: UTF-8 cutting and cleaning, names, the containers
- * (hash, list, heap) and the JSON writer's edges. */
+ * (hash, list, heap, time index) and the JSON writer's edges. */
 #include <criterion/criterion.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -13,6 +13,7 @@
 #include "../util/jsonw.h"
 #include "../util/list.h"
 #include "../util/name.h"
+#include "../util/timeindex.h"
 #include "../util/utf8.h"
 
 TestSuite(utf8);
@@ -209,6 +210,40 @@ Test(containers, heap_pops_in_key_order_after_any_removals)
     cr_expect_eq(popped, TU_N - (TU_N + 2) / 3);
     heap_destroy(&h);
     free(items);
+}
+
+Test(containers, timeindex_keeps_order_and_the_keys_of_holes)
+{
+    timeindex_t x = {0};
+    static int items[3 * TU_N];
+    /* three passes of interleaved times: each lands between earlier slots */
+    for (int i = 0; i < 3 * TU_N; i++) {
+        cr_assert_eq(timeindex_reserve(&x), 0);
+        timeindex_add(&x, (i % TU_N) * 10 + i / TU_N, (uint64_t)i, &items[i]);
+    }
+    for (size_t i = 1; i < x.n; i++)
+        cr_assert_lt(x.v[i - 1].time, x.v[i].time);
+    /* a hole keeps its key: the lower bound of a removed item is its old place */
+    timeindex_remove(&x, 20, 2, &items[2]);
+    size_t at = timeindex_lower_bound(&x, 20, 2);
+    cr_expect_eq(x.v[at].time, 20);
+    cr_expect_null(x.v[at].item);
+    cr_expect_eq(x.v[at + 1].item, &items[TU_N + 2]);
+    cr_expect_eq(timeindex_lower_bound(&x, INT64_MAX, 0), x.n);
+    cr_expect_eq(timeindex_lower_bound(&x, -1, 0), 0);
+    /* removing most items squeezes the holes out */
+    for (int i = 0; i < 3 * TU_N; i++)
+        if (i % 10 && i != 2)
+            timeindex_remove(&x, (i % TU_N) * 10 + i / TU_N, (uint64_t)i, &items[i]);
+    cr_expect_lt(x.n, 3 * TU_N / 2, "%zu slots left", x.n);
+    size_t live = 0;
+    for (size_t i = 0; i < x.n; i++) {
+        live += x.v[i].item != NULL;
+        if (i)
+            cr_assert_lt(x.v[i - 1].time, x.v[i].time);
+    }
+    cr_expect_eq(live, 3 * TU_N / 10);
+    timeindex_destroy(&x);
 }
 
 /* ---- jsonw ----------------------------------------------------------- */
