@@ -5,6 +5,9 @@
 
 #include <stddef.h>
 
+/* The entry of type that holds node as its member. */
+#define LIST_ITEM(node, type, member) ((type *)(void *)((char *)(node) - offsetof(type, member)))
+
 typedef struct list_node {
     struct list_node *prev, *next;
 } list_node;
