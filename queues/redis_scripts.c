@@ -1308,7 +1308,7 @@ static int rs_cursor_parse(const char *cursor, rs_cursor *pos)
         return 0;
     size_t n = strspn(cursor, "0123456789");
     if (n == 0 || n >= sizeof pos->score || (cursor[n] && cursor[n] != ':') ||
-        (cursor[n] == ':' && !job_id_ok(cursor + n + 1)))
+        (cursor[n] == ':' && !name_id_ok(cursor + n + 1)))
         return -1;
     memcpy(pos->score, cursor, n);
     if (cursor[n] == ':')
