@@ -244,11 +244,7 @@ static void http_list_add(http_conn *c)
 {
     http_server_t *srv = c->srv;
     pthread_mutex_lock(&srv->mu);
-    c->prev = NULL;
-    c->next = srv->suspended;
-    if (srv->suspended)
-        srv->suspended->prev = c;
-    srv->suspended = c;
+    list_push(&srv->suspended, &c->node);
     c->listed = true;
     c->awaited = true;
     srv->n_awaited++;
@@ -257,12 +253,7 @@ static void http_list_add(http_conn *c)
 
 static void http_list_unlink(http_server_t *srv, http_conn *c)
 {
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        srv->suspended = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    list_remove(&srv->suspended, &c->node);
     c->listed = false;
 }
 
@@ -532,8 +523,8 @@ static size_t http_resume_all(http_server_t *srv)
 {
     size_t n = 0;
     pthread_mutex_lock(&srv->mu);
-    for (; srv->suspended; n++) {
-        http_conn *c = srv->suspended;
+    for (; srv->suspended.head; n++) {
+        http_conn *c = LIST_ITEM(srv->suspended.head, http_conn, node);
         http_list_unlink(srv, c);
         MHD_resume_connection(c->req.conn);
     }

@@ -9,6 +9,7 @@
 #include <openssl/sha.h>
 #include <stdatomic.h>
 
+#include "../util/list.h"
 #include "http.h"
 
 #define HTTP_CONN_TIMEOUT_S 30u
@@ -65,7 +66,7 @@ typedef enum http_phase {
  * later connection. The deadline is atomic rather than under socks_mu so that
  * the two updates of every request do not contend on one lock. */
 typedef struct http_sock {
-    struct http_sock *prev, *next; /* in srv->socks; under socks_mu */
+    list_node node; /* in srv->socks; under socks_mu */
     int fd;
     _Atomic int64_t head_since_ms; /* mono ms the head began; 0 = no head being read */
 } http_sock;
@@ -83,7 +84,7 @@ struct http_server {
      * go out first. */
     pthread_mutex_t mu;
     pthread_cond_t idle; /* signalled when n_awaited drops to 0 */
-    http_conn *suspended;
+    list_t suspended; /* of http_conn.node */
     size_t n_awaited;
     http_conn *spare; /* finished requests to reuse, linked by next; under mu */
     size_t n_spare;
@@ -91,8 +92,7 @@ struct http_server {
      * shuts down the ones whose head is late (slowloris). */
     pthread_mutex_t socks_mu;
     pthread_cond_t sweep_cv; /* signalled to stop the sweeper */
-    http_sock *socks;
-    size_t n_socks; /* listed in socks; under socks_mu */
+    list_t socks; /* of http_sock.node; under socks_mu */
     bool sweeping; /* under socks_mu; false tells the sweeper to end */
     bool sweeper_started;
     pthread_t sweeper;
@@ -104,7 +104,8 @@ struct http_server {
 struct http_conn {
     http_req req;
     http_server_t *srv;
-    http_conn *prev, *next; /* in srv->suspended; guarded by srv->mu */
+    list_node node;         /* in srv->suspended; guarded by srv->mu */
+    http_conn *next;        /* in srv->spare; guarded by srv->mu */
     bool listed;            /* guarded by srv->mu */
     bool awaited;           /* counted in n_awaited; only the connection's MHD thread
                              * changes it (under srv->mu, which others read it with) */

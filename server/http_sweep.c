@@ -44,7 +44,7 @@ void http_sock_arm(http_server_t *srv, struct MHD_Connection *conn, bool reading
  * its start to its close. A connection we cannot list only misses the
  * deadline. */
 void http_sock_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
-                             enum MHD_ConnectionNotificationCode toe)
+                      enum MHD_ConnectionNotificationCode toe)
 {
     http_server_t *srv = cls;
     http_sock *sk = *socket_context;
@@ -55,21 +55,11 @@ void http_sock_notify(void *cls, struct MHD_Connection *conn, void **socket_cont
         if (ci && (sk = calloc(1, sizeof *sk))) {
             sk->fd = ci->connect_fd;
             atomic_init(&sk->head_since_ms, jobd_mono_ms());
-            sk->next = srv->socks;
-            if (srv->socks)
-                srv->socks->prev = sk;
-            srv->socks = sk;
-            srv->n_socks++;
+            list_push(&srv->socks, &sk->node);
         }
         *socket_context = sk;
     } else if (sk) {
-        if (sk->prev)
-            sk->prev->next = sk->next;
-        else
-            srv->socks = sk->next;
-        if (sk->next)
-            sk->next->prev = sk->prev;
-        srv->n_socks--;
+        list_remove(&srv->socks, &sk->node);
         free(sk);
         *socket_context = NULL;
     }
@@ -87,10 +77,11 @@ static void *http_sweep(void *arg)
     while (srv->sweeping) {
         int64_t now = jobd_mono_ms();
         int64_t limit = srv->head_timeout_ms;
-        if (srv->n_socks >= HTTP_CONN_PRESSURE && limit > HTTP_HEAD_PRESSED_MS)
+        if (srv->socks.n >= HTTP_CONN_PRESSURE && limit > HTTP_HEAD_PRESSED_MS)
             limit = HTTP_HEAD_PRESSED_MS;
         size_t n = 0;
-        for (http_sock *sk = srv->socks; sk; sk = sk->next) {
+        for (list_node *node = srv->socks.head; node; node = node->next) {
+            http_sock *sk = LIST_ITEM(node, http_sock, node);
             int64_t since = atomic_load_explicit(&sk->head_since_ms, memory_order_relaxed);
             /* the exchange fails when the head completed meanwhile */
             if (since == 0 || now - since < limit ||
@@ -102,7 +93,7 @@ static void *http_sweep(void *arg)
         if (n > 0)
             log_event(LOG_WARN, "http.head_timeout", NULL,
                       "closed %zu of %zu connections whose request head took over %lld ms", n,
-                      srv->n_socks, (long long)limit);
+                      srv->socks.n, (long long)limit);
         struct timespec ts;
         http_abstime(HTTP_SWEEP_MS, &ts);
         pthread_cond_timedwait(&srv->sweep_cv, &srv->socks_mu, &ts);
