@@ -17,6 +17,13 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 HEADERS  := $(wildcard server/*.h handlers/*.h queues/*.h tests/*.h)
 
+# The Lua scripts of the Redis data model, queues/lua/<name>.lua (lib/: the
+# pieces they include), embedded as C strings redis_lua_<name> by
+# queues/lua/embed.sh into a generated file of the build folder.
+LUA_SCRIPTS := $(wildcard queues/lua/*.lua)
+LUA_GEN     := $(BUILD)/gen/redis_lua.c
+LIB_OBJ     += $(LUA_GEN:.c=.o)
+
 .PHONY: all run test test-asan deps clean bench check-config test-ruby deps-ruby
 
 all: jobd
@@ -32,6 +39,15 @@ $(BUILD)/tests/jobd_tests: $(TEST_OBJ) $(LIB_OBJ)
 
 $(BUILD)/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
+	@echo "  CC  $<"
+	@$(CC) $(CFLAGS) -c -o $@ $<
+
+$(LUA_GEN): queues/lua/embed.sh $(LUA_SCRIPTS) $(wildcard queues/lua/lib/*.lua)
+	@mkdir -p $(dir $@)
+	@echo "  GEN $@"
+	@sh queues/lua/embed.sh $@ $(LUA_SCRIPTS)
+
+$(LUA_GEN:.c=.o): $(LUA_GEN)
 	@echo "  CC  $<"
 	@$(CC) $(CFLAGS) -c -o $@ $<
 

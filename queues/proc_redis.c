@@ -192,7 +192,7 @@ static int proc_redis_call(proc_t *self, job_t *const *jobs, size_t n, proc_done
                 free(texts[i]);
                 texts[i] = NULL;
             }
-            rc = redis_script_enqueue(u.c, &st->m, jobs, n, not_after, replayed, texts, &err);
+            rc = redis_write_enqueue(u.c, &st->m, jobs, n, not_after, replayed, texts, &err);
             unanswered = unanswered || (rc != 0 && u.c->err);
         } while (rc != 0 && proc_redis_again(st, &u, &err));
         if (rc != 0 && unanswered)
@@ -272,12 +272,12 @@ static void proc_redis_give_back(redis_store *st)
     char pid[REDIS_PID_LEN + 1];
     proc_redis_pid(st, pid);
     redisContext *c = proc_redis_open(st, st->link.timeout);
-    long n = c ? redis_script_give_back(c, &st->m, pid, true, JOBD_INTERRUPTED) : -1;
+    long n = c ? redis_write_give_back(c, &st->m, pid, true, JOBD_INTERRUPTED) : -1;
     if (n > 0)
         log_event(LOG_INFO, "redis.given_back", NULL,
                   "queue %s: %ld unfinished jobs went back to ready (or dead), an attempt counted",
                   st->q->cfg->name, n);
-    if (n >= 0 && redis_script_beat(c, &st->m, pid, "leave", 0) == 1) {
+    if (n >= 0 && redis_write_beat(c, &st->m, pid, "leave", 0) == 1) {
         pthread_mutex_lock(&st->mu);
         st->registered = false;
         pthread_mutex_unlock(&st->mu);
@@ -320,7 +320,7 @@ static json_t *proc_redis_get(proc_t *self, const char *id, jobd_error *err)
     if (!proc_redis_acquire(st, &u, err))
         return NULL;
     do
-        v = redis_script_get(u.c, &st->m, id, err);
+        v = redis_read_get(u.c, &st->m, id, err);
     while (!v && proc_redis_again(st, &u, err));
     proc_redis_release(st, &u);
     return v;
@@ -335,7 +335,7 @@ static json_t *proc_redis_list_any(proc_t *self, int state, bool dead, size_t li
     if (!proc_redis_acquire(st, &u, err))
         return NULL;
     do
-        v = redis_script_list(u.c, &st->m, state, dead, limit, cursor, err);
+        v = redis_read_list(u.c, &st->m, state, dead, limit, cursor, err);
     while (!v && proc_redis_again(st, &u, err));
     proc_redis_release(st, &u);
     return v;
@@ -360,7 +360,7 @@ static json_t *proc_redis_cancel(proc_t *self, const char *id, jobd_error *err)
     if (!proc_redis_acquire(st, &u, err))
         return NULL;
     do
-        v = redis_script_cancel(u.c, &st->m, id, err);
+        v = redis_write_cancel(u.c, &st->m, id, err);
     while (!v && proc_redis_again(st, &u, err));
     proc_redis_release(st, &u);
     if (v)
@@ -377,7 +377,7 @@ static json_t *proc_redis_dead_op(proc_t *self, const char *id, bool retry, jobd
     if (!proc_redis_acquire(st, &u, err))
         return NULL;
     do
-        v = redis_script_dead_op(u.c, &st->m, id, retry, err);
+        v = redis_write_dead_op(u.c, &st->m, id, retry, err);
     while (!v && proc_redis_again(st, &u, err));
     proc_redis_release(st, &u);
     return v;
@@ -403,7 +403,7 @@ static int proc_redis_pause(proc_t *self, bool paused, jobd_error *err)
     if (!proc_redis_acquire(st, &u, err))
         return -1;
     do
-        rc = redis_script_pause(u.c, &st->m, paused, err);
+        rc = redis_write_pause(u.c, &st->m, paused, err);
     while (rc != 0 && proc_redis_again(st, &u, err));
     proc_redis_release(st, &u);
     return rc;
@@ -417,7 +417,7 @@ static json_t *proc_redis_info(proc_t *self, jobd_error *err)
     if (!proc_redis_acquire(st, &u, err))
         return NULL;
     do
-        v = redis_script_info(u.c, &st->m, err);
+        v = redis_read_info(u.c, &st->m, err);
     while (!v && proc_redis_again(st, &u, err));
     proc_redis_release(st, &u);
     return v;
@@ -523,9 +523,9 @@ static int proc_redis_first_contact(redis_store *st, char *err, size_t errlen)
     char why[512] = "";
     redisContext *c =
         redis_conn_open(&st->link.addr, st->link.timeout, st->link.timeout, why, sizeof why);
-    int rc = c ? redis_script_check_server(c, &st->m, st->ctx->cfg->redis_allow_eviction, why,
-                                           sizeof why)
-               : -2;
+    int rc =
+        c ? redis_model_check_server(c, &st->m, st->ctx->cfg->redis_allow_eviction, why, sizeof why)
+          : -2;
     if (c)
         redisFree(c);
     if (rc == -1) {
@@ -578,7 +578,7 @@ static proc_t *proc_redis_create(jobd_t *ctx, queue_t *q, const json_t *opts, pr
     st->q = q;
     const json_t *pi = json_object_get(opts, "poll_interval");
     st->poll_interval = pi ? json_number_value(pi) : cfg->poll_interval;
-    redis_script_model_init(&st->m, cfg->redis_prefix, q->cfg->name, q->cfg->max_attempts);
+    redis_model_init(&st->m, cfg->redis_prefix, q->cfg->name, q->cfg->max_attempts);
     proc_redis_new_pid(st->pid);
     if (proc_redis_first_contact(st, err, errlen) != 0) {
         proc_redis_free_store(st);

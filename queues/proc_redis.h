@@ -3,8 +3,9 @@
  *   proc_redis.c        creation, submissions, the store side, start and stop
  *   proc_redis_run.c    the fetch loop, leases and the writing of outcomes
  *   proc_redis_maint.c  heartbeat, dead processes, due jobs, retention, prober
- * The data model and its scripts live in redis_scripts.c, connections in
- * redis_conn.c.
+ * The data model lives in redis_model.c (its Lua in queues/lua/, registered
+ * by redis_script.c), its changes in redis_write.c, its reads in
+ * redis_read.c, connections in redis_conn.c.
  *
  * Threads of one queue (each with its own Redis connection, as hiredis needs):
  *   fetch      reserves worker slots first, then takes that many jobs from
@@ -23,7 +24,8 @@
 #define JOBD_PROC_REDIS_H
 
 #include "pipeline.h"
-#include "redis_scripts.h"
+#include "redis_read.h"
+#include "redis_write.h"
 
 #define PROC_REDIS_BACKOFF_MIN_MS 100
 #define PROC_REDIS_BACKOFF_MAX_MS 1000

@@ -31,8 +31,8 @@ static void proc_redis_maint_connect(redis_store *st, proc_redis_maint_state *ms
     if (!ms->c)
         ms->c = proc_redis_open(st, st->link.timeout);
     char why[512] = "";
-    int rc = ms->c ? redis_script_check_server(ms->c, &st->m, st->ctx->cfg->redis_allow_eviction,
-                                               why, sizeof why)
+    int rc = ms->c ? redis_model_check_server(ms->c, &st->m, st->ctx->cfg->redis_allow_eviction,
+                                              why, sizeof why)
                    : -2;
     if (rc == 0) {
         ms->backoff = PROC_REDIS_BACKOFF_MIN_MS;
@@ -63,13 +63,13 @@ static int proc_redis_heartbeat(redis_store *st, redisContext *c)
     bool registered = proc_redis_flag(st, &st->registered);
     char pid[REDIS_PID_LEN + 1];
     proc_redis_pid(st, pid);
-    int rc = redis_script_beat(c, &st->m, pid, registered ? "beat" : "register", ttl);
+    int rc = redis_write_beat(c, &st->m, pid, registered ? "beat" : "register", ttl);
     if (rc == 0) {
         log_event(LOG_WARN, "redis.lease_lost", NULL,
                   "queue %s: process %s was declared dead by another process; registering anew",
                   st->q->cfg->name, pid);
         proc_redis_new_pid(pid);
-        rc = redis_script_beat(c, &st->m, pid, "register", ttl);
+        rc = redis_write_beat(c, &st->m, pid, "register", ttl);
     }
     if (rc == 1) {
         pthread_mutex_lock(&st->mu);
@@ -85,7 +85,7 @@ static int proc_redis_heartbeat(redis_store *st, redisContext *c)
 static int proc_redis_clock(redis_store *st, redisContext *c)
 {
     int64_t before = jobd_mono_ms(), redis_ms;
-    if (redis_script_time(c, &redis_ms) != 0)
+    if (redis_model_time(c, &redis_ms) != 0)
         return -1;
     redis_link_set_clock(&st->link, redis_ms, (before + jobd_mono_ms()) / 2);
     return 0;
@@ -95,7 +95,7 @@ static int proc_redis_reap(redis_store *st, redisContext *c)
 {
     char pid[REDIS_PID_LEN + 1];
     proc_redis_pid(st, pid);
-    long n = redis_script_reap(c, &st->m, pid);
+    long n = redis_write_reap(c, &st->m, pid);
     if (n > 0) {
         atomic_fetch_add(&st->n_reaped, n);
         log_event(LOG_WARN, "redis.requeued", NULL,
@@ -108,7 +108,7 @@ static int proc_redis_reap(redis_store *st, redisContext *c)
 static int proc_redis_promote(redis_store *st, redisContext *c)
 {
     for (int round = 0; round < PROC_REDIS_PROMOTE_ROUNDS; round++) {
-        long n = redis_script_promote(c, &st->m, PROC_REDIS_PROMOTE_BATCH);
+        long n = redis_write_promote(c, &st->m, PROC_REDIS_PROMOTE_BATCH);
         if (n < 0)
             return -1;
         if (n < PROC_REDIS_PROMOTE_BATCH)
@@ -124,7 +124,7 @@ static long proc_redis_trim_set(redis_store *st, redisContext *c, bool dead, dou
 {
     long total = 0;
     for (int round = 0; round < PROC_REDIS_TRIM_ROUNDS; round++) {
-        long n = redis_script_trim(c, &st->m, dead, max_age, max_count, PROC_REDIS_TRIM_BATCH);
+        long n = redis_write_trim(c, &st->m, dead, max_age, max_count, PROC_REDIS_TRIM_BATCH);
         if (n < 0)
             return -1;
         total += n;

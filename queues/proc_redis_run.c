@@ -217,7 +217,7 @@ static int proc_redis_write_outcomes(redis_store *st, redisContext *c, rlease *h
         for (rlease *l = head; l; l = l->qnext, i++)
             outs[i] = (redis_outcome){
                 .job = l->job, .token = l->token, .next = l->outcome, .delay = l->delay};
-        rc = redis_script_finish_batch(c, &st->m, head->plist, outs, n, done, &err);
+        rc = redis_write_finish_batch(c, &st->m, head->plist, outs, n, done, &err);
     }
     bool answered = rc == 0 || (outs && done && !c->err);
     if (answered)
@@ -379,7 +379,7 @@ typedef struct proc_redis_fetch_state {
 static void proc_redis_fetch_round(redis_store *st, proc_redis_fetch_state *fs)
 {
     if (fs->idle) {
-        int w = redis_script_wait(fs->c, &st->m, PROC_REDIS_BLOCK_S);
+        int w = redis_write_wait(fs->c, &st->m, PROC_REDIS_BLOCK_S);
         if (w < 0)
             proc_redis_drop(st, &fs->c);
         if (w <= 0)
@@ -391,9 +391,9 @@ static void proc_redis_fetch_round(redis_store *st, proc_redis_fetch_state *fs)
         return;
     char pid[REDIS_PID_LEN + 1], plist[REDIS_KEY_MAX];
     proc_redis_pid(st, pid);
-    redis_script_proc_key(&st->m, pid, plist);
+    redis_model_proc_key(&st->m, pid, plist);
     redis_lease leases[PROC_REDIS_FETCH_MAX];
-    int n = redis_script_fetch(fs->c, &st->m, plist, (size_t)k, leases);
+    int n = redis_write_fetch(fs->c, &st->m, plist, (size_t)k, leases);
     proc_redis_release_slots(st, n > 0 ? k - n : k);
     if (n == -2) {
         fs->paused = true;
@@ -422,7 +422,7 @@ static bool proc_redis_fetch_ready(redis_store *st, proc_redis_fetch_state *fs)
     char pid[REDIS_PID_LEN + 1];
     proc_redis_pid(st, pid);
     if (fs->reconcile) {
-        long n = redis_script_release_strays(fs->c, &st->m, pid, proc_redis_holds, st);
+        long n = redis_write_release_strays(fs->c, &st->m, pid, proc_redis_holds, st);
         if (n < 0) {
             proc_redis_drop(st, &fs->c);
             return false;
@@ -435,7 +435,7 @@ static bool proc_redis_fetch_ready(redis_store *st, proc_redis_fetch_state *fs)
     }
     int64_t now = jobd_mono_ms();
     if (now - fs->paused_checked >= PROC_REDIS_PAUSE_CHECK_MS) {
-        int p = redis_script_paused(fs->c, &st->m);
+        int p = redis_read_paused(fs->c, &st->m);
         if (p < 0) {
             proc_redis_drop(st, &fs->c);
             return false;

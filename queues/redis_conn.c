@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <math.h>
-#include <openssl/evp.h>
 #include <sys/socket.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -154,17 +153,6 @@ fail:
     return NULL;
 }
 
-void redis_conn_script_init(redis_script *s, const char *name, const char *src)
-{
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    s->name = name;
-    s->src = src;
-    EVP_Digest(src, strlen(src), md, &mdlen, EVP_sha1(), NULL);
-    for (unsigned int i = 0; i < mdlen && i < 20; i++)
-        snprintf(s->sha + 2 * i, 3, "%02x", md[i]);
-}
-
 /* --- commands --- */
 
 void redis_cmd_init(redis_cmd *cmd, const char *name)
@@ -292,13 +280,8 @@ static bool redis_conn_is_noscript(const redis_cmd *cmd, const redisReply *r)
  * cmd again on its own. The new reply, or NULL when the connection failed. */
 static redisReply *redis_conn_reload(redisContext *c, redis_cmd *cmd)
 {
-    const char *argv[] = {"SCRIPT", "LOAD", cmd->script->src};
-    size_t lens[] = {6, 4, strlen(cmd->script->src)};
-    redisReply *r = redisCommandArgv(c, 3, argv, lens);
-    if (!r)
+    if (redis_script_load(c, cmd->script) != 0)
         return NULL;
-    freeReplyObject(r);
-    log_event(LOG_DEBUG, "redis.script_loaded", NULL, "script %s loaded", cmd->script->name);
     return redisCommandArgv(c, (int)cmd->argc, cmd->argv, cmd->lens);
 }
 
@@ -354,6 +337,27 @@ redisReply *redis_conn_run(redisContext *c, redis_cmd *cmd)
     redisReply *r = NULL;
     redis_cmd *cmds[] = {cmd};
     return redis_conn_pipeline(c, cmds, 1, &r) == 0 ? r : NULL;
+}
+
+redisReply *redis_conn_call(redisContext *c, redis_cmd *cmd, jobd_error *err)
+{
+    redisReply *r = redis_conn_run(c, cmd);
+    redis_cmd_free(cmd);
+    if (redis_conn_check_reply(c, r, err) != 0) {
+        if (r)
+            freeReplyObject(r);
+        return NULL;
+    }
+    return r;
+}
+
+long long redis_conn_call_int(redisContext *c, redis_cmd *cmd)
+{
+    redisReply *r = redis_conn_call(c, cmd, NULL);
+    long long v = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    if (r)
+        freeReplyObject(r);
+    return v;
 }
 
 bool redis_conn_temporary(const redisReply *r)

@@ -1,7 +1,8 @@
 /* redis_conn.h - hiredis 0.14 connections for the redis processor: URL
  * parsing, connecting with timeouts, argv commands, pipelines with EVALSHA
- * and NOSCRIPT handling, and the "link": a small pool of connections for
- * HTTP threads plus the shared "Redis is down" flag.
+ * (a NOSCRIPT answer loads the script: redis_script_load), replies, and the
+ * "link": a small pool of connections for HTTP threads plus the shared
+ * "Redis is down" flag.
  *
  * A redisContext is never shared between threads: the pool hands each one to
  * one caller at a time, and long-lived threads open their own. */
@@ -9,8 +10,10 @@
 #define JOBD_REDIS_CONN_H
 
 #include <hiredis/hiredis.h>
+#include <stdlib.h>
 
 #include "../server/jobd.h"
+#include "redis_script.h"
 
 /* Where Redis is: redis://[[user]:password@]host[:port][/db]. */
 typedef struct redis_addr {
@@ -20,13 +23,6 @@ typedef struct redis_addr {
     char user[128];     /* "" = none (AUTH password only) */
     char password[256]; /* "" = no AUTH; never logged */
 } redis_addr;
-
-/* A Lua script: its source and the SHA1 that EVALSHA names it by. */
-typedef struct redis_script {
-    const char *name; /* for logs */
-    const char *src;
-    char sha[41];
-} redis_script;
 
 /* One command as an argv. Arguments are borrowed (redis_cmd_add, _adds,
  * _key) or owned copies (redis_cmd_addf, _addi); a script command counts its
@@ -53,9 +49,6 @@ redisContext *redis_conn_open(const redis_addr *a, double timeout, double io_tim
 
 /* Sets the socket timeouts of c to seconds (SO_RCVTIMEO/SO_SNDTIMEO). */
 void redis_conn_set_timeout(redisContext *c, double seconds);
-
-/* Computes s->sha from s->src (SHA1, hex). */
-void redis_conn_script_init(redis_script *s, const char *name, const char *src);
 
 /* Starts a plain command: name is its first word (borrowed, static). */
 void redis_cmd_init(redis_cmd *cmd, const char *name);
@@ -84,6 +77,34 @@ int redis_conn_pipeline(redisContext *c, redis_cmd *const *cmds, size_t n, redis
 
 /* One command: redis_conn_pipeline of one. NULL when the connection failed. */
 redisReply *redis_conn_run(redisContext *c, redis_cmd *cmd);
+
+/* cmd run (redis_conn_run) and freed: its reply (new, caller frees with
+ * freeReplyObject), or NULL with 503 in err (may be NULL) when the
+ * connection failed or Redis answered an error. */
+redisReply *redis_conn_call(redisContext *c, redis_cmd *cmd, jobd_error *err);
+
+/* redis_conn_call for an integer answer: the integer, or -1. */
+long long redis_conn_call_int(redisContext *c, redis_cmd *cmd);
+
+/* True when r is a string (or status) reply. */
+static inline bool redis_conn_is_str(const redisReply *r)
+{
+    return r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS);
+}
+
+/* An integer reply's value, or a string reply's as a decimal; else 0. */
+static inline long long redis_conn_int(const redisReply *r)
+{
+    if (r && r->type == REDIS_REPLY_INTEGER)
+        return r->integer;
+    return redis_conn_is_str(r) ? strtoll(r->str, NULL, 10) : 0;
+}
+
+/* True when r is an array reply of at least min elements. */
+static inline bool redis_conn_is_array(const redisReply *r, size_t min)
+{
+    return r && r->type == REDIS_REPLY_ARRAY && r->elements >= min;
+}
 
 /* True when r is an error reply that means "not reachable yet" rather than
  * "refused": Redis is loading its data, busy with a script, out of memory,
