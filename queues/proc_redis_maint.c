@@ -23,7 +23,7 @@ typedef struct proc_redis_maint_state {
 
 /* Opens the maintenance connection and runs the safety checks; only then is
  * Redis "up". A refused server stays down (logged) until it is fixed. */
-static void proc_redis_maint_connect(redis_store *st, proc_redis_maint_state *ms)
+static void proc_redis_maint_connect(proc_redis_store *st, proc_redis_maint_state *ms)
 {
     int64_t now = jobd_mono_ms();
     if (now < ms->next_try)
@@ -57,10 +57,10 @@ static void proc_redis_maint_connect(redis_store *st, proc_redis_maint_state *ms
 
 /* Heartbeat; registers first, and again under a new id when Redis says this
  * process was declared dead (its leases are gone: a fresh start). */
-static int proc_redis_heartbeat(redis_store *st, redisContext *c)
+static int proc_redis_heartbeat(proc_redis_store *st, redisContext *c)
 {
     long long ttl = (long long)(st->ctx->cfg->lease_expiry * 1000.0);
-    bool registered = proc_redis_flag(st, &st->registered);
+    bool registered = proc_redis_registered(st);
     char pid[REDIS_PID_LEN + 1];
     proc_redis_pid(st, pid);
     int rc = redis_write_beat(c, &st->m, pid, registered ? "beat" : "register", ttl);
@@ -82,7 +82,7 @@ static int proc_redis_heartbeat(redis_store *st, redisContext *c)
 }
 
 /* Measures Redis's clock against ours (halfway through the round trip). */
-static int proc_redis_clock(redis_store *st, redisContext *c)
+static int proc_redis_clock(proc_redis_store *st, redisContext *c)
 {
     int64_t before = jobd_mono_ms(), redis_ms;
     if (redis_model_time(c, &redis_ms) != 0)
@@ -91,7 +91,7 @@ static int proc_redis_clock(redis_store *st, redisContext *c)
     return 0;
 }
 
-static int proc_redis_reap(redis_store *st, redisContext *c)
+static int proc_redis_reap(proc_redis_store *st, redisContext *c)
 {
     char pid[REDIS_PID_LEN + 1];
     proc_redis_pid(st, pid);
@@ -105,7 +105,7 @@ static int proc_redis_reap(redis_store *st, redisContext *c)
     return n < 0 ? -1 : 0;
 }
 
-static int proc_redis_promote(redis_store *st, redisContext *c)
+static int proc_redis_promote(proc_redis_store *st, redisContext *c)
 {
     for (int round = 0; round < PROC_REDIS_PROMOTE_ROUNDS; round++) {
         long n = redis_write_promote(c, &st->m, PROC_REDIS_PROMOTE_BATCH);
@@ -119,7 +119,7 @@ static int proc_redis_promote(redis_store *st, redisContext *c)
 
 /* Trims one set in batches until a batch is not full (or the rounds are
  * used up). Returns how many went, or -1 when the connection failed. */
-static long proc_redis_trim_set(redis_store *st, redisContext *c, bool dead, double max_age,
+static long proc_redis_trim_set(proc_redis_store *st, redisContext *c, bool dead, double max_age,
                                 long max_count)
 {
     long total = 0;
@@ -135,7 +135,7 @@ static long proc_redis_trim_set(redis_store *st, redisContext *c, bool dead, dou
 }
 
 /* Retention: finished jobs and the dead set, bounded; logged and counted. */
-static int proc_redis_trim(redis_store *st, redisContext *c)
+static int proc_redis_trim(proc_redis_store *st, redisContext *c)
 {
     const config_t *cfg = st->ctx->cfg;
     long fin = proc_redis_trim_set(st, c, false, cfg->retention_finished, cfg->max_finished);
@@ -155,7 +155,7 @@ static int proc_redis_trim(redis_store *st, redisContext *c)
 }
 
 /* Runs the tasks that are due; their periods come from the config. */
-static void proc_redis_maint_tick(redis_store *st, proc_redis_maint_state *ms)
+static void proc_redis_maint_tick(proc_redis_store *st, proc_redis_maint_state *ms)
 {
     const config_t *cfg = st->ctx->cfg;
     int64_t now = jobd_mono_ms();
@@ -178,7 +178,7 @@ static void proc_redis_maint_tick(redis_store *st, proc_redis_maint_state *ms)
         proc_redis_drop(st, &ms->c);
 }
 
-static int64_t proc_redis_maint_next(redis_store *st, const proc_redis_maint_state *ms)
+static int64_t proc_redis_maint_next(proc_redis_store *st, const proc_redis_maint_state *ms)
 {
     if (!ms->c || atomic_load(&st->link.down))
         return ms->next_try > jobd_mono_ms() ? ms->next_try
@@ -193,16 +193,16 @@ static int64_t proc_redis_maint_next(redis_store *st, const proc_redis_maint_sta
 
 void *proc_redis_maint_main(void *arg)
 {
-    redis_store *st = arg;
+    proc_redis_store *st = arg;
     proc_redis_maint_state ms = {.backoff = PROC_REDIS_BACKOFF_MIN_MS};
-    while (!proc_redis_flag(st, &st->maint_stop)) {
+    while (!proc_redis_stopping(st, &st->maint)) {
         if (!ms.c || atomic_load(&st->link.down))
             proc_redis_maint_connect(st, &ms);
         if (ms.c && !atomic_load(&st->link.down))
             proc_redis_maint_tick(st, &ms);
         int64_t wait = proc_redis_maint_next(st, &ms) - jobd_mono_ms();
         if (wait > 0)
-            proc_redis_wait(st, wait, &st->maint_stop);
+            proc_redis_wait(st, wait, &st->maint);
     }
     proc_redis_drop(st, &ms.c);
     return NULL;
@@ -213,11 +213,11 @@ void *proc_redis_maint_main(void *arg)
  * checks passed), so a refused server never gets this process registered. */
 void *proc_redis_beat_main(void *arg)
 {
-    redis_store *st = arg;
+    proc_redis_store *st = arg;
     redisContext *c = NULL;
     int64_t backoff = PROC_REDIS_BACKOFF_MIN_MS;
     const int64_t period = (int64_t)(st->ctx->cfg->heartbeat * 1000.0);
-    while (!proc_redis_flag(st, &st->beat_stop)) {
+    while (!proc_redis_stopping(st, &st->beat)) {
         int64_t next = jobd_mono_ms() + PROC_REDIS_BACKOFF_MIN_MS;
         if (!atomic_load(&st->link.down)) {
             int64_t t0 = jobd_mono_ms();
@@ -235,8 +235,8 @@ void *proc_redis_beat_main(void *arg)
         }
         /* st->cv is broadcast for other reasons too: wait out the period. */
         int64_t left;
-        while ((left = next - jobd_mono_ms()) > 0 && !proc_redis_flag(st, &st->beat_stop))
-            proc_redis_wait(st, left, &st->beat_stop);
+        while ((left = next - jobd_mono_ms()) > 0 && !proc_redis_stopping(st, &st->beat))
+            proc_redis_wait(st, left, &st->beat);
     }
     proc_redis_drop(st, &c);
     return NULL;
