@@ -24,6 +24,7 @@
 #define JOBD_PROC_REDIS_H
 
 #include "pipeline.h"
+#include "redis_link.h"
 #include "redis_read.h"
 #include "redis_write.h"
 
