@@ -51,6 +51,13 @@ $(LUA_GEN:.c=.o): $(LUA_GEN)
 	@echo "  CC  $<"
 	@$(CC) $(CFLAGS) -c -o $@ $<
 
+# Syntax check of the Lua scripts (Redis runs Lua 5.1), run by make test.
+LUA_PKGS := lua5.1
+.PHONY: lint-lua
+lint-lua:
+	@$(MAKE) --no-print-directory deps DEPS_PKGS="$(LUA_PKGS)"
+	luac5.1 -p $(LUA_SCRIPTS) $(wildcard queues/lua/lib/*.lua)
+
 # The paced loader of the benchmarks: a client only (libcurl, libmicrohttpd).
 $(BUILD)/bench/paced: bench/paced.c
 	@mkdir -p $(dir $@)
@@ -83,7 +90,7 @@ run: deps
 	JOBD_LISTEN=$${JOBD_LISTEN:-127.0.0.1:8080} ./jobd
 
 # Starts its own redis-server(s) on free ports, runs every test, stops them.
-test: deps
+test: deps lint-lua
 	@$(MAKE) --no-print-directory jobd $(BUILD)/tests/jobd_tests
 	tests/run.sh $(BUILD)
 	@$(MAKE) --no-print-directory test-ruby
