@@ -212,14 +212,14 @@ static void proc_redis_settle(proc_redis_store *st, proc_redis_lease *head, cons
 static int proc_redis_write_outcomes(proc_redis_store *st, redisContext *c, proc_redis_lease *head,
                                      size_t n)
 {
-    redis_outcome *outs = calloc(n, sizeof *outs);
+    redis_write_outcome *outs = calloc(n, sizeof *outs);
     int *done = calloc(n, sizeof *done);
     jobd_error err = {0};
     int rc = -1;
     if (outs && done) {
         size_t i = 0;
         for (proc_redis_lease *l = head; l; l = l->qnext, i++)
-            outs[i] = (redis_outcome){
+            outs[i] = (redis_write_outcome){
                 .job = l->job, .token = l->token, .next = l->outcome, .delay = l->delay};
         rc = redis_write_finish_batch(c, &st->m, head->plist, outs, n, done, &err);
     }
@@ -340,7 +340,8 @@ static void proc_redis_release_slots(proc_redis_store *st, int n)
 
 /* Hands the leased jobs rl[0..n) to the executor, each on one reserved
  * slot; plist is the lease set they are in. */
-static void proc_redis_start_runs(proc_redis_store *st, redis_lease *rl, int n, const char *plist)
+static void proc_redis_start_runs(proc_redis_store *st, redis_write_lease *rl, int n,
+                                  const char *plist)
 {
     proc_redis_lease *ls[PROC_REDIS_FETCH_MAX];
     for (int i = 0; i < n; i++) {
@@ -397,7 +398,7 @@ static void proc_redis_fetch_round(proc_redis_store *st, proc_redis_fetch_state 
     char pid[REDIS_PID_LEN + 1], plist[REDIS_KEY_MAX];
     proc_redis_pid(st, pid);
     redis_model_proc_key(&st->m, pid, plist);
-    redis_lease leases[PROC_REDIS_FETCH_MAX];
+    redis_write_lease leases[PROC_REDIS_FETCH_MAX];
     int n = redis_write_fetch(fs->c, &st->m, plist, (size_t)k, leases);
     proc_redis_release_slots(st, n > 0 ? k - n : k);
     if (n == -2) {

@@ -17,43 +17,43 @@
 /* Reading records from C: an HMGET per column and a ZMSCORE of finished
  * and of dead (finished_at), the ids added to each (redis_read_records_add), sent
  * in one pipeline (redis_read_records_run). */
-enum { REDIS_READ_READS = 8 };
-static const enum redis_column redis_read_read_cols[] = {REDIS_COL_V, REDIS_COL_S, REDIS_COL_A,
-                                                         REDIS_COL_R, REDIS_COL_B, REDIS_COL_E};
-enum { REDIS_READ_READ_FIN = 6, REDIS_READ_READ_DEAD = 7 };
+enum { REDIS_READ_CMDS = 8 };
+static const enum redis_column redis_read_cols[] = {REDIS_COL_V, REDIS_COL_S, REDIS_COL_A,
+                                                    REDIS_COL_R, REDIS_COL_B, REDIS_COL_E};
+enum { REDIS_READ_FIN = 6, REDIS_READ_DEAD = 7 };
 
-static void redis_read_records_init(redis_cmd cmds[REDIS_READ_READS], const redis_model *m)
+static void redis_read_records_init(redis_cmd cmds[REDIS_READ_CMDS], const redis_model *m)
 {
-    for (size_t k = 0; k < REDIS_READ_READS; k++) {
-        redis_cmd_init(&cmds[k], k < REDIS_READ_READ_FIN ? "HMGET" : "ZMSCORE");
-        redis_cmd_adds(&cmds[k], k < REDIS_READ_READ_FIN    ? m->col[redis_read_read_cols[k]]
-                                 : k == REDIS_READ_READ_FIN ? m->finished
-                                                            : m->dead);
+    for (size_t k = 0; k < REDIS_READ_CMDS; k++) {
+        redis_cmd_init(&cmds[k], k < REDIS_READ_FIN ? "HMGET" : "ZMSCORE");
+        redis_cmd_adds(&cmds[k], k < REDIS_READ_FIN    ? m->col[redis_read_cols[k]]
+                                 : k == REDIS_READ_FIN ? m->finished
+                                                       : m->dead);
     }
 }
 
-static void redis_read_records_add(redis_cmd cmds[REDIS_READ_READS], const char *id, size_t len)
+static void redis_read_records_add(redis_cmd cmds[REDIS_READ_CMDS], const char *id, size_t len)
 {
-    for (size_t k = 0; k < REDIS_READ_READS; k++)
+    for (size_t k = 0; k < REDIS_READ_CMDS; k++)
         redis_cmd_add(&cmds[k], id, len);
 }
 
 /* Sends and frees the commands (n ids, n > 0); cols gets one array reply
  * of n per command. 0, or -1 (cols all NULL) when the connection failed. */
-static int redis_read_records_run(redisContext *c, redis_cmd cmds[REDIS_READ_READS], size_t n,
-                                  redisReply *cols[REDIS_READ_READS])
+static int redis_read_records_run(redisContext *c, redis_cmd cmds[REDIS_READ_CMDS], size_t n,
+                                  redisReply *cols[REDIS_READ_CMDS])
 {
-    redis_cmd *ptrs[REDIS_READ_READS];
-    for (size_t k = 0; k < REDIS_READ_READS; k++)
+    redis_cmd *ptrs[REDIS_READ_CMDS];
+    for (size_t k = 0; k < REDIS_READ_CMDS; k++)
         ptrs[k] = &cmds[k];
-    int rc = redis_conn_pipeline(c, ptrs, REDIS_READ_READS, cols);
-    for (size_t k = 0; k < REDIS_READ_READS; k++)
+    int rc = redis_conn_pipeline(c, ptrs, REDIS_READ_CMDS, cols);
+    for (size_t k = 0; k < REDIS_READ_CMDS; k++)
         redis_cmd_free(&cmds[k]);
-    for (size_t k = 0; rc == 0 && k < REDIS_READ_READS; k++)
+    for (size_t k = 0; rc == 0 && k < REDIS_READ_CMDS; k++)
         if (!redis_conn_is_array(cols[k], n))
             rc = -1;
     if (rc != 0 && cols[0])
-        for (size_t k = 0; k < REDIS_READ_READS; k++) {
+        for (size_t k = 0; k < REDIS_READ_CMDS; k++) {
             freeReplyObject(cols[k]);
             cols[k] = NULL;
         }
@@ -63,28 +63,28 @@ static int redis_read_records_run(redisContext *c, redis_cmd cmds[REDIS_READ_REA
 /* Row i of columns read by redis_read_records_run: the view reply (NULL: no such
  * job), and the job (NULL: none or unreadable; new job). */
 static job_t *redis_read_row(const redis_model *m, const char *id,
-                             redisReply *const cols[REDIS_READ_READS], size_t i)
+                             redisReply *const cols[REDIS_READ_CMDS], size_t i)
 {
-    redisReply *f[REDIS_READ_READS];
-    for (size_t k = 0; k < REDIS_READ_READS; k++)
+    redisReply *f[REDIS_READ_CMDS];
+    for (size_t k = 0; k < REDIS_READ_CMDS; k++)
         f[k] = cols[k]->element[i];
-    int64_t finished = redis_conn_is_str(f[REDIS_READ_READ_FIN])
-                           ? redis_conn_int(f[REDIS_READ_READ_FIN])
-                           : redis_conn_int(f[REDIS_READ_READ_DEAD]) / 1000;
+    int64_t finished = redis_conn_is_str(f[REDIS_READ_FIN])
+                           ? redis_conn_int(f[REDIS_READ_FIN])
+                           : redis_conn_int(f[REDIS_READ_DEAD]) / 1000;
     return redis_model_job(m, id, f[0], redis_conn_is_str(f[1]) ? f[1]->str : NULL, f[2], f[3],
                            f[4], finished, f[5]);
 }
 
-static void redis_read_free_cols(redisReply *cols[REDIS_READ_READS])
+static void redis_read_free_cols(redisReply *cols[REDIS_READ_CMDS])
 {
-    for (size_t k = 0; k < REDIS_READ_READS; k++)
+    for (size_t k = 0; k < REDIS_READ_CMDS; k++)
         freeReplyObject(cols[k]);
 }
 
 json_t *redis_read_get(redisContext *c, const redis_model *m, const char *id, jobd_error *err)
 {
-    redis_cmd cmds[REDIS_READ_READS];
-    redisReply *cols[REDIS_READ_READS];
+    redis_cmd cmds[REDIS_READ_CMDS];
+    redisReply *cols[REDIS_READ_CMDS];
     redis_read_records_init(cmds, m);
     redis_read_records_add(cmds, id, strlen(id));
     if (redis_read_records_run(c, cmds, 1, cols) != 0) {
@@ -152,8 +152,8 @@ static json_t *redis_read_page(redisContext *c, const redis_model *m, redisReply
     if (n == 0)
         return json_pack("{s:o,s:o}", "jobs", jobs, "next_cursor",
                          next ? json_string(next) : json_null());
-    redis_cmd cmds[REDIS_READ_READS];
-    redisReply *cols[REDIS_READ_READS];
+    redis_cmd cmds[REDIS_READ_CMDS];
+    redisReply *cols[REDIS_READ_CMDS];
     redis_read_records_init(cmds, m);
     for (size_t i = 0; i < n; i++)
         redis_read_records_add(cmds, ids[2 * i]->str, ids[2 * i]->len);

@@ -112,7 +112,7 @@ static void redis_write_bury(redisContext *c, const redis_model *m, const char *
  * attempts} into out; returns how many. A job whose record cannot be read
  * goes dead at once (it would fail the same way on every run). */
 static int redis_write_fetch_reply(redisContext *c, const redis_model *m, const char *plist,
-                                   const redisReply *r, size_t n, redis_lease *out)
+                                   const redisReply *r, size_t n, redis_write_lease *out)
 {
     if (r->elements < 2)
         return 0;
@@ -130,14 +130,14 @@ static int redis_write_fetch_reply(redisContext *c, const redis_model *m, const 
             continue;
         }
         job->started_at = now;
-        out[k++] = (redis_lease){.job = job, .token = token};
+        out[k++] = (redis_write_lease){.job = job, .token = token};
     }
     redis_write_bury(c, m, plist, bad, nbad);
     return k;
 }
 
 int redis_write_fetch(redisContext *c, const redis_model *m, const char *plist, size_t n,
-                      redis_lease *out)
+                      redis_write_lease *out)
 {
     if (n == 0)
         return 0;
@@ -176,7 +176,7 @@ int redis_write_wait(redisContext *c, const redis_model *m, double block)
 
 /* --- ending runs --- */
 
-static void redis_write_finish_args(redis_cmd *cmd, const redis_outcome *o)
+static void redis_write_finish_args(redis_cmd *cmd, const redis_write_outcome *o)
 {
     const job_t *job = o->job;
     redis_cmd_adds(cmd, job->id);
@@ -188,7 +188,7 @@ static void redis_write_finish_args(redis_cmd *cmd, const redis_outcome *o)
 }
 
 int redis_write_finish_batch(redisContext *c, const redis_model *m, const char *plist,
-                             const redis_outcome *outs, size_t n, int *done, jobd_error *err)
+                             const redis_write_outcome *outs, size_t n, int *done, jobd_error *err)
 {
     if (n == 0)
         return 0;
@@ -213,7 +213,7 @@ int redis_write_finish_batch(redisContext *c, const redis_model *m, const char *
 int redis_write_finish(redisContext *c, const redis_model *m, const char *plist, const job_t *job,
                        long long token, job_state next, double delay)
 {
-    redis_outcome o = {.job = job, .token = token, .next = next, .delay = delay};
+    redis_write_outcome o = {.job = job, .token = token, .next = next, .delay = delay};
     int done = 0;
     return redis_write_finish_batch(c, m, plist, &o, 1, &done, NULL) == 0 ? done : -1;
 }
@@ -412,8 +412,8 @@ long redis_write_trim(redisContext *c, const redis_model *m, bool dead, double m
 
 /* Reads {0} / {2, state} / {1, record?} answers of cancel and dead: the new
  * view (json_null() when there is no record), or NULL with 404/409 in err. */
-static json_t *redis_write_outcome(const redis_model *m, const redisReply *r, const char *id,
-                                   const char *conflict, jobd_error *err)
+static json_t *redis_write_answer(const redis_model *m, const redisReply *r, const char *id,
+                                  const char *conflict, jobd_error *err)
 {
     long long code = redis_conn_is_array(r, 1) ? redis_conn_int(r->element[0]) : -1;
     if (code == 0) {
@@ -441,7 +441,7 @@ json_t *redis_write_cancel(redisContext *c, const redis_model *m, const char *id
     redisReply *r = redis_conn_call(c, &cmd, err);
     if (!r)
         return NULL;
-    json_t *v = redis_write_outcome(m, r, id, " and cannot be cancelled", err);
+    json_t *v = redis_write_answer(m, r, id, " and cannot be cancelled", err);
     freeReplyObject(r);
     return v;
 }
@@ -457,7 +457,7 @@ json_t *redis_write_dead_op(redisContext *c, const redis_model *m, const char *i
     redisReply *r = redis_conn_call(c, &cmd, err);
     if (!r)
         return NULL;
-    json_t *v = redis_write_outcome(m, r, id, ", not dead", err);
+    json_t *v = redis_write_answer(m, r, id, ", not dead", err);
     freeReplyObject(r);
     return v;
 }

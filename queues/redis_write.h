@@ -8,18 +8,18 @@
 #include "redis_model.h"
 
 /* One job leased by a fetch. */
-typedef struct redis_lease {
+typedef struct redis_write_lease {
     job_t *job;      /* new job (state running), caller frees */
     long long token; /* fencing token of the lease */
-} redis_lease;
+} redis_write_lease;
 
 /* The end of one run, for redis_write_finish_batch. */
-typedef struct redis_outcome {
+typedef struct redis_write_outcome {
     const job_t *job; /* borrowed; attempts count the run, last_error set for failures */
     long long token;  /* the lease the run held */
     job_state next;   /* JOB_SUCCEEDED, JOB_RETRYING or JOB_DEAD */
     double delay;     /* JOB_RETRYING: seconds before the next attempt */
-} redis_outcome;
+} redis_write_outcome;
 
 /* Stores jobs[0..n) in one script: new ids go to ready (or sched when their
  * state is scheduled); an id that exists is left alone and replayed[i] gets a
@@ -42,7 +42,7 @@ int redis_write_enqueue(redisContext *c, const redis_model *m, job_t *const *job
  * connection failed or Redis answered an error (nothing taken then, unless
  * the answer was lost on the way: see redis_write_release_strays). */
 int redis_write_fetch(redisContext *c, const redis_model *m, const char *plist, size_t n,
-                      redis_lease *out);
+                      redis_write_lease *out);
 
 /* Waits up to block seconds until ready holds an id, taking none
  * (BLMOVE ready ready RIGHT RIGHT leaves the list as it was, and wakes
@@ -55,7 +55,7 @@ int redis_write_wait(redisContext *c, const redis_model *m, double block);
  * done[i] = 0. 0, or -1 with why in err (may be NULL) when the connection
  * failed or Redis answered an error (nothing written; done untouched). */
 int redis_write_finish_batch(redisContext *c, const redis_model *m, const char *plist,
-                             const redis_outcome *outs, size_t n, int *done, jobd_error *err);
+                             const redis_write_outcome *outs, size_t n, int *done, jobd_error *err);
 
 /* One run: 1 = done, 0 = refused (stale token), -1 = failed. */
 int redis_write_finish(redisContext *c, const redis_model *m, const char *plist, const job_t *job,

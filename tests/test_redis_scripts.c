@@ -97,7 +97,7 @@ static void plist_key(char *out)
 }
 
 /* Takes and leases up to n jobs into the test process's lease set. */
-static size_t take_lease(size_t n, redis_lease *out)
+static size_t take_lease(size_t n, redis_write_lease *out)
 {
     char plist[REDIS_KEY_MAX];
     plist_key(plist);
@@ -217,7 +217,7 @@ Test(redis_scripts, fetch_in_submission_order_with_growing_tokens)
     enqueue1("first", now);
     enqueue1("second", now + 1);
     enqueue1("third", now + 2);
-    redis_lease l[3];
+    redis_write_lease l[3];
     cr_assert_eq(take_lease(2, l), 2);
     cr_assert_str_eq(l[0].job->id, "first");
     cr_assert_str_eq(l[1].job->id, "second");
@@ -243,7 +243,7 @@ Test(redis_scripts, fetch_drops_cancelled_job)
     cr_assert_str_eq(json_string_value(json_object_get(v, "state")), "cancelled");
     json_decref(v);
     cr_assert_eq(cmd_int("LLEN %s", model.ready), 1, "the id stays in ready until taken");
-    redis_lease l;
+    redis_write_lease l;
     cr_assert_eq(take_lease(1, &l), 0);
     cr_assert_eq(cmd_int("LLEN %s", model.ready), 0, "taken and dropped");
     char plist[REDIS_KEY_MAX];
@@ -258,7 +258,7 @@ Test(redis_scripts, fetch_takes_a_job_once_when_ready_holds_it_twice)
     enqueue1("twice", jobd_now_ms());
     redisReply *r = redisCommand(rc, "LPUSH %s twice", model.ready);
     freeReplyObject(r);
-    redis_lease l[2];
+    redis_write_lease l[2];
     cr_assert_eq(take_lease(2, l), 1);
     cr_assert_str_eq(l[0].job->id, "twice");
     cr_assert_eq(cmd_int("LLEN %s", model.ready), 0);
@@ -275,7 +275,7 @@ Test(redis_scripts, fetch_on_paused_queue_takes_nothing)
     cr_assert_eq(redis_read_paused(rc, &model), 1);
     char plist[REDIS_KEY_MAX];
     plist_key(plist);
-    redis_lease l[2];
+    redis_write_lease l[2];
     cr_assert_eq(redis_write_fetch(rc, &model, plist, 2, l), -2);
     cr_assert_eq(cmd_int("LLEN %s", model.ready), 2);
     assert_state("p1", "enqueued");
@@ -294,7 +294,7 @@ Test(redis_scripts, wait_returns_when_a_job_comes_and_takes_none)
     enqueue1("w2", jobd_now_ms() + 1);
     cr_assert_eq(redis_write_wait(rc, &model, 1), 1);
     cr_assert_eq(cmd_int("LLEN %s", model.ready), 2, "the list is as it was");
-    redis_lease l[2];
+    redis_write_lease l[2];
     cr_assert_eq(take_lease(2, l), 2);
     cr_assert_str_eq(l[0].job->id, "w1", "order kept");
     job_free(l[0].job);
@@ -306,7 +306,7 @@ Test(redis_scripts, wait_returns_when_a_job_comes_and_takes_none)
 Test(redis_scripts, finish_succeeded_then_stale_token_refused)
 {
     enqueue1("ok", jobd_now_ms());
-    redis_lease l;
+    redis_write_lease l;
     cr_assert_eq(take_lease(1, &l), 1);
     char plist[REDIS_KEY_MAX];
     plist_key(plist);
@@ -333,7 +333,7 @@ Test(redis_scripts, finish_succeeded_then_stale_token_refused)
 Test(redis_scripts, finish_retrying_waits_then_promote_moves_it)
 {
     enqueue1("r", jobd_now_ms());
-    redis_lease l;
+    redis_write_lease l;
     cr_assert_eq(take_lease(1, &l), 1);
     char plist[REDIS_KEY_MAX];
     plist_key(plist);
@@ -357,7 +357,7 @@ Test(redis_scripts, finish_retrying_waits_then_promote_moves_it)
 Test(redis_scripts, finish_dead_then_dead_retry_and_delete)
 {
     enqueue1("d", jobd_now_ms());
-    redis_lease l;
+    redis_write_lease l;
     cr_assert_eq(take_lease(1, &l), 1);
     char plist[REDIS_KEY_MAX];
     plist_key(plist);
@@ -394,7 +394,7 @@ Test(redis_scripts, finish_dead_then_dead_retry_and_delete)
 Test(redis_scripts, cancel_refuses_running_job)
 {
     enqueue1("run", jobd_now_ms());
-    redis_lease l;
+    redis_write_lease l;
     cr_assert_eq(take_lease(1, &l), 1);
     jobd_error err = {0};
     cr_assert_null(redis_write_cancel(rc, &model, "run", &err));
@@ -412,17 +412,17 @@ Test(redis_scripts, finish_batch_writes_each_run_and_refuses_only_the_stale_one)
         snprintf(id, sizeof id, "b%d", i);
         enqueue1(id, now + i);
     }
-    redis_lease l[4];
+    redis_write_lease l[4];
     cr_assert_eq(take_lease(4, l), 4);
     char plist[REDIS_KEY_MAX];
     plist_key(plist);
     const job_state next[] = {JOB_SUCCEEDED, JOB_RETRYING, JOB_SUCCEEDED, JOB_DEAD};
-    redis_outcome outs[4];
+    redis_write_outcome outs[4];
     for (int i = 0; i < 4; i++) {
         l[i].job->attempts = 1;
         job_set_error(l[i].job, next[i] == JOB_SUCCEEDED ? NULL : "boom");
-        outs[i] = (redis_outcome){.job = l[i].job, .token = l[i].token, .next = next[i],
-                                  .delay = 60};
+        outs[i] = (redis_write_outcome){
+            .job = l[i].job, .token = l[i].token, .next = next[i], .delay = 60};
     }
     outs[2].token = l[2].token + 1; /* stale */
     int done[4] = {-1, -1, -1, -1};
@@ -473,7 +473,7 @@ Test(redis_scripts, counts_stay_exact_through_every_change)
     jobd_error err = {0};
     json_decref(redis_write_cancel(rc, &model, "n4", &err));
     cr_assert_eq(count_of("enqueued"), 4);
-    redis_lease l[3];
+    redis_write_lease l[3];
     cr_assert_eq(take_lease(3, l), 3);
     cr_assert_eq(count_of("enqueued"), 1);
     cr_assert_eq(count_of("running"), 3);
@@ -510,7 +510,7 @@ Test(redis_scripts, requeue_abandoned_counts_an_attempt)
     job_free(jobs[0]);
     job_free(jobs[1]);
     cr_assert_eq(redis_write_beat(rc, &model, plist_pid, "register", 100), 1);
-    redis_lease l[2];
+    redis_write_lease l[2];
     cr_assert_eq(take_lease(2, l), 2);
     cr_assert_eq(redis_write_reap(rc, &model, "other"), 0, "heartbeat still alive");
     sleep_ms(150);
@@ -540,9 +540,9 @@ Test(redis_scripts, release_on_graceful_stop_counts_no_attempt)
 {
     enqueue1("g", jobd_now_ms());
     cr_assert_eq(redis_write_beat(rc, &model, plist_pid, "register", 5000), 1);
-    redis_lease l;
+    redis_write_lease l;
     cr_assert_eq(take_lease(1, &l), 1);
-    redis_lease none;
+    redis_write_lease none;
     cr_assert_eq(take_lease(1, &none), 0, "ready is empty");
     cr_assert_eq(redis_write_give_back(rc, &model, plist_pid, false, "stop"), 1);
     cr_assert_eq(redis_write_beat(rc, &model, plist_pid, "leave", 0), 1);
@@ -566,7 +566,7 @@ Test(redis_scripts, lost_fetch_answer_goes_back_without_attempt)
 {
     enqueue1("lost", jobd_now_ms());
     enqueue1("kept", jobd_now_ms() + 1);
-    redis_lease l[2];
+    redis_write_lease l[2];
     cr_assert_eq(take_lease(2, l), 2);
     /* This process got only "kept" (the other answer was lost on the way). */
     cr_assert_eq(redis_write_release_strays(rc, &model, plist_pid, holds_kept, NULL), 1);
@@ -613,7 +613,7 @@ Test(redis_scripts, scheduled_job_moves_when_due_in_bounded_batches)
 
 static void run_to(const char *id, job_state end)
 {
-    redis_lease l;
+    redis_write_lease l;
     cr_assert_eq(take_lease(1, &l), 1);
     cr_assert_str_eq(l.job->id, id);
     char plist[REDIS_KEY_MAX];
@@ -726,7 +726,7 @@ Test(redis_scripts, list_by_state_enqueued_running_succeeded)
         enqueue1(ids[i], now + i);
     cr_assert_eq(redis_write_beat(rc, &model, plist_pid, "register", 5000), 1,
                  "running jobs are found in the lease sets of registered processes");
-    redis_lease l[4];
+    redis_write_lease l[4];
     cr_assert_eq(take_lease(4, l), 4, "s0 r1 e2 r3");
     char plist[REDIS_KEY_MAX];
     plist_key(plist);
@@ -766,7 +766,7 @@ Test(redis_scripts, list_of_a_rare_state_among_many_goes_on_by_cursor)
 {
     int64_t now = jobd_now_ms();
     enqueue1("old", now - 1000);
-    redis_lease l;
+    redis_write_lease l;
     cr_assert_eq(take_lease(1, &l), 1);
     char plist[REDIS_KEY_MAX];
     plist_key(plist);
