@@ -242,6 +242,16 @@ long long redis_conn_call_int(redisContext *c, redis_cmd *cmd)
     return v;
 }
 
+redisReply *redis_conn_call_array(redisContext *c, redis_cmd *cmd)
+{
+    redisReply *r = redis_conn_call(c, cmd, NULL);
+    if (r && r->type != REDIS_REPLY_ARRAY) {
+        freeReplyObject(r);
+        r = NULL;
+    }
+    return r;
+}
+
 bool redis_conn_temporary(const redisReply *r)
 {
     static const char *const words[] = {"LOADING",  "BUSY",       "MASTERDOWN", "TRYAGAIN",

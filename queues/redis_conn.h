@@ -53,6 +53,9 @@ redisReply *redis_conn_call(redisContext *c, redis_cmd *cmd, jobd_error *err);
 /* redis_conn_call for an integer answer: the integer, or -1. */
 long long redis_conn_call_int(redisContext *c, redis_cmd *cmd);
 
+/* redis_conn_call for an array answer: the reply (new, caller frees), or NULL. */
+redisReply *redis_conn_call_array(redisContext *c, redis_cmd *cmd);
+
 /* True when r is a string (or status) reply. */
 static inline bool redis_conn_is_str(const redisReply *r)
 {

@@ -247,12 +247,7 @@ static redisReply *redis_write_proc_ids(redisContext *c, const redis_model *m, c
     redis_cmd_init(&cmd, "HRANDFIELD");
     redis_cmd_adds(&cmd, plist);
     redis_cmd_addi(&cmd, count);
-    redisReply *r = redis_conn_call(c, &cmd, NULL);
-    if (r && r->type != REDIS_REPLY_ARRAY) {
-        freeReplyObject(r);
-        r = NULL;
-    }
-    return r;
+    return redis_conn_call_array(c, &cmd);
 }
 
 /* Requeues the ids of an id array reply for which keep (may be NULL) says no. */
@@ -325,12 +320,7 @@ static redisReply *redis_write_members(redisContext *c, const char *key)
     redis_cmd cmd;
     redis_cmd_init(&cmd, "SMEMBERS");
     redis_cmd_adds(&cmd, key);
-    redisReply *r = redis_conn_call(c, &cmd, NULL);
-    if (r && r->type != REDIS_REPLY_ARRAY) {
-        freeReplyObject(r);
-        r = NULL;
-    }
-    return r;
+    return redis_conn_call_array(c, &cmd);
 }
 
 /* Declares registered processes without heartbeat dead. -1 when the connection failed. */
