@@ -10,8 +10,7 @@
 #include "../server/log.h"
 #include "job.h"
 
-/* --- keys --- */
-/* --- keys --- */
+/* --- keys and script commands --- */
 
 void redis_model_init(redis_model *m, const char *prefix, const char *queue, int default_max)
 {

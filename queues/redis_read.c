@@ -12,11 +12,11 @@
 #define REDIS_READ_SCAN_BUDGET 1000   /* jobs a filtered list request looks at, at most */
 #define REDIS_READ_RUNNING_MAX 100000 /* running jobs a list of running ones looks at, at most */
 
-/* --- store reads and admin --- */
+/* --- records --- */
 
 /* Reading records from C: an HMGET per column and a ZMSCORE of finished
- * and of dead (finished_at), the ids added to each (redis_read_records_add), sent
- * in one pipeline (redis_read_records_run). */
+ * and of dead (finished_at), the ids added to each (redis_read_records_add),
+ * sent in one pipeline (redis_read_records_run). */
 enum { REDIS_READ_CMDS = 8 };
 static const enum redis_column redis_read_cols[] = {REDIS_COL_V, REDIS_COL_S, REDIS_COL_A,
                                                     REDIS_COL_R, REDIS_COL_B, REDIS_COL_E};
@@ -80,6 +80,8 @@ static void redis_read_free_cols(redisReply *cols[REDIS_READ_CMDS])
     for (size_t k = 0; k < REDIS_READ_CMDS; k++)
         freeReplyObject(cols[k]);
 }
+
+/* --- one job, pages --- */
 
 json_t *redis_read_get(redisContext *c, const redis_model *m, const char *id, jobd_error *err)
 {
@@ -392,6 +394,8 @@ json_t *redis_read_list(redisContext *c, const redis_model *m, int state, bool d
     return redis_read_list_zset(c, m, state < 0 ? m->all : m->state[state], state, limit, &pos,
                                 err);
 }
+/* --- the queue --- */
+
 int redis_read_paused(redisContext *c, const redis_model *m)
 {
     redis_cmd cmd;

@@ -299,6 +299,8 @@ long redis_write_release_strays(redisContext *c, const redis_model *m, const cha
     return moved;
 }
 
+/* --- processes --- */
+
 int redis_write_beat(redisContext *c, const redis_model *m, const char *pid, const char *mode,
                      long long ttl_ms)
 {
@@ -399,6 +401,8 @@ long redis_write_trim(redisContext *c, const redis_model *m, bool dead, double m
     redis_cmd_addi(&cmd, (long long)(batch > REDIS_BATCH_MAX ? REDIS_BATCH_MAX : batch));
     return (long)redis_conn_call_int(c, &cmd);
 }
+
+/* --- cancel, dead jobs, pause --- */
 
 /* Reads {0} / {2, state} / {1, record?} answers of cancel and dead: the new
  * view (json_null() when there is no record), or NULL with 404/409 in err. */
