@@ -38,8 +38,8 @@ typedef struct proc_redis_store proc_redis_store;
  * thread returns once it sees STOPPING, and stop joins it (STOPPED). The
  * completer alone passes through CLOSED first: its queue takes no more
  * outcomes (a run that ends later leaves its job to the give-back), and the
- * ones queued are still written. Written under mu; stop's thread, the only
- * writer, may read it without. */
+ * ones queued are still written. Written under mu by start/stop's thread,
+ * the only writer, which may read it without. */
 typedef enum proc_redis_phase {
     PROC_REDIS_IDLE, /* not started: API-only node, or start failed before it */
     PROC_REDIS_RUNNING,
