@@ -114,3 +114,15 @@ deps-ruby:
 
 clean:
 	rm -rf build build-asan jobd
+
+# Deploy with docker-compose (README): the stack of docker/docker-compose.yml.
+COMPOSE ?= docker-compose
+DOCKER_TEST_PKGS := docker.io docker-compose debootstrap iptables curl jq
+.PHONY: compose-up docker-test
+compose-up:
+	$(COMPOSE) -f docker/docker-compose.yml up -d --build
+
+# The compose stack against a private dockerd, base images made locally (as root).
+docker-test:
+	@$(MAKE) --no-print-directory deps DEPS_PKGS="$(DOCKER_TEST_PKGS)"
+	tests/docker/run.sh

@@ -27,18 +27,21 @@ static const char usage[] =
     "  --log-format FMT     text (default) or json\n"
     "  --verbose            also log debug events (every job start)\n"
     "  --allow-eviction     run even if Redis may evict keys (maxmemory-policy)\n"
+    "  --probe URL          GET URL once (2 s at most) and exit: 0 on HTTP 200, else 1\n"
+    "                       (a container HEALTHCHECK without curl)\n"
     "  --help, --version\n";
 
 typedef struct jobd_opts {
     const char *config_path;
     const char *log_format;
+    const char *probe_url;
     bool check_only, no_workers, no_http, allow_eviction, verbose;
 } jobd_opts;
 
 /* Parses argv into o. Returns -1 to exit 0 (help/version), 0 to run, 2 on a usage error. */
 static int jobd_parse_args(int argc, char **argv, jobd_opts *o)
 {
-    enum { O_CHECK = 256, O_NO_WORKERS, O_NO_HTTP, O_LOG, O_EVICT, O_HELP, O_VERSION, O_DEFAULT, O_VERBOSE };
+    enum { O_CHECK = 256, O_NO_WORKERS, O_NO_HTTP, O_LOG, O_EVICT, O_HELP, O_VERSION, O_DEFAULT, O_VERBOSE, O_PROBE };
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
         {"check-config", no_argument, NULL, O_CHECK},
@@ -48,6 +51,7 @@ static int jobd_parse_args(int argc, char **argv, jobd_opts *o)
         {"log-format", required_argument, NULL, O_LOG},
         {"allow-eviction", no_argument, NULL, O_EVICT},
         {"verbose", no_argument, NULL, O_VERBOSE},
+        {"probe", required_argument, NULL, O_PROBE},
         {"help", no_argument, NULL, O_HELP},
         {"version", no_argument, NULL, O_VERSION},
         {NULL, 0, NULL, 0},
@@ -62,6 +66,7 @@ static int jobd_parse_args(int argc, char **argv, jobd_opts *o)
         case O_LOG: o->log_format = optarg; break;
         case O_EVICT: o->allow_eviction = true; break;
         case O_VERBOSE: o->verbose = true; break;
+        case O_PROBE: o->probe_url = optarg; break;
         case O_DEFAULT: fputs(config_default_text(), stdout); return -1;
         case 'h':
         case O_HELP: fputs(usage, stdout); return -1;
@@ -78,6 +83,53 @@ static int jobd_parse_args(int argc, char **argv, jobd_opts *o)
         fprintf(stderr, "jobd: --log-format: must be text or json\n");
         return 2;
     }
+    return 0;
+}
+
+/* libcurl write callback: the probe needs the status only. */
+static size_t jobd_probe_discard(char *p, size_t size, size_t n, void *ud)
+{
+    return size * n;
+}
+
+/* --probe URL: one GET for a container's HEALTHCHECK (the runtime image has
+ * no curl). Reads no config, so it works whatever JOBD_CONFIG holds. The
+ * deadline stays below Docker's health check timeout, so a hung jobd counts
+ * as unhealthy rather than as a timed-out check. Returns the exit status:
+ * 0 on HTTP 200, else 1 with the reason on stderr. */
+static int jobd_probe(const char *url)
+{
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fprintf(stderr, "jobd: probe: cannot initialise libcurl\n");
+        return 1;
+    }
+    CURL *h = curl_easy_init();
+    CURLcode rc = CURLE_FAILED_INIT;
+    long status = 0;
+    if (h) {
+        curl_easy_setopt(h, CURLOPT_URL, url);
+        curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+        curl_easy_setopt(h, CURLOPT_NOPROXY, "*"); /* a container's http_proxy must not carry it */
+        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 1000L);
+        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 2000L);
+        curl_easy_setopt(h, CURLOPT_USERAGENT, "jobd-probe/" JOBD_VERSION);
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, jobd_probe_discard);
+        rc = curl_easy_perform(h);
+        if (rc == CURLE_OK)
+            curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_cleanup(h);
+    }
+    curl_global_cleanup();
+    if (rc != CURLE_OK) {
+        fprintf(stderr, "jobd: probe %s: %s\n", url, curl_easy_strerror(rc));
+        return 1;
+    }
+    if (status != 200) {
+        fprintf(stderr, "jobd: probe %s: HTTP %ld\n", url, status);
+        return 1;
+    }
+    printf("jobd: probe %s: HTTP 200\n", url);
     return 0;
 }
 
@@ -256,6 +308,8 @@ int main(int argc, char **argv)
     int rc = jobd_parse_args(argc, argv, &o);
     if (rc)
         return rc < 0 ? 0 : rc;
+    if (o.probe_url)
+        return jobd_probe(o.probe_url);
 
     /* A peer that hangs up (Redis, a webhook, a command's stdin) must not kill us. */
     signal(SIGPIPE, SIG_IGN);

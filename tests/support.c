@@ -363,6 +363,28 @@ int ts_jobd_stop(ts_jobd *j, int sig, int timeout_ms)
     return st;
 }
 
+int ts_jobd_run(const char *const *args, int timeout_ms, char *log_path, size_t log_len)
+{
+    const char *bin = getenv("JOBD_BIN");
+    size_t n = 0;
+    while (args && args[n])
+        n++;
+    const char **argv = calloc(n + 2, sizeof *argv);
+    char u[32];
+    snprintf(log_path, log_len, "%s/run_%s.log", ts_tmpdir(), ts_unique(u));
+    if (!bin || !*bin || !argv) {
+        fprintf(stderr, "ts_jobd_run: JOBD_BIN is not set: run the suite through tests/run.sh\n");
+        free(argv);
+        return -1;
+    }
+    argv[0] = bin;
+    for (size_t i = 0; i < n; i++)
+        argv[i + 1] = args[i];
+    pid_t pid = ts_spawn((char *const *)argv, environ, log_path);
+    free(argv);
+    return ts_stop_pid(pid, 0, ts_patience(timeout_ms));
+}
+
 bool ts_log_contains(const ts_jobd *j, const char *needle)
 {
     char *text = ts_read_file(j->log_path, NULL);

@@ -51,6 +51,12 @@ int ts_jobd_start_on(ts_jobd *j, const char *host, const char *config_json,
  * signal, or -1 if it had to be killed for the timeout. */
 int ts_jobd_stop(ts_jobd *j, int sig, int timeout_ms);
 
+/* Runs $JOBD_BIN with args (NULL-terminated) to its end, stdout and stderr
+ * into a new file of the scratch folder whose path goes to log_path (>= 512
+ * bytes). Waits up to timeout_ms (ts_patience applied), then kills it.
+ * Returns its status as ts_jobd_stop does (-1: killed for the timeout). */
+int ts_jobd_run(const char *const *args, int timeout_ms, char *log_path, size_t log_len);
+
 /* True when the child's log contains needle. */
 bool ts_log_contains(const ts_jobd *j, const char *needle);
 
