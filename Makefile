@@ -17,14 +17,14 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 HEADERS  := $(wildcard server/*.h handlers/*.h queues/*.h tests/*.h)
 
+.PHONY: all run test test-asan deps clean bench check-config test-ruby deps-ruby
+
 # The Lua scripts of the Redis data model, queues/lua/<name>.lua (lib/: the
 # pieces they include), embedded as C strings redis_lua_<name> by
 # queues/lua/embed.sh into a generated file of the build folder.
 LUA_SCRIPTS := $(wildcard queues/lua/*.lua)
 LUA_GEN     := $(BUILD)/gen/redis_lua.c
 LIB_OBJ     += $(LUA_GEN:.c=.o)
-
-.PHONY: all run test test-asan deps clean bench check-config test-ruby deps-ruby
 
 all: jobd
 
