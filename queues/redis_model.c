@@ -137,7 +137,11 @@ json_t *redis_model_view(const redis_model *m, const redisReply *r, const char *
         redis_model_unknown(err, id);
         return NULL;
     }
-    job_t *job = redis_model_record(m, id, r);
+    return redis_model_job_view(redis_model_record(m, id, r), id, err);
+}
+
+json_t *redis_model_job_view(job_t *job, const char *id, jobd_error *err)
+{
     json_t *v = job ? job_view(job) : NULL;
     job_free(job);
     if (!v)

@@ -118,6 +118,10 @@ job_t *redis_model_record(const redis_model *m, const char *id, const redisReply
 json_t *redis_model_view(const redis_model *m, const redisReply *r, const char *id,
                          jobd_error *err);
 
+/* The view of job id (taken: freed here; NULL = unreadable): new reference,
+ * or NULL with 500 in err. */
+json_t *redis_model_job_view(job_t *job, const char *id, jobd_error *err);
+
 /* Fails err with 404 unknown_job for id. */
 void redis_model_unknown(jobd_error *err, const char *id);
 

@@ -97,11 +97,7 @@ json_t *redis_read_get(redisContext *c, const redis_model *m, const char *id, jo
     if (!redis_conn_is_str(cols[0]->element[0])) {
         redis_model_unknown(err, id);
     } else {
-        job_t *job = redis_read_row(m, id, cols, 0);
-        v = job ? job_view(job) : NULL;
-        job_free(job);
-        if (!v)
-            jobd_fail(err, 500, "internal", "the stored record of job \"%s\" is unreadable", id);
+        v = redis_model_job_view(redis_read_row(m, id, cols, 0), id, err);
     }
     redis_read_free_cols(cols);
     return v;
