@@ -11,11 +11,11 @@ BUILD   ?= build
 # Debian 12 packages of the Ruby gem's tests (clients/ruby: Rails 6.1, puma).
 RUBY_PKGS := ruby ruby-activejob ruby-railties ruby-rack puma ruby-minitest
 
-LIB_SRC  := $(filter-out server/main.c,$(wildcard server/*.c handlers/*.c queues/*.c))
+LIB_SRC  := $(filter-out server/main.c,$(wildcard util/*.c server/*.c handlers/*.c queues/*.c))
 TEST_SRC := $(wildcard tests/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
-HEADERS  := $(wildcard server/*.h handlers/*.h queues/*.h tests/*.h)
+HEADERS  := $(wildcard util/*.h server/*.h handlers/*.h queues/*.h tests/*.h)
 
 .PHONY: all run test test-asan deps clean bench check-config test-ruby deps-ruby
 

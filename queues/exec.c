@@ -9,6 +9,7 @@
 
 #include "../server/config.h"
 #include "../server/log.h"
+#include "../util/utf8.h"
 #include "job.h"
 #include "pipeline.h"
 #include "worker.h"
@@ -143,16 +144,9 @@ void exec_fail(exec_result *res, exec_status status, const char *fmt, ...)
     int n = vsnprintf(res->error, sizeof res->error, fmt, ap);
     va_end(ap);
     res->status = status;
-    if (n >= (int)sizeof res->error) {
-        /* Cut short: drop a UTF-8 sequence the cut split, so views stay valid JSON. */
-        size_t len = sizeof res->error - 1, lead = len;
-        while (lead > 0 && ((unsigned char)res->error[lead - 1] & 0xC0) == 0x80)
-            lead--;
-        unsigned char c = lead > 0 ? (unsigned char)res->error[lead - 1] : 0;
-        size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
-        if (lead > 0 && len - (lead - 1) < need)
-            res->error[lead - 1] = '\0';
-    }
+    /* Cut short: drop a UTF-8 sequence the cut split, so views stay valid JSON. */
+    if (n >= (int)sizeof res->error)
+        res->error[utf8_cut(res->error, sizeof res->error - 1)] = '\0';
 }
 
 /* --- the executor stage --- */

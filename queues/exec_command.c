@@ -5,6 +5,7 @@
  * The child is the leader of a new process group, so a timeout can signal
  * everything it started. One poll() loop feeds stdin and drains stdout and
  * stderr, so no output size can deadlock parent and child. */
+#include "../util/list.h"
 #include "exec.h"
 #include "exec_util.h"
 
@@ -41,12 +42,12 @@ typedef struct exec_command {
     /* Programs started and not yet reaped (their pids, hence their groups,
      * stay taken meanwhile), for kill_all. */
     pthread_mutex_t mu;
-    exec_command_child *running;
+    list_t running; /* of exec_command_child */
 } exec_command;
 
 /* One running program, as the parent sees it. */
 struct exec_command_child {
-    exec_command_child *prev, *next; /* in exec_command.running */
+    list_node link; /* in exec_command.running */
     pid_t pid;
     int pidfd;           /* readable when the program ends; -1 = unavailable */
     int fd[COMMAND_NFD]; /* parent's ends of stdin, stdout, stderr; -1 = closed */
@@ -494,11 +495,7 @@ static void exec_command_supervise(const exec_command *c, const exec_job *job,
 static void exec_command_track(exec_command *c, exec_command_child *ch)
 {
     pthread_mutex_lock(&c->mu);
-    ch->prev = NULL;
-    ch->next = c->running;
-    if (ch->next)
-        ch->next->prev = ch;
-    c->running = ch;
+    list_push(&c->running, &ch->link);
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -506,12 +503,7 @@ static void exec_command_track(exec_command *c, exec_command_child *ch)
 static void exec_command_untrack(exec_command *c, exec_command_child *ch)
 {
     pthread_mutex_lock(&c->mu);
-    if (ch->prev)
-        ch->prev->next = ch->next;
-    else
-        c->running = ch->next;
-    if (ch->next)
-        ch->next->prev = ch->prev;
+    list_remove(&c->running, &ch->link);
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -519,8 +511,8 @@ static void exec_command_kill_all(void *state)
 {
     exec_command *c = state;
     pthread_mutex_lock(&c->mu);
-    for (exec_command_child *ch = c->running; ch; ch = ch->next)
-        kill(-ch->pid, SIGKILL);
+    for (list_node *n = c->running.head; n; n = n->next)
+        kill(-LIST_ITEM(n, exec_command_child, link)->pid, SIGKILL);
     pthread_mutex_unlock(&c->mu);
 }
 

@@ -1,5 +1,6 @@
 /* exec_util.h - helpers shared by the handler kinds that talk to the outside
- * (webhook, command): strict option checks and cleaning of foreign text. */
+ * (webhook, command): strict option checks and failing a run with foreign text
+ * (cleaned by util/utf8.h). */
 #ifndef JOBD_EXEC_UTIL_H
 #define JOBD_EXEC_UTIL_H
 
@@ -22,14 +23,9 @@ int exec_util_check_keys(const json_t *opts, const char *const *allowed, char *e
 int exec_util_seconds(const json_t *opts, const char *key, double def, double *out, char *err,
                       size_t errlen);
 
-/* Copies len bytes of foreign text (an HTTP body, a stderr tail) into out
- * (outlen > 0, always NUL-terminated) as valid UTF-8 without NULs or control
- * characters other than tab and newline: each bad byte becomes '?'. A UTF-8
- * sequence that would not fit is left out. Returns the length written. */
-size_t exec_util_clean_text(char *out, size_t outlen, const char *in, size_t len);
-
 /* Fails res with "<prefix>: <text>" (just prefix when text is empty), text
- * cleaned as above, trailing newlines dropped, and cut so that the whole
+ * made valid UTF-8 without NULs or control characters other than tab and
+ * newline (each bad byte becomes '?'), trailing newlines dropped, and cut so that the whole
  * message fits in JOB_ERROR_MAX: keep_end keeps its end (a stderr tail),
  * otherwise its start (an HTTP body). Cuts fall between UTF-8 characters. */
 void exec_util_fail(exec_result *res, exec_status status, const char *prefix, const char *text,

@@ -3,6 +3,7 @@
  *
  * Each worker thread keeps one curl easy handle per handler (a pthread key of
  * the handler state), so keep-alive connections are reused across jobs. */
+#include "../util/list.h"
 #include "exec.h"
 #include "exec_util.h"
 
@@ -25,7 +26,7 @@
 typedef struct exec_webhook_conn {
     struct exec_webhook *owner;
     CURL *curl;
-    struct exec_webhook_conn *prev, *next;
+    list_node link; /* in exec_webhook.conns */
 } exec_webhook_conn;
 
 typedef struct exec_webhook {
@@ -38,7 +39,7 @@ typedef struct exec_webhook {
     EVP_MAC *mac;             /* HMAC implementation, fetched once */
     pthread_key_t key;        /* this thread's exec_webhook_conn */
     pthread_mutex_t mu;       /* guards conns */
-    exec_webhook_conn *conns; /* every thread's handle, so destroy can free them all */
+    list_t conns;             /* every thread's handle, so destroy can free them all */
 } exec_webhook;
 
 /* The first bytes of the answer's body, for the error message. */
@@ -185,12 +186,7 @@ static void exec_webhook_conn_release(void *p)
     exec_webhook_conn *c = p;
     exec_webhook *w = c->owner;
     pthread_mutex_lock(&w->mu);
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        w->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    list_remove(&w->conns, &c->link);
     pthread_mutex_unlock(&w->mu);
     exec_webhook_conn_free(c);
 }
@@ -201,9 +197,9 @@ static void exec_webhook_destroy(void *state)
     if (!w)
         return;
     pthread_key_delete(w->key);
-    for (exec_webhook_conn *c = w->conns, *next; c; c = next) {
-        next = c->next;
-        exec_webhook_conn_free(c);
+    for (list_node *n = w->conns.head, *next; n; n = next) {
+        next = n->next;
+        exec_webhook_conn_free(LIST_ITEM(n, exec_webhook_conn, link));
     }
     pthread_mutex_destroy(&w->mu);
     curl_slist_free_all(w->headers);
@@ -360,10 +356,7 @@ static CURL *exec_webhook_handle(exec_webhook *w)
         return NULL;
     }
     pthread_mutex_lock(&w->mu);
-    c->next = w->conns;
-    if (c->next)
-        c->next->prev = c;
-    w->conns = c;
+    list_push(&w->conns, &c->link);
     pthread_mutex_unlock(&w->mu);
     return c->curl;
 }

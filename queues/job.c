@@ -1,4 +1,5 @@
-/* job.c - the job model: validation of client input, ids, times, views. */
+/* job.c - the job model: validation of client input, views (as jansson
+ * trees and as text), the executors' payload. */
 #include "job.h"
 
 #include <limits.h>
@@ -8,7 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../server/config.h"
+#include "../util/jsonw.h"
+#include "../util/rfc3339.h"
+#include "../util/utf8.h"
 
 /* 10000-01-01T00:00:00Z: the first instant that no longer has a four-digit
  * year, so client times must stay below it to survive a format/parse trip. */
@@ -16,20 +19,15 @@
 #define JOB_ATTEMPTS_LIMIT 1000
 /* A year: bounds the timeout so that later conversions to ms cannot overflow. */
 #define JOB_TIMEOUT_LIMIT 31536000.0
-#define ULID_MS_MAX ((INT64_C(1) << 48) - 1)
-#define ULID_LEN 26
 
 static const char *const job_state_names[JOB_STATE_COUNT] = {
     "scheduled", "enqueued", "running", "succeeded", "retrying", "dead", "cancelled",
 };
 
-/* The top-level fields of a client job (api.md); anything else is a typo. */
+/* The top-level fields of a client job (openapi.json); anything else is a typo. */
 static const char *const job_fields[] = {
     "type", "args", "id", "scheduled_at", "delay", "max_attempts", "timeout",
 };
-
-/* Crockford's base32: ASCII-ordered, so strcmp orders ULIDs by value. */
-static const char ulid_alphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
 /* ---- the job struct -------------------------------------------------- */
 
@@ -66,39 +64,6 @@ void job_free(job_t *job)
     free(job);
 }
 
-/* Length of the well-formed UTF-8 sequence (RFC 3629: no overlongs, no
- * surrogates, nothing above U+10FFFF) starting at s, or 0 when there is none.
- * jansson refuses strings with such bytes, so they must never reach a view. */
-static size_t job_utf8_len(const unsigned char *s)
-{
-    unsigned char lo = 0x80, hi = 0xBF;
-    size_t n;
-    if (s[0] < 0x80)
-        return 1;
-    if (s[0] >= 0xC2 && s[0] <= 0xDF)
-        n = 2;
-    else if (s[0] >= 0xE0 && s[0] <= 0xEF)
-        n = 3;
-    else if (s[0] >= 0xF0 && s[0] <= 0xF4)
-        n = 4;
-    else
-        return 0;
-    if (s[0] == 0xE0)
-        lo = 0xA0;
-    else if (s[0] == 0xED)
-        hi = 0x9F;
-    else if (s[0] == 0xF0)
-        lo = 0x90;
-    else if (s[0] == 0xF4)
-        hi = 0x8F;
-    if (s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i < n; i++)
-        if (s[i] < 0x80 || s[i] > 0xBF)
-            return 0;
-    return n;
-}
-
 void job_set_error(job_t *job, const char *msg)
 {
     free(job->last_error);
@@ -108,22 +73,8 @@ void job_set_error(job_t *job, const char *msg)
     char *out = malloc(JOB_ERROR_MAX + 1);
     if (!out)
         return;
-    const unsigned char *s = (const unsigned char *)msg;
-    size_t o = 0;
-    while (*s) {
-        size_t n = job_utf8_len(s);
-        if (o + (n ? n : 1) > JOB_ERROR_MAX)
-            break;
-        if (n) {
-            memcpy(out + o, s, n);
-        } else {
-            out[o] = '?'; /* a program's stderr may hold any bytes */
-            n = 1;
-        }
-        o += n;
-        s += n;
-    }
-    out[o] = '\0';
+    /* a program's stderr may hold any bytes; views must stay valid JSON */
+    utf8_clean(out, JOB_ERROR_MAX + 1, msg, strlen(msg), 0);
     job->last_error = out;
 }
 
@@ -145,217 +96,6 @@ int job_state_parse(const char *name)
 bool job_state_final(job_state s)
 {
     return s == JOB_SUCCEEDED || s == JOB_DEAD || s == JOB_CANCELLED;
-}
-
-/* ---- ids ------------------------------------------------------------- */
-
-static bool job_id_char(char c)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '.' || c == '_' || c == ':' || c == '-';
-}
-
-bool job_id_ok(const char *s)
-{
-    size_t n = 0;
-    if (!s)
-        return false;
-    for (; s[n]; n++)
-        if (n >= JOB_ID_MAX || !job_id_char(s[n]))
-            return false;
-    return n > 0;
-}
-
-void idgen_init(idgen_t *g)
-{
-    pthread_mutex_init(&g->mu, NULL);
-    g->last_ms = -1;
-    memset(g->last_rand, 0, sizeof g->last_rand);
-}
-
-void idgen_destroy(idgen_t *g)
-{
-    pthread_mutex_destroy(&g->mu);
-}
-
-/* Adds one to the big-endian random part; -1 when it wrapped to zero. */
-static int idgen_increment(unsigned char rnd[10])
-{
-    for (int i = 9; i >= 0; i--)
-        if (++rnd[i] != 0)
-            return 0;
-    return -1;
-}
-
-/* 26 base32 chars hold 130 bits: two zero bits, then the 48-bit time and 80
- * random bits. Char i is bits 5i-2 .. 5i+2 of the 128 (MSB first), read
- * through a 16-bit window; ids are made for every submission. */
-static void idgen_encode(int64_t ms, const unsigned char rnd[10], char out[27])
-{
-    unsigned char b[17]; /* b[16] pads the window of the last char */
-    for (int i = 0; i < 6; i++)
-        b[i] = (unsigned char)(ms >> (40 - 8 * i));
-    memcpy(b + 6, rnd, 10);
-    b[16] = 0;
-    out[0] = ulid_alphabet[b[0] >> 5];
-    for (int i = 1; i < ULID_LEN; i++) {
-        int k = 5 * i - 2;
-        unsigned window = (unsigned)b[k / 8] << 8 | b[k / 8 + 1];
-        out[i] = ulid_alphabet[window >> (11 - k % 8) & 31u];
-    }
-    out[ULID_LEN] = '\0';
-}
-
-void idgen_next(idgen_t *g, int64_t now_ms, char out[27])
-{
-    int64_t ms = now_ms < 0 ? 0 : now_ms > ULID_MS_MAX ? ULID_MS_MAX : now_ms;
-    pthread_mutex_lock(&g->mu);
-    /* A clock that stands still or steps back must not reorder ids: stay on
-     * the last millisecond and count up from its random part. */
-    if (ms <= g->last_ms) {
-        ms = g->last_ms;
-        if (idgen_increment(g->last_rand) < 0)
-            ms++; /* 2^80 ids in one ms: borrow the next one */
-    }
-    if (ms != g->last_ms)
-        arc4random_buf(g->last_rand, sizeof g->last_rand);
-    g->last_ms = ms;
-    idgen_encode(ms, g->last_rand, out);
-    pthread_mutex_unlock(&g->mu);
-}
-
-/* ---- times ----------------------------------------------------------- */
-
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
- * days_from_civil), so no TZ or locale can change the result. */
-static int64_t job_days_from_civil(int64_t y, int m, int d)
-{
-    y -= m <= 2;
-    const int64_t era = (y >= 0 ? y : y - 399) / 400;
-    const int64_t yoe = y - era * 400;
-    const int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-    const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-/* The inverse of job_days_from_civil. */
-static void job_civil_from_days(int64_t z, int64_t *y, int *m, int *d)
-{
-    z += 719468;
-    const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    const int64_t doe = z - era * 146097;
-    const int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    const int64_t mp = (5 * doy + 2) / 153;
-    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
-    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
-    *y = yoe + era * 400 + (*m <= 2);
-}
-
-static int job_days_in_month(int y, int m)
-{
-    static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    return m == 2 && leap ? 29 : days[m - 1];
-}
-
-/* Reads exactly n ASCII digits; stops at the NUL of a short string. */
-static bool job_digits(const char *s, int n, int *out)
-{
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return false;
-        v = v * 10 + (s[i] - '0');
-    }
-    *out = v;
-    return true;
-}
-
-/* Milliseconds of a fraction ".ddd...": any number of digits, at least one,
- * beyond the third only checked. Returns the end, or NULL. */
-static const char *job_time_fraction(const char *p, int *ms)
-{
-    int n = 0;
-    *ms = 0;
-    if (*p != '.')
-        return p;
-    for (p++; *p >= '0' && *p <= '9'; p++, n++)
-        if (n < 3)
-            *ms = *ms * 10 + (*p - '0');
-    for (int i = n; i < 3; i++)
-        *ms *= 10;
-    return n > 0 ? p : NULL;
-}
-
-/* Offset "Z" or "+hh:mm"/"-hh:mm" in seconds east of UTC. Returns the end, or NULL. */
-static const char *job_time_offset(const char *p, int *secs)
-{
-    int h, m;
-    if (*p == 'Z' || *p == 'z') {
-        *secs = 0;
-        return p + 1;
-    }
-    if ((*p != '+' && *p != '-') || !job_digits(p + 1, 2, &h) || p[3] != ':' ||
-        !job_digits(p + 4, 2, &m) || h > 23 || m > 59)
-        return NULL;
-    *secs = (*p == '-' ? -1 : 1) * (h * 3600 + m * 60);
-    return p + 6;
-}
-
-int job_time_parse(const char *s, int64_t *ms)
-{
-    int y, mo, d, h, mi, sec, frac, off;
-    if (!s || !job_digits(s, 4, &y) || s[4] != '-' || !job_digits(s + 5, 2, &mo) ||
-        s[7] != '-' || !job_digits(s + 8, 2, &d) ||
-        (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || !job_digits(s + 11, 2, &h) ||
-        s[13] != ':' || !job_digits(s + 14, 2, &mi) || s[16] != ':' ||
-        !job_digits(s + 17, 2, &sec))
-        return -1;
-    if (mo < 1 || mo > 12 || d < 1 || d > job_days_in_month(y, mo) || h > 23 || mi > 59 ||
-        sec > 60)
-        return -1;
-    const char *p = job_time_fraction(s + 19, &frac);
-    if (!p || !(p = job_time_offset(p, &off)) || *p != '\0')
-        return -1;
-    /* A leap second (:60) lands on the first ms of the next minute, as timegm does. */
-    int64_t secs = job_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - off;
-    *ms = secs * 1000 + frac;
-    return 0;
-}
-
-/* Writes v as exactly n digits (v < 10^n). */
-static void job_put_digits(char *p, int n, int v)
-{
-    for (int i = n - 1; i >= 0; i--, v /= 10)
-        p[i] = (char)('0' + v % 10);
-}
-
-void job_time_format(int64_t ms, char *buf)
-{
-    int64_t days = ms / 86400000, rem = ms % 86400000;
-    if (rem < 0) { /* floor, so times before 1970 count back from midnight */
-        rem += 86400000;
-        days--;
-    }
-    int64_t y;
-    int m, d;
-    job_civil_from_days(days, &y, &m, &d);
-    int t = (int)(rem / 1000);
-    if (y < 0 || y > 9999) { /* no fixed width: leave it to printf */
-        snprintf(buf, 32, "%04lld-%02d-%02dT%02d:%02d:%02d.%03dZ", (long long)y, m, d, t / 3600,
-                 t / 60 % 60, t % 60, (int)(rem % 1000));
-        return;
-    }
-    /* Views carry several times each, and printf was most of their cost. */
-    memcpy(buf, "0000-00-00T00:00:00.000Z", 25);
-    job_put_digits(buf, 4, (int)y);
-    job_put_digits(buf + 5, 2, m);
-    job_put_digits(buf + 8, 2, d);
-    job_put_digits(buf + 11, 2, t / 3600);
-    job_put_digits(buf + 14, 2, t / 60 % 60);
-    job_put_digits(buf + 17, 2, t % 60);
-    job_put_digits(buf + 20, 3, (int)(rem % 1000));
 }
 
 /* ---- client input ---------------------------------------------------- */
@@ -453,16 +193,16 @@ static int job_take_args(const json_t *obj, job_t *job, jobd_error *err)
     return 0;
 }
 
-static int job_take_id(const json_t *obj, const char *idem_key, idgen_t *ids, job_t *job,
+static int job_take_id(const json_t *obj, const char *idem_key, ulid_gen *ids, job_t *job,
                        jobd_error *err)
 {
     const json_t *v = job_opt(obj, "id");
     const char *id = job_json_str(v, JOB_ID_MAX);
-    if (v && !job_id_ok(id))
+    if (v && !name_id_ok(id))
         return job_invalid(err, "id",
                            "field 'id' must be a string of 1-%d characters of [A-Za-z0-9._:-]",
                            JOB_ID_MAX);
-    if (idem_key && !job_id_ok(idem_key))
+    if (idem_key && !name_id_ok(idem_key))
         return job_invalid(err, "Idempotency-Key",
                            "header 'Idempotency-Key' must be 1-%d characters of [A-Za-z0-9._:-]",
                            JOB_ID_MAX);
@@ -473,7 +213,7 @@ static int job_take_id(const json_t *obj, const char *idem_key, idgen_t *ids, jo
     if (id)
         strcpy(job->id, id);
     else if (ids)
-        idgen_next(ids, job->created_at, job->id);
+        ulid_next(ids, job->created_at, job->id);
     else
         return jobd_fail(err, 500, "internal_error", "no id generator");
     return 0;
@@ -486,7 +226,7 @@ static int job_take_schedule(const json_t *obj, job_t *job, jobd_error *err)
     int64_t when = 0;
     if (at && delay)
         return job_invalid(err, "delay", "fields 'delay' and 'scheduled_at' exclude each other");
-    if (at && (!json_is_string(at) || job_time_parse(json_string_value(at), &when) < 0 ||
+    if (at && (!json_is_string(at) || rfc3339_parse(json_string_value(at), &when) < 0 ||
                when <= 0 || when >= JOB_TIME_END))
         return job_invalid(err, "scheduled_at",
                            "field 'scheduled_at' must be an RFC 3339 time between 1970 and 9999, "
@@ -528,7 +268,7 @@ static int job_take_limits(const json_t *obj, job_t *job, jobd_error *err)
 }
 
 job_t *job_from_request(const json_t *obj, const char *queue, const char *idem_key,
-                        idgen_t *ids, int64_t now_ms, jobd_error *err)
+                        ulid_gen *ids, int64_t now_ms, jobd_error *err)
 {
     if (!json_is_object(obj)) {
         job_invalid(err, "", "a job must be a JSON object");
@@ -558,10 +298,10 @@ job_t *job_from_request(const json_t *obj, const char *queue, const char *idem_k
 /* A new reference: the time as RFC 3339, or null for 0 (= none). */
 static json_t *job_time_json(int64_t ms)
 {
-    char buf[32];
+    char buf[RFC3339_BUF];
     if (ms == 0)
         return json_null();
-    job_time_format(ms, buf);
+    rfc3339_format(ms, buf);
     return json_string(buf);
 }
 
@@ -613,7 +353,7 @@ static int job_view_time(const json_t *view, const char *key, bool optional, int
         return optional ? 0 : -1;
     if (json_is_null(v))
         return 0;
-    return json_is_string(v) && job_time_parse(json_string_value(v), ms) == 0 ? 0 : -1;
+    return json_is_string(v) && rfc3339_parse(json_string_value(v), ms) == 0 ? 0 : -1;
 }
 
 /* An integer field in [min, INT_MAX]; null = 0 when nullable. */
@@ -678,9 +418,9 @@ job_t *job_from_view(const json_t *view)
     job_t *job = job_new();
     if (!job)
         return NULL;
-    if (job_view_str(view, "id", job->id, sizeof job->id) < 0 || !job_id_ok(job->id) ||
+    if (job_view_str(view, "id", job->id, sizeof job->id) < 0 || !name_id_ok(job->id) ||
         job_view_str(view, "queue", job->queue, sizeof job->queue) < 0 ||
-        !config_queue_name_ok(job->queue) ||
+        !name_queue_ok(job->queue) ||
         job_view_str(view, "type", job->type, sizeof job->type) < 0 ||
         job_view_state(view, job) < 0 ||
         job_view_int(view, "attempts", 0, false, &job->attempts) < 0 ||
@@ -699,252 +439,69 @@ job_t *job_from_view(const json_t *view)
 
 /* ---- views as text ---------------------------------------------------- */
 
-/* A growing buffer for JSON text built without a jansson tree: the view is
- * written for every submission, and jansson's tree and dump were most of its
- * cost. The output is byte for byte what json_dumps(..., JSON_COMPACT) gives
- * (tests/test_job_text.c holds it to that). After a failed allocation oom is
- * set and later writes do nothing. */
-typedef struct job_text {
-    char *p;
-    size_t len, cap;
-    bool oom;
-} job_text;
-
-#define JOB_TEXT_LIT(t, lit) job_text_put((t), (lit), sizeof(lit) - 1)
-
-static bool job_text_room(job_text *t, size_t extra)
-{
-    if (t->oom)
-        return false;
-    if (t->len + extra < t->cap) /* strictly less: room for the final NUL */
-        return true;
-    size_t cap = t->cap ? t->cap : 512;
-    while (cap <= t->len + extra)
-        cap *= 2;
-    char *p = realloc(t->p, cap);
-    if (!p) {
-        t->oom = true;
-        return false;
-    }
-    t->p = p;
-    t->cap = cap;
-    return true;
-}
-
-static void job_text_put(job_text *t, const char *s, size_t n)
-{
-    if (!job_text_room(t, n))
-        return;
-    memcpy(t->p + t->len, s, n);
-    t->len += n;
-}
-
-/* A JSON string, escaped as jansson does by default: quote, backslash and
- * control characters only (the bytes are valid UTF-8 already). */
-static void job_text_str(job_text *t, const char *s, size_t n)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    JOB_TEXT_LIT(t, "\"");
-    size_t run = 0; /* bytes before i that need no escape */
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\')
-            continue;
-        job_text_put(t, s + run, i - run);
-        run = i + 1;
-        char esc[6] = {'\\', (char)c, 0, 0, 0, 0};
-        size_t len = 2;
-        switch (c) {
-        case '"': case '\\': break;
-        case '\b': esc[1] = 'b'; break;
-        case '\f': esc[1] = 'f'; break;
-        case '\n': esc[1] = 'n'; break;
-        case '\r': esc[1] = 'r'; break;
-        case '\t': esc[1] = 't'; break;
-        default:
-            memcpy(esc + 1, "u00", 3);
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 15];
-            len = 6;
-        }
-        job_text_put(t, esc, len);
-    }
-    job_text_put(t, s + run, n - run);
-    JOB_TEXT_LIT(t, "\"");
-}
-
-static void job_text_cstr(job_text *t, const char *s)
-{
-    job_text_str(t, s, strlen(s));
-}
-
-static void job_text_int(job_text *t, long long v)
-{
-    char buf[24];
-    char *p = buf + sizeof buf;
-    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-    do
-        *--p = (char)('0' + u % 10);
-    while (u /= 10);
-    if (v < 0)
-        *--p = '-';
-    job_text_put(t, p, (size_t)(buf + sizeof buf - p));
-}
-
-/* A time as RFC 3339, or null for 0 (= none), as job_time_json. */
-static void job_text_time(job_text *t, int64_t ms)
-{
-    char buf[32];
-    if (ms == 0) {
-        JOB_TEXT_LIT(t, "null");
-        return;
-    }
-    job_time_format(ms, buf);
-    JOB_TEXT_LIT(t, "\"");
-    job_text_put(t, buf, strlen(buf));
-    JOB_TEXT_LIT(t, "\"");
-}
-
-/* Reals are left to jansson: its shortest round-trip form is what counts. */
-static void job_text_real(job_text *t, const json_t *v)
-{
-    char buf[64];
-    size_t n = json_dumpb(v, buf, sizeof buf, JSON_COMPACT | JSON_ENCODE_ANY);
-    if (n == 0 || n > sizeof buf)
-        t->oom = true;
-    else
-        job_text_put(t, buf, n);
-}
-
-static void job_text_json(job_text *t, const json_t *v);
-
-static void job_text_object(job_text *t, const json_t *v)
-{
-    const char *key;
-    size_t key_len;
-    json_t *child;
-    bool first = true;
-    JOB_TEXT_LIT(t, "{");
-    json_object_keylen_foreach((json_t *)v, key, key_len, child) {
-        if (!first)
-            JOB_TEXT_LIT(t, ",");
-        first = false;
-        job_text_str(t, key, key_len);
-        JOB_TEXT_LIT(t, ":");
-        job_text_json(t, child);
-    }
-    JOB_TEXT_LIT(t, "}");
-}
-
-static void job_text_array(job_text *t, const json_t *v)
-{
-    size_t i;
-    json_t *child;
-    JOB_TEXT_LIT(t, "[");
-    json_array_foreach(v, i, child) {
-        if (i > 0)
-            JOB_TEXT_LIT(t, ",");
-        job_text_json(t, child);
-    }
-    JOB_TEXT_LIT(t, "]");
-}
-
-/* Any value; nesting is bounded by the depth check of the intake. */
-static void job_text_json(job_text *t, const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT: job_text_object(t, v); break;
-    case JSON_ARRAY: job_text_array(t, v); break;
-    case JSON_STRING: job_text_str(t, json_string_value(v), json_string_length(v)); break;
-    case JSON_INTEGER: job_text_int(t, (long long)json_integer_value(v)); break;
-    case JSON_REAL: job_text_real(t, v); break;
-    case JSON_TRUE: JOB_TEXT_LIT(t, "true"); break;
-    case JSON_FALSE: JOB_TEXT_LIT(t, "false"); break;
-    case JSON_NULL: JOB_TEXT_LIT(t, "null"); break;
-    }
-}
-
-/* The NUL-terminated text (new memory) and its length, or NULL after OOM. */
-static char *job_text_finish(job_text *t, size_t *len)
-{
-    if (!job_text_room(t, 0)) {
-        free(t->p);
-        return NULL;
-    }
-    t->p[t->len] = '\0';
-    if (len)
-        *len = t->len;
-    return t->p;
-}
-
 /* "id","queue","type","args": the head of both the view and the payload. */
-static void job_text_head(job_text *t, const job_t *job)
+static void job_text_head(jsonw *w, const job_t *job)
 {
-    JOB_TEXT_LIT(t, "{\"id\":");
-    job_text_cstr(t, job->id);
-    JOB_TEXT_LIT(t, ",\"queue\":");
-    job_text_cstr(t, job->queue);
-    JOB_TEXT_LIT(t, ",\"type\":");
-    job_text_cstr(t, job->type);
-    JOB_TEXT_LIT(t, ",\"args\":");
-    job_text_json(t, job->args);
+    JSONW_LIT(w, "{\"id\":");
+    jsonw_cstr(w, job->id);
+    JSONW_LIT(w, ",\"queue\":");
+    jsonw_cstr(w, job->queue);
+    JSONW_LIT(w, ",\"type\":");
+    jsonw_cstr(w, job->type);
+    JSONW_LIT(w, ",\"args\":");
+    jsonw_json(w, job->args);
 }
 
 char *job_view_text(const job_t *job, size_t *len)
 {
-    job_text t = {0};
-    job_text_head(&t, job);
-    JOB_TEXT_LIT(&t, ",\"state\":\"");
-    job_text_put(&t, job_state_name(job->state), strlen(job_state_name(job->state)));
-    JOB_TEXT_LIT(&t, "\",\"attempts\":");
-    job_text_int(&t, job->attempts);
-    JOB_TEXT_LIT(&t, ",\"max_attempts\":");
+    jsonw w = {0};
+    job_text_head(&w, job);
+    JSONW_LIT(&w, ",\"state\":\"");
+    jsonw_raw(&w, job_state_name(job->state), strlen(job_state_name(job->state)));
+    JSONW_LIT(&w, "\",\"attempts\":");
+    jsonw_int(&w, job->attempts);
+    JSONW_LIT(&w, ",\"max_attempts\":");
     if (job->max_attempts)
-        job_text_int(&t, job->max_attempts);
+        jsonw_int(&w, job->max_attempts);
     else
-        JOB_TEXT_LIT(&t, "null");
-    JOB_TEXT_LIT(&t, ",\"created_at\":");
-    job_text_time(&t, job->created_at);
-    JOB_TEXT_LIT(&t, ",\"scheduled_at\":");
-    job_text_time(&t, job->scheduled_at);
-    JOB_TEXT_LIT(&t, ",\"started_at\":");
-    job_text_time(&t, job->started_at);
-    JOB_TEXT_LIT(&t, ",\"finished_at\":");
-    job_text_time(&t, job->finished_at);
-    JOB_TEXT_LIT(&t, ",\"last_error\":");
+        JSONW_LIT(&w, "null");
+    JSONW_LIT(&w, ",\"created_at\":");
+    jsonw_time(&w, job->created_at);
+    JSONW_LIT(&w, ",\"scheduled_at\":");
+    jsonw_time(&w, job->scheduled_at);
+    JSONW_LIT(&w, ",\"started_at\":");
+    jsonw_time(&w, job->started_at);
+    JSONW_LIT(&w, ",\"finished_at\":");
+    jsonw_time(&w, job->finished_at);
+    JSONW_LIT(&w, ",\"last_error\":");
     if (job->last_error)
-        job_text_cstr(&t, job->last_error);
+        jsonw_cstr(&w, job->last_error);
     else
-        JOB_TEXT_LIT(&t, "null");
+        JSONW_LIT(&w, "null");
     if (job->run_at) {
-        JOB_TEXT_LIT(&t, ",\"run_at\":");
-        job_text_time(&t, job->run_at);
+        JSONW_LIT(&w, ",\"run_at\":");
+        jsonw_time(&w, job->run_at);
     }
     if (job->timeout > 0) {
-        json_t *timeout = json_real(job->timeout);
-        JOB_TEXT_LIT(&t, ",\"timeout\":");
-        if (timeout)
-            job_text_real(&t, timeout);
-        else
-            t.oom = true;
-        json_decref(timeout);
+        JSONW_LIT(&w, ",\"timeout\":");
+        jsonw_real(&w, job->timeout);
     }
-    JOB_TEXT_LIT(&t, "}");
-    return job_text_finish(&t, len);
+    JSONW_LIT(&w, "}");
+    return jsonw_finish(&w, len);
 }
 
 char *job_payload(const job_t *job, size_t *len)
 {
-    job_text t = {0};
-    job_text_head(&t, job);
-    JOB_TEXT_LIT(&t, ",\"attempt\":");
-    job_text_int(&t, (long long)job->attempts + 1);
-    JOB_TEXT_LIT(&t, ",\"scheduled_at\":");
-    job_text_time(&t, job->scheduled_at);
-    JOB_TEXT_LIT(&t, ",\"created_at\":");
-    job_text_time(&t, job->created_at);
-    JOB_TEXT_LIT(&t, "}");
-    return job_text_finish(&t, len);
+    jsonw w = {0};
+    job_text_head(&w, job);
+    JSONW_LIT(&w, ",\"attempt\":");
+    jsonw_int(&w, (long long)job->attempts + 1);
+    JSONW_LIT(&w, ",\"scheduled_at\":");
+    jsonw_time(&w, job->scheduled_at);
+    JSONW_LIT(&w, ",\"created_at\":");
+    jsonw_time(&w, job->created_at);
+    JSONW_LIT(&w, "}");
+    return jsonw_finish(&w, len);
 }
 
 /* jansson's allocation per value (struct, refcount, allocator rounding). */

@@ -1,4 +1,5 @@
-/* job.h - the job model: validation of client input, ids, times, views. */
+/* job.h - the job model: validation of client input, views, the payload.
+ * Ids, times, names and UTF-8 are util/'s (ulid.h, rfc3339.h, name.h, utf8.h). */
 #ifndef JOBD_JOB_H
 #define JOBD_JOB_H
 
@@ -17,7 +18,7 @@ void job_free(job_t *job);
  * (at a UTF-8 boundary); msg NULL clears it. */
 void job_set_error(job_t *job, const char *msg);
 
-/* Validates one client job object per api.md (type, args depth, id charset,
+/* Validates one client job object (openapi.json: type, args depth, id charset,
  * scheduled_at RFC 3339, delay >= 0 and not with scheduled_at, max_attempts
  * 1..1000, timeout > 0, no unknown fields) and fills a new job: id (from the
  * object, else idem_key, else a fresh ULID from ids), queue, type, args,
@@ -27,9 +28,9 @@ void job_set_error(job_t *job, const char *msg);
  * Returns a new job, or NULL with err = 422 invalid_job and err->field set.
  * Does not check that a handler exists for the type (the caller does). */
 job_t *job_from_request(const json_t *obj, const char *queue, const char *idem_key,
-                        idgen_t *ids, int64_t now_ms, jobd_error *err);
+                        ulid_gen *ids, int64_t now_ms, jobd_error *err);
 
-/* The job view of api.md ("id","queue","type","args","state","attempts",
+/* The job view of openapi.json ("id","queue","type","args","state","attempts",
  * "max_attempts","created_at","scheduled_at","started_at","finished_at","last_error")
  * plus "run_at" and "timeout" when set. Times as RFC 3339 UTC with ms, or null.
  * Returns a new reference. */
@@ -50,22 +51,6 @@ const char *job_state_name(job_state s);
 int job_state_parse(const char *name);
 /* True for succeeded, dead, cancelled. */
 bool job_state_final(job_state s);
-
-/* True when s is 1..128 chars of [A-Za-z0-9._:-]. */
-bool job_id_ok(const char *s);
-
-/* Parses RFC 3339 ("2026-11-28T10:00:00Z", "...T10:00:00.123+02:00").
- * Returns 0 and unix ms in *ms, or -1. */
-int job_time_parse(const char *s, int64_t *ms);
-/* Formats unix ms as "2026-11-28T10:00:00.000Z" into buf (>= 32 bytes). */
-void job_time_format(int64_t ms, char *buf);
-
-/* Initialises a generator (mutex and state). */
-void idgen_init(idgen_t *g);
-/* Writes the next ULID (26 chars + NUL) for time now_ms into out. Thread-safe;
- * later calls return greater ids even within one millisecond. */
-void idgen_next(idgen_t *g, int64_t now_ms, char out[27]);
-void idgen_destroy(idgen_t *g);
 
 /* The job view as compact JSON text, built without a jansson tree: byte for
  * byte json_dumps(job_view(job), JSON_COMPACT), so a store can keep it and an

@@ -16,11 +16,16 @@
  * 503; finished and dead jobs by the retention settings; running ones by the
  * workers. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../server/log.h"
+#include "../util/hash.h"
+#include "../util/heap.h"
+#include "../util/list.h"
+#include "../util/timeindex.h"
 #include "job.h"
 #include "pipeline.h"
 #include "worker.h"
@@ -30,46 +35,31 @@
 /* Index slots a list request looks at beyond its limit: with a state filter
  * a page may hold fewer than limit jobs and still have a next_cursor. */
 #define INLINE_LIST_SCAN 1000
-/* Removed slots are squeezed out once they are this many and a quarter of all. */
-#define INLINE_INDEX_HOLES_MIN 64
 
-typedef enum ilist_id { IL_NONE, IL_READY, IL_FINISHED, IL_DEAD, IL_COUNT } ilist_id;
+typedef enum inline_fifo_id { IL_NONE, IL_READY, IL_FINISHED, IL_DEAD, IL_COUNT } inline_fifo_id;
 
 typedef struct ientry {
     job_t *job;                  /* owned */
-    struct ientry *hnext;        /* hash chain */
-    struct ientry *prev, *next;  /* in list `in` */
-    ilist_id in;
-    size_t heap_idx;             /* valid while in_heap */
+    hash_node hnode;             /* by job->id */
+    list_node lnode;             /* in FIFO `in` */
+    inline_fifo_id in;
+    heap_node due;               /* by run_at, while scheduled or retrying */
     uint64_t dead_seq;           /* order of death, the dead list's cursor */
     uint64_t seq;                /* order of arrival, its key in the creation index */
-    bool in_heap;
     proc_t *self;                /* for the run's done callback */
 } ientry;
 
-typedef struct ilist {
-    ientry *head, *tail;
-    size_t n;
-} ilist;
-
-/* One slot of the creation index. The key stays when the job is removed
- * (e NULL), so a cursor naming a removed job still finds its place. */
-typedef struct islot {
-    int64_t created_at;
-    uint64_t seq;
-    ientry *e; /* NULL = removed */
-} islot;
+/* The entry that holds a container's node. */
+#define INLINE_ENTRY(node, member) \
+    ((ientry *)(void *)((char *)(node) - offsetof(ientry, member)))
 
 typedef struct inline_store {
     pthread_mutex_t mu;
     pthread_cond_t cv;           /* work for the dispatcher, or stop */
-    ientry **buckets;            /* hash table by id */
-    size_t n_buckets, n_entries;
-    ientry **heap;               /* min-heap by run_at */
-    size_t heap_n, heap_cap;
-    ilist lists[IL_COUNT];
-    islot *index;                /* sorted by (created_at, seq), oldest first */
-    size_t index_n, index_cap, index_holes;
+    hash_t by_id;                /* every entry */
+    heap_t due;                  /* scheduled and retrying entries by run_at */
+    list_t fifos[IL_COUNT];
+    timeindex_t created;         /* every entry by (created_at, seq), oldest first */
     uint64_t seq;                /* last seq given */
     size_t max_jobs;             /* waiting jobs at most */
     size_t counts[JOB_STATE_COUNT];
@@ -81,231 +71,39 @@ typedef struct inline_store {
     pthread_t dispatcher;
 } inline_store;
 
-/* --- hash table --- */
-
-static size_t inline_hash(const char *s)
-{
-    size_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
-}
+/* --- containers --- */
 
 static ientry *inline_find(inline_store *st, const char *id)
 {
-    for (ientry *e = st->buckets[inline_hash(id) & (st->n_buckets - 1)]; e; e = e->hnext)
-        if (strcmp(e->job->id, id) == 0)
-            return e;
-    return NULL;
+    hash_node *n = hash_find(&st->by_id, id);
+    return n ? INLINE_ENTRY(n, hnode) : NULL;
 }
 
-static int inline_grow(inline_store *st)
+static ientry *inline_fifo_head(const inline_store *st, inline_fifo_id id)
 {
-    size_t n = st->n_buckets * 2;
-    ientry **b = calloc(n, sizeof *b);
-    if (!b)
-        return -1;
-    for (size_t i = 0; i < st->n_buckets; i++) {
-        for (ientry *e = st->buckets[i], *next; e; e = next) {
-            next = e->hnext;
-            size_t k = inline_hash(e->job->id) & (n - 1);
-            e->hnext = b[k];
-            b[k] = e;
-        }
-    }
-    free(st->buckets);
-    st->buckets = b;
-    st->n_buckets = n;
-    return 0;
+    list_node *n = st->fifos[id].head;
+    return n ? INLINE_ENTRY(n, lnode) : NULL;
 }
 
-static int inline_insert(inline_store *st, ientry *e)
+static void inline_fifo_push(inline_store *st, inline_fifo_id id, ientry *e)
 {
-    if (st->n_entries >= st->n_buckets && inline_grow(st) != 0)
-        return -1;
-    ientry **b = &st->buckets[inline_hash(e->job->id) & (st->n_buckets - 1)];
-    e->hnext = *b;
-    *b = e;
-    st->n_entries++;
-    return 0;
-}
-
-static void inline_unhash(inline_store *st, ientry *e)
-{
-    for (ientry **p = &st->buckets[inline_hash(e->job->id) & (st->n_buckets - 1)]; *p;
-         p = &(*p)->hnext) {
-        if (*p == e) {
-            *p = e->hnext;
-            st->n_entries--;
-            return;
-        }
-    }
-}
-
-/* --- creation index --- */
-
-static int islot_cmp(int64_t created_at, uint64_t seq, const islot *s)
-{
-    if (created_at != s->created_at)
-        return created_at < s->created_at ? -1 : 1;
-    return seq < s->seq ? -1 : seq > s->seq ? 1 : 0;
-}
-
-/* First slot whose key is >= (created_at, seq): index_n when none. */
-static size_t index_lower_bound(const inline_store *st, int64_t created_at, uint64_t seq)
-{
-    size_t lo = 0, hi = st->index_n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (islot_cmp(created_at, seq, &st->index[mid]) > 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
-/* Room for one more slot. 0, or -1 on OOM. */
-static int index_reserve(inline_store *st)
-{
-    if (st->index_n < st->index_cap)
-        return 0;
-    size_t cap = st->index_cap ? st->index_cap * 2 : 1024;
-    islot *v = realloc(st->index, cap * sizeof *v);
-    if (!v)
-        return -1;
-    st->index = v;
-    st->index_cap = cap;
-    return 0;
-}
-
-/* Adds e (room reserved). Jobs arrive in about creation order, so the slot
- * goes at or near the end. */
-static void index_add(inline_store *st, ientry *e)
-{
-    e->seq = ++st->seq;
-    size_t at = index_lower_bound(st, e->job->created_at, e->seq);
-    memmove(st->index + at + 1, st->index + at, (st->index_n - at) * sizeof *st->index);
-    st->index[at] = (islot){e->job->created_at, e->seq, e};
-    st->index_n++;
-}
-
-/* Drops the slots of removed jobs (their keys are needed no more than any
- * other position between two live ones). */
-static void index_compact(inline_store *st)
-{
-    size_t k = 0;
-    for (size_t i = 0; i < st->index_n; i++)
-        if (st->index[i].e)
-            st->index[k++] = st->index[i];
-    st->index_n = k;
-    st->index_holes = 0;
-}
-
-static void index_remove(inline_store *st, const ientry *e)
-{
-    size_t at = index_lower_bound(st, e->job->created_at, e->seq);
-    if (at < st->index_n && st->index[at].e == e) {
-        st->index[at].e = NULL;
-        st->index_holes++;
-    }
-    if (st->index_holes >= INLINE_INDEX_HOLES_MIN && st->index_holes * 4 > st->index_n)
-        index_compact(st);
-}
-
-/* --- lists --- */
-
-static void ilist_push(inline_store *st, ilist_id id, ientry *e)
-{
-    ilist *l = &st->lists[id];
     e->in = id;
-    e->next = NULL;
-    e->prev = l->tail;
-    if (l->tail)
-        l->tail->next = e;
-    else
-        l->head = e;
-    l->tail = e;
-    l->n++;
+    list_push(&st->fifos[id], &e->lnode);
 }
 
-static void ilist_remove(inline_store *st, ientry *e)
+static void inline_fifo_remove(inline_store *st, ientry *e)
 {
     if (e->in == IL_NONE)
         return;
-    ilist *l = &st->lists[e->in];
-    if (e->prev)
-        e->prev->next = e->next;
-    else
-        l->head = e->next;
-    if (e->next)
-        e->next->prev = e->prev;
-    else
-        l->tail = e->prev;
-    l->n--;
+    list_remove(&st->fifos[e->in], &e->lnode);
     e->in = IL_NONE;
-    e->prev = e->next = NULL;
 }
 
-/* --- due-time heap --- */
-
-static void heap_swap(inline_store *st, size_t a, size_t b)
+/* The entry due first, or NULL. */
+static ientry *inline_due_first(const inline_store *st)
 {
-    ientry *t = st->heap[a];
-    st->heap[a] = st->heap[b];
-    st->heap[b] = t;
-    st->heap[a]->heap_idx = a;
-    st->heap[b]->heap_idx = b;
-}
-
-static void heap_fix(inline_store *st, size_t i)
-{
-    while (i > 0 && st->heap[(i - 1) / 2]->job->run_at > st->heap[i]->job->run_at) {
-        heap_swap(st, i, (i - 1) / 2);
-        i = (i - 1) / 2;
-    }
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < st->heap_n && st->heap[l]->job->run_at < st->heap[m]->job->run_at)
-            m = l;
-        if (r < st->heap_n && st->heap[r]->job->run_at < st->heap[m]->job->run_at)
-            m = r;
-        if (m == i)
-            return;
-        heap_swap(st, i, m);
-        i = m;
-    }
-}
-
-static int heap_push(inline_store *st, ientry *e)
-{
-    if (st->heap_n == st->heap_cap) {
-        size_t cap = st->heap_cap ? st->heap_cap * 2 : 64;
-        ientry **h = realloc(st->heap, cap * sizeof *h);
-        if (!h)
-            return -1;
-        st->heap = h;
-        st->heap_cap = cap;
-    }
-    e->heap_idx = st->heap_n;
-    e->in_heap = true;
-    st->heap[st->heap_n++] = e;
-    heap_fix(st, e->heap_idx);
-    return 0;
-}
-
-static void heap_remove(inline_store *st, ientry *e)
-{
-    if (!e->in_heap)
-        return;
-    size_t i = e->heap_idx;
-    st->heap_n--;
-    if (i != st->heap_n) {
-        st->heap[i] = st->heap[st->heap_n];
-        st->heap[i]->heap_idx = i;
-        heap_fix(st, i);
-    }
-    e->in_heap = false;
+    heap_node *n = heap_top(&st->due);
+    return n ? INLINE_ENTRY(n, due) : NULL;
 }
 
 /* --- state changes --- */
@@ -320,28 +118,28 @@ static void inline_set_state(inline_store *st, ientry *e, job_state s)
 /* Moves e to where state s belongs. Called with st->mu held. */
 static void inline_place(inline_store *st, ientry *e, job_state s)
 {
-    ilist_remove(st, e);
-    heap_remove(st, e);
+    inline_fifo_remove(st, e);
+    heap_remove(&st->due, &e->due);
     inline_set_state(st, e, s);
     switch (s) {
     case JOB_SCHEDULED:
     case JOB_RETRYING:
-        if (heap_push(st, e) != 0) {
+        if (heap_push(&st->due, &e->due, e->job->run_at) != 0) {
             /* Cannot wait out the delay without memory: run it now instead. */
             inline_set_state(st, e, JOB_ENQUEUED);
-            ilist_push(st, IL_READY, e);
+            inline_fifo_push(st, IL_READY, e);
         }
         break;
     case JOB_ENQUEUED:
-        ilist_push(st, IL_READY, e);
+        inline_fifo_push(st, IL_READY, e);
         break;
     case JOB_SUCCEEDED:
     case JOB_CANCELLED:
-        ilist_push(st, IL_FINISHED, e);
+        inline_fifo_push(st, IL_FINISHED, e);
         break;
     case JOB_DEAD:
         e->dead_seq = ++st->dead_seq;
-        ilist_push(st, IL_DEAD, e);
+        inline_fifo_push(st, IL_DEAD, e);
         break;
     default:
         break;
@@ -351,10 +149,10 @@ static void inline_place(inline_store *st, ientry *e, job_state s)
 
 static void inline_drop(inline_store *st, ientry *e)
 {
-    ilist_remove(st, e);
-    heap_remove(st, e);
-    inline_unhash(st, e);
-    index_remove(st, e);
+    inline_fifo_remove(st, e);
+    heap_remove(&st->due, &e->due);
+    hash_remove(&st->by_id, &e->hnode);
+    timeindex_remove(&st->created, e->job->created_at, e->seq, e);
     st->counts[e->job->state]--;
     job_free(e->job);
     free(e);
@@ -366,7 +164,7 @@ static void inline_trim(inline_store *st, proc_t *self, int64_t now)
 {
     const config_t *cfg = self->queue->ctx->cfg;
     struct {
-        ilist_id list;
+        inline_fifo_id list;
         size_t max;
         double age;
         const char *what;
@@ -375,11 +173,12 @@ static void inline_trim(inline_store *st, proc_t *self, int64_t now)
         {IL_DEAD, (size_t)cfg->dead_max_jobs, cfg->dead_max_age, "dead"},
     };
     for (size_t r = 0; r < 2; r++) {
-        ilist *l = &st->lists[rules[r].list];
+        const list_t *l = &st->fifos[rules[r].list];
         int64_t oldest = now - (int64_t)(rules[r].age * 1000);
         size_t trimmed = 0;
-        while (l->head && (l->n > rules[r].max || l->head->job->finished_at < oldest)) {
-            inline_drop(st, l->head);
+        for (ientry *e; (e = inline_fifo_head(st, rules[r].list)) &&
+                        (l->n > rules[r].max || e->job->finished_at < oldest);) {
+            inline_drop(st, e);
             trimmed++;
         }
         if (!trimmed)
@@ -413,13 +212,15 @@ static ientry *inline_add(inline_store *st, proc_t *self, const job_t *job)
     e->self = self;
     e->job->state = JOB_SCHEDULED; /* counted below by inline_place */
     st->counts[JOB_SCHEDULED]++;
-    if (index_reserve(st) != 0 || inline_insert(st, e) != 0) {
+    e->hnode.key = e->job->id;
+    if (timeindex_reserve(&st->created) != 0 || hash_insert(&st->by_id, &e->hnode) != 0) {
         st->counts[JOB_SCHEDULED]--;
         job_free(e->job);
         free(e);
         return NULL;
     }
-    index_add(st, e);
+    e->seq = ++st->seq;
+    timeindex_add(&st->created, e->job->created_at, e->seq, e);
     inline_place(st, e, job->run_at > jobd_now_ms() ? JOB_SCHEDULED : JOB_ENQUEUED);
     return e;
 }
@@ -528,8 +329,8 @@ static void inline_run_done(void *done_ctx, size_t index, const outcome_t *out)
 /* Moves every due job from the heap to the ready list. */
 static void inline_move_due(inline_store *st, int64_t now)
 {
-    while (st->heap_n && st->heap[0]->job->run_at <= now)
-        inline_place(st, st->heap[0], JOB_ENQUEUED);
+    for (ientry *e; (e = inline_due_first(st)) && e->due.key <= now;)
+        inline_place(st, e, JOB_ENQUEUED);
 }
 
 /* How long the dispatcher may sleep: until the next due job, at most 1 s so
@@ -537,8 +338,9 @@ static void inline_move_due(inline_store *st, int64_t now)
 static void inline_wait(inline_store *st, int64_t now)
 {
     int64_t until = now + 1000;
-    if (st->heap_n && st->heap[0]->job->run_at < until)
-        until = st->heap[0]->job->run_at;
+    const ientry *first = inline_due_first(st);
+    if (first && first->due.key < until)
+        until = first->due.key;
     struct timespec ts = {until / 1000, (until % 1000) * 1000000L};
     pthread_cond_timedwait(&st->cv, &st->mu, &ts);
 }
@@ -554,7 +356,7 @@ static void *inline_dispatch(void *arg)
         int64_t now = jobd_now_ms();
         inline_move_due(st, now);
         inline_trim(st, self, now);
-        if (st->paused || !st->lists[IL_READY].head) {
+        if (st->paused || !inline_fifo_head(st, IL_READY)) {
             inline_wait(st, now);
             continue;
         }
@@ -563,7 +365,7 @@ static void *inline_dispatch(void *arg)
         pthread_mutex_lock(&st->mu);
         if (reserved != 0)
             continue;
-        ientry *e = st->lists[IL_READY].head;
+        ientry *e = inline_fifo_head(st, IL_READY);
         if (!e || st->paused || st->stopping) {
             /* Cancelled or paused while we waited for a worker. */
             pthread_mutex_unlock(&st->mu);
@@ -673,7 +475,7 @@ static int inline_cursor_parse(const char *cursor, int64_t *ms, uint64_t *seq)
 static json_t *inline_page(inline_store *st, int state, size_t limit, const char *cursor,
                            jobd_error *err)
 {
-    size_t i = st->index_n;
+    size_t i = st->created.n;
     if (cursor) {
         int64_t cms;
         uint64_t cseq;
@@ -682,21 +484,22 @@ static json_t *inline_page(inline_store *st, int state, size_t limit, const char
             snprintf(err->field, sizeof err->field, "cursor");
             return NULL;
         }
-        i = index_lower_bound(st, cms, cseq);
+        i = timeindex_lower_bound(&st->created, cms, cseq);
     }
     json_t *jobs = json_array();
     size_t taken = 0, budget = limit + INLINE_LIST_SCAN;
-    const islot *last = NULL; /* the page ends after this slot */
+    const timeindex_slot *last = NULL; /* the page ends after this slot */
     bool more = false;
     for (; i > 0 && budget > 0; budget--) {
-        const islot *s = &st->index[--i];
-        bool match = s->e && (state < 0 || (int)s->e->job->state == state);
+        const timeindex_slot *s = &st->created.v[--i];
+        const ientry *e = s->item;
+        bool match = e && (state < 0 || (int)e->job->state == state);
         if (match && taken == limit) {
             more = true; /* one more exists: the page is full */
             break;
         }
         if (match) {
-            json_array_append_new(jobs, job_view(s->e->job));
+            json_array_append_new(jobs, job_view(e->job));
             taken++;
         }
         if (taken < limit || match)
@@ -707,7 +510,7 @@ static json_t *inline_page(inline_store *st, int state, size_t limit, const char
     json_t *next = json_null();
     if (more && last) {
         char buf[64];
-        snprintf(buf, sizeof buf, "%lld.%llu", (long long)last->created_at,
+        snprintf(buf, sizeof buf, "%lld.%llu", (long long)last->time,
                  (unsigned long long)last->seq);
         next = json_string(buf);
     }
@@ -789,7 +592,7 @@ static json_t *inline_dead_list(proc_t *self, size_t limit, const char *cursor, 
 {
     inline_store *st = self->priv;
     pthread_mutex_lock(&st->mu);
-    ilist *l = &st->lists[IL_DEAD];
+    const list_t *l = &st->fifos[IL_DEAD];
     ientry **v = malloc((l->n ? l->n : 1) * sizeof *v);
     json_t *res = NULL;
     if (!v) {
@@ -804,9 +607,11 @@ static json_t *inline_dead_list(proc_t *self, size_t limit, const char *cursor, 
             snprintf(err->field, sizeof err->field, "cursor");
         } else {
             size_t n = 0;
-            for (ientry *e = l->tail; e; e = e->prev)
+            for (list_node *node = l->tail; node; node = node->prev) {
+                ientry *e = INLINE_ENTRY(node, lnode);
                 if (e->dead_seq < after)
                     v[n++] = e;
+            }
             json_t *jobs = json_array();
             size_t i = 0;
             for (; i < n && i < limit; i++)
@@ -868,10 +673,17 @@ static json_t *inline_stats(proc_t *self)
 {
     inline_store *st = self->priv;
     pthread_mutex_lock(&st->mu);
-    json_t *s = json_pack("{s:I,s:I}", "jobs", (json_int_t)st->n_entries, "trimmed_total",
+    json_t *s = json_pack("{s:I,s:I}", "jobs", (json_int_t)st->by_id.n, "trimmed_total",
                           (json_int_t)st->trimmed_total);
     pthread_mutex_unlock(&st->mu);
     return s;
+}
+
+static void inline_free_node(hash_node *node)
+{
+    ientry *e = INLINE_ENTRY(node, hnode);
+    job_free(e->job);
+    free(e);
 }
 
 static void inline_destroy(proc_t *self)
@@ -881,16 +693,9 @@ static void inline_destroy(proc_t *self)
         return;
     if (st->started)
         inline_stop(self, jobd_mono_ms());
-    for (size_t b = 0; b < st->n_buckets; b++) {
-        for (ientry *e = st->buckets[b], *next; e; e = next) {
-            next = e->hnext;
-            job_free(e->job);
-            free(e);
-        }
-    }
-    free(st->buckets);
-    free(st->heap);
-    free(st->index);
+    hash_destroy(&st->by_id, inline_free_node);
+    heap_destroy(&st->due);
+    timeindex_destroy(&st->created);
     pthread_cond_destroy(&st->cv);
     pthread_mutex_destroy(&st->mu);
     free(st);
@@ -944,11 +749,7 @@ static proc_t *inline_create(jobd_t *ctx, queue_t *q, const json_t *opts, proc_t
         return NULL;
     proc_t *p = pipeline_proc_new(&inline_ops, q, delegate);
     inline_store *st = p ? calloc(1, sizeof *st) : NULL;
-    if (st) {
-        st->n_buckets = 1024;
-        st->buckets = calloc(st->n_buckets, sizeof *st->buckets);
-    }
-    if (!st || !st->buckets) {
+    if (!st || hash_init(&st->by_id, 1024) != 0) {
         if (st)
             free(st);
         free(p);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../util/name.h"
 #include "job.h"
 
 #define REDIS_READ_SCAN_BUDGET 1000   /* jobs a filtered list request looks at, at most */
@@ -119,7 +120,7 @@ static int redis_read_cursor_parse(const char *cursor, redis_read_cursor *pos)
         return 0;
     size_t n = strspn(cursor, "0123456789");
     if (n == 0 || n >= sizeof pos->score || (cursor[n] && cursor[n] != ':') ||
-        (cursor[n] == ':' && !job_id_ok(cursor + n + 1)))
+        (cursor[n] == ':' && !name_id_ok(cursor + n + 1)))
         return -1;
     memcpy(pos->score, cursor, n);
     if (cursor[n] == ':')

@@ -13,6 +13,7 @@
 
 #include "../queues/exec.h"
 #include "../queues/pipeline.h"
+#include "../util/name.h"
 
 #define PATH_LEN 512
 #define FILE_MAX (16L << 20) /* a config file is a few KiB; refuse runaway input */
@@ -187,23 +188,6 @@ static void path_index(char *out, const char *parent, size_t i)
 }
 
 /* ASCII only: isalnum() would follow the locale. */
-static bool name_ok(const char *s, const char *extra, size_t max)
-{
-    size_t n = strlen(s);
-    for (const char *p = s; *p; p++) {
-        bool alnum =
-            (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9');
-        if (!alnum && !strchr(extra, *p))
-            return false;
-    }
-    return n >= 1 && n <= max;
-}
-
-bool config_queue_name_ok(const char *name)
-{
-    return name && name_ok(name, "_-", QUEUE_NAME_MAX);
-}
-
 static bool redis_url_ok(const char *s)
 {
     return strncmp(s, "redis://", 8) == 0;
@@ -211,7 +195,7 @@ static bool redis_url_ok(const char *s)
 
 static bool redis_prefix_ok(const char *s)
 {
-    return name_ok(s, "_:.-", 64);
+    return name_chars_ok(s, "_:.-", 64);
 }
 
 static int fail_range(pctx *c, const field *f, const char *path)
@@ -459,7 +443,7 @@ static int read_queue(pctx *c, config_t *cfg, const char *name, json_t *obj, con
 {
     queue_cfg *q = &cfg->queues[cfg->n_queues];
     int stores;
-    if (!config_queue_name_ok(name))
+    if (!name_queue_ok(name))
         return fail(c, path, "queue name must match [A-Za-z0-9_-]{1,64}");
     cfg->n_queues++;
     snprintf(q->name, sizeof q->name, "%s", name);
@@ -497,7 +481,7 @@ static int add_handler(pctx *c, config_t *cfg, const char *type, json_t *obj, co
     char why[256] = "";
     handler_cfg *h;
     size_t len = strlen(type);
-    if (len < 1 || len > JOB_TYPE_MAX)
+    if (!name_type_ok(type))
         return fail(c, path, "job type must be 1..%d characters", JOB_TYPE_MAX);
     if (!json_is_object(obj))
         return fail(c, path, "must be an object");

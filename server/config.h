@@ -86,9 +86,6 @@ const queue_cfg *config_queue(const config_t *cfg, const char *name);
 /* Borrowed handler config of that job type, or NULL. */
 const handler_cfg *config_handler(const config_t *cfg, const char *type);
 
-/* True when name matches [A-Za-z0-9_-]{1,64}. */
-bool config_queue_name_ok(const char *name);
-
 /* Frees cfg and everything it owns. NULL is fine. */
 void config_free(config_t *cfg);
 

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "../handlers/handlers.h"
+#include "../util/utf8.h"
 #include "config.h"
 #include "log.h"
 
@@ -183,28 +184,15 @@ void http_json_raw(http_req *req, int status, char *text)
     req->answered = true;
 }
 
-/* A new JSON string of s. Messages may quote client input cut at a byte
- * limit, i.e. inside a UTF-8 sequence, which jansson refuses: such bytes
- * become '?' rather than losing the whole error body. */
-static json_t *http_json_text(const char *s)
-{
-    json_t *v = json_string(s);
-    if (v)
-        return v;
-    char buf[sizeof ((jobd_error *)0)->message];
-    snprintf(buf, sizeof buf, "%s", s);
-    for (char *p = buf; *p; p++)
-        if ((unsigned char)*p >= 0x80)
-            *p = '?';
-    return json_string(buf);
-}
-
+/* Messages may quote client input cut at a byte limit, i.e. inside a UTF-8
+ * sequence, which jansson refuses: utf8_json_string turns such bytes into
+ * '?' rather than losing the whole error body. */
 void http_error(http_req *req, const jobd_error *err)
 {
     const char *code = err->code ? err->code : "internal_error";
-    json_t *e = json_pack("{s:s, s:o}", "code", code, "message", http_json_text(err->message));
+    json_t *e = json_pack("{s:s, s:o}", "code", code, "message", utf8_json_string(err->message));
     if (e && err->field[0])
-        json_object_set_new(e, "field", http_json_text(err->field));
+        json_object_set_new(e, "field", utf8_json_string(err->field));
     if (e && err->index >= 0)
         json_object_set_new(e, "index", json_integer(err->index));
     http_json(req, err->status ? err->status : 500, e ? json_pack("{s:o}", "error", e) : NULL);

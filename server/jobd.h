@@ -13,11 +13,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../util/name.h"
+#include "../util/ulid.h"
+
 #define JOBD_VERSION "0.1.0"
 
-#define QUEUE_NAME_MAX 64
-#define JOB_ID_MAX 128
-#define JOB_TYPE_MAX 128
+#define QUEUE_NAME_MAX NAME_QUEUE_MAX
+#define JOB_ID_MAX NAME_ID_MAX
+#define JOB_TYPE_MAX NAME_TYPE_MAX
 #define JOB_ERROR_MAX 1024 /* last_error is cut to this many bytes */
 #define JOB_ARGS_MAX_DEPTH 64
 
@@ -80,14 +83,6 @@ typedef struct worker_pool worker_pool_t;
 typedef struct exec_table exec_table_t;
 typedef struct http_server http_server_t;
 
-/* Generator of time-ordered unique ids (ULID, 26 chars of Crockford base32).
- * Monotonic within a process: ids generated later compare greater (strcmp). */
-typedef struct idgen {
-    pthread_mutex_t mu;
-    int64_t last_ms;
-    unsigned char last_rand[10];
-} idgen_t;
-
 /* The 503 messages of shutdown, quoted by the README: a submission that
  * arrives during shutdown, and one that was already waiting for its store
  * when the HTTP server stopped (the store may still write it). */
@@ -117,7 +112,7 @@ typedef struct jobd {
     worker_pool_t *pool;      /* owned, NULL with --no-workers */
     exec_table_t *exec;       /* owned: handlers by job type */
     http_server_t *http;      /* owned, NULL with --no-http */
-    idgen_t ids;
+    ulid_gen ids;
     atomic_bool shutting_down; /* set by SIGTERM/SIGINT: submissions answer 503 */
     jobd_interrupt interrupt;  /* fired at the shutdown deadline */
 } jobd_t;

@@ -8,7 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../queues/job.h"
+#include "../util/rfc3339.h"
+#include "../util/utf8.h"
 
 /* The one exception to "no global mutable state": format and level are set
  * once by main before any thread starts and only read afterwards, so they need
@@ -59,23 +60,6 @@ static void log_flatten(char *s)
             *s = ' ';
 }
 
-/* A new JSON string of s; bytes that are not UTF-8 become '?' (jansson refuses them). */
-static json_t *log_json_string(const char *s)
-{
-    json_t *v = json_string(s);
-    if (v)
-        return v;
-    char *ascii = strdup(s);
-    if (!ascii)
-        return NULL;
-    for (char *p = ascii; *p; p++)
-        if ((unsigned char)*p >= 0x80)
-            *p = '?';
-    v = json_string(ascii);
-    free(ascii);
-    return v;
-}
-
 static char *log_text_line(const char *ts, log_level level, const char *event, const job_t *job,
                            const char *msg)
 {
@@ -98,14 +82,14 @@ static char *log_json_line(const char *ts, log_level level, const char *event, c
     int rc = 0;
     rc |= json_object_set_new(o, "ts", json_string(ts));
     rc |= json_object_set_new(o, "level", json_string(log_level_json[level]));
-    rc |= json_object_set_new(o, "event", log_json_string(event));
+    rc |= json_object_set_new(o, "event", utf8_json_string(event));
     if (job) {
         rc |= json_object_set_new(o, "id", json_string(job->id));
         rc |= json_object_set_new(o, "queue", json_string(job->queue));
-        rc |= json_object_set_new(o, "type", log_json_string(job->type));
+        rc |= json_object_set_new(o, "type", utf8_json_string(job->type));
         rc |= json_object_set_new(o, "attempt", json_integer(log_attempt(job)));
     }
-    rc |= json_object_set_new(o, "msg", log_json_string(msg));
+    rc |= json_object_set_new(o, "msg", utf8_json_string(msg));
     char *line = rc ? NULL : json_dumps(o, JSON_COMPACT);
     json_decref(o);
     return line;
@@ -115,7 +99,7 @@ void log_event(log_level level, const char *event, const job_t *job, const char 
 {
     if (level < log_min_level)
         return;
-    char *msg = NULL, ts[32];
+    char *msg = NULL, ts[RFC3339_BUF];
     if (fmt) {
         va_list ap;
         va_start(ap, fmt);
@@ -125,7 +109,7 @@ void log_event(log_level level, const char *event, const job_t *job, const char 
     }
     if ((unsigned)level > LOG_ERROR)
         level = LOG_ERROR;
-    job_time_format(jobd_now_ms(), ts);
+    rfc3339_format(jobd_now_ms(), ts);
     const char *text = msg ? msg : "";
     const char *name = event ? event : "";
     char *line = log_json_format ? log_json_line(ts, level, name, job, text)

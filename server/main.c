@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include "../queues/exec.h"
-#include "../queues/job.h"
 #include "../queues/pipeline.h"
 #include "../queues/worker.h"
 #include "config.h"
@@ -298,7 +297,7 @@ static void jobd_free(jobd_t *ctx)
         pipeline_free(ctx->queues[i]);
     free(ctx->queues);
     exec_table_free(ctx->exec);
-    idgen_destroy(&ctx->ids);
+    ulid_destroy(&ctx->ids);
     config_free(ctx->cfg);
 }
 
@@ -342,7 +341,7 @@ int main(int argc, char **argv)
     log_set_level(o.verbose ? LOG_DEBUG : LOG_INFO);
     json_object_seed(0);
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    idgen_init(&ctx.ids);
+    ulid_init(&ctx.ids);
     atomic_init(&ctx.shutting_down, false);
     atomic_init(&ctx.interrupt.fired, false);
     ctx.interrupt.fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

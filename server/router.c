@@ -4,8 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../queues/job.h"
-#include "config.h"
+#include "../util/name.h"
 
 #define ROUTER_MAX_SEGS 5
 
@@ -140,7 +139,7 @@ void router_match(const char *method, const char *path, route_match *m)
     }
     if (n > QUEUE_SEG)
         m->queue_ok = router_capture(&segs[QUEUE_SEG], m->queue, QUEUE_NAME_MAX,
-                                     config_queue_name_ok);
+                                     name_queue_ok);
     if (n > ID_SEG)
-        m->id_ok = router_capture(&segs[ID_SEG], m->id, JOB_ID_MAX, job_id_ok);
+        m->id_ok = router_capture(&segs[ID_SEG], m->id, JOB_ID_MAX, name_id_ok);
 }

@@ -657,3 +657,26 @@ void ts_redis_stop(pid_t pid)
 {
     ts_stop_pid(pid, SIGTERM, 5000);
 }
+
+int64_t ts_ulid_ms(const char *id)
+{
+    static const char alphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    int64_t ms = 0;
+    for (int i = 0; i < 10; i++) {
+        const char *p = id[i] ? strchr(alphabet, id[i]) : NULL;
+        if (!p)
+            return -1;
+        ms = ms * 32 + (p - alphabet);
+    }
+    return ms;
+}
+
+bool ts_ulid_shape(const char *id)
+{
+    if (strlen(id) != 26 || id[0] > '7')
+        return false;
+    for (const char *p = id; *p; p++)
+        if (!strchr("0123456789ABCDEFGHJKMNPQRSTVWXYZ", *p))
+            return false;
+    return true;
+}

@@ -12,6 +12,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* A TCP port on 127.0.0.1 that was free a moment ago. */
@@ -121,5 +122,12 @@ char *ts_read_file(const char *path, size_t *len);
 
 /* Sleeps ms milliseconds (the pause between two polls, never a synchronisation). */
 void ts_sleep_ms(int ms);
+
+/* The unix ms encoded in a ULID's first 10 chars, or -1 for a bad char
+ * (decoded here, independently of util/ulid.c). */
+int64_t ts_ulid_ms(const char *id);
+
+/* True when id is 26 chars of Crockford base32 that fit in 128 bits. */
+bool ts_ulid_shape(const char *id);
 
 #endif

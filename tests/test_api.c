@@ -2,6 +2,7 @@
  * child process, real requests over loopback, inline (memory) queues so no
  * Redis is needed. Each test starts its own jobd on a free port. */
 #include "../queues/job.h"
+#include "../util/rfc3339.h"
 #include "support.h"
 
 #include <criterion/criterion.h>
@@ -212,7 +213,7 @@ static int64_t view_time(const json_t *view, const char *key)
     if (json_is_null(v))
         return 0;
     int64_t ms = 0;
-    cr_assert(json_is_string(v) && job_time_parse(json_string_value(v), &ms) == 0,
+    cr_assert(json_is_string(v) && rfc3339_parse(json_string_value(v), &ms) == 0,
               "%s is not an RFC 3339 time", key);
     return ms;
 }

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "../server/config.h"
+#include "../util/name.h"
 
 /* Relative to the repository root, where `make test` runs the binary. */
 #define DATA_DIR "tests/data/config"
@@ -315,15 +316,15 @@ Test(config, queue_name_ok)
     char name[QUEUE_NAME_MAX + 2];
     memset(name, 'x', sizeof name - 1);
     name[sizeof name - 1] = '\0';
-    cr_expect_not(config_queue_name_ok(name), "65 characters");
+    cr_expect_not(name_queue_ok(name), "65 characters");
     name[QUEUE_NAME_MAX] = '\0';
-    cr_expect(config_queue_name_ok(name), "64 characters");
-    cr_expect(config_queue_name_ok("Mail_out-9"));
-    cr_expect_not(config_queue_name_ok(""));
-    cr_expect_not(config_queue_name_ok(NULL));
-    cr_expect_not(config_queue_name_ok("a.b"));
-    cr_expect_not(config_queue_name_ok("a b"));
-    cr_expect_not(config_queue_name_ok("caf\xc3\xa9"));
+    cr_expect(name_queue_ok(name), "64 characters");
+    cr_expect(name_queue_ok("Mail_out-9"));
+    cr_expect_not(name_queue_ok(""));
+    cr_expect_not(name_queue_ok(NULL));
+    cr_expect_not(name_queue_ok("a.b"));
+    cr_expect_not(name_queue_ok("a b"));
+    cr_expect_not(name_queue_ok("caf\xc3\xa9"));
 }
 
 /* Fake environments: getenv_fn has no context argument, so one function each. */

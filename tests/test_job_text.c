@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "../queues/job.h"
+#include "../util/rfc3339.h"
 
 #define JT_DATA "tests/data/jobs/valid"
 #define JT_NOW 1795860000000LL /* 2026-11-28T10:00:00.000Z */
@@ -40,8 +41,8 @@ static void jt_expect_view_text(const job_t *job, const char *what)
 static char *jt_payload_reference(const job_t *job)
 {
     char created[32], scheduled[32];
-    job_time_format(job->created_at, created);
-    job_time_format(job->scheduled_at, scheduled);
+    rfc3339_format(job->created_at, created);
+    rfc3339_format(job->scheduled_at, scheduled);
     json_t *o = json_pack("{s:s,s:s,s:s,s:O,s:I,s:o,s:o}", "id", job->id, "queue", job->queue,
                           "type", job->type, "args", job->args, "attempt",
                           (json_int_t)job->attempts + 1, "scheduled_at",
@@ -187,7 +188,7 @@ Test(job_text, times_outside_four_digit_years)
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         char buf[32];
-        job_time_format(cases[i].ms, buf);
+        rfc3339_format(cases[i].ms, buf);
         cr_expect_str_eq(buf, cases[i].text, "%lld", (long long)cases[i].ms);
     }
 }
@@ -208,8 +209,8 @@ Test(job_text, every_valid_request)
         snprintf(path, sizeof path, "%s/%s", JT_DATA, e->d_name);
         json_t *body = json_load_file(path, JSON_REJECT_DUPLICATES, NULL);
         cr_assert_not_null(body, "%s", path);
-        idgen_t ids;
-        idgen_init(&ids);
+        ulid_gen ids;
+        ulid_init(&ids);
         job_t *job = job_from_request(body, "default", NULL, &ids, JT_NOW, NULL);
         if (job) { /* a few cases need an Idempotency-Key; the rest cover enough */
             jt_expect_view_text(job, e->d_name);
@@ -217,7 +218,7 @@ Test(job_text, every_valid_request)
             n++;
         }
         job_free(job);
-        idgen_destroy(&ids);
+        ulid_destroy(&ids);
         json_decref(body);
     }
     closedir(d);

@@ -458,8 +458,8 @@ Test(openapi, names_and_limits_are_the_servers)
 {
     json_t *doc = openapi_load();
     const name_rule rules[] = {
-        {"#/components/schemas/JobId", job_id_ok, JOB_ID_MAX},
-        {"#/components/schemas/QueueName", config_queue_name_ok, QUEUE_NAME_MAX},
+        {"#/components/schemas/JobId", name_id_ok, JOB_ID_MAX},
+        {"#/components/schemas/QueueName", name_queue_ok, QUEUE_NAME_MAX},
     };
     for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++)
         openapi_expect_name_rule(doc, &rules[i]);
@@ -474,7 +474,7 @@ Test(openapi, names_and_limits_are_the_servers)
 }
 
 static void openapi_expect_valid_request(const json_t *job, const char *name, size_t index,
-                                         idgen_t *ids)
+                                         ulid_gen *ids)
 {
     jobd_error err = {0};
     job_t *parsed = job_from_request(job, SAMPLE_QUEUE, NULL, ids, jobd_now_ms(), &err);
@@ -489,8 +489,8 @@ Test(openapi, request_examples_are_valid_jobs)
     const json_t *examples = openapi_pointer(
         doc, "#/paths/~1queues~1{queue}~1jobs/post/requestBody/content/application~1json/examples");
     cr_assert(json_object_size(examples) > 0, "POST /queues/{queue}/jobs has no examples");
-    idgen_t ids;
-    idgen_init(&ids);
+    ulid_gen ids;
+    ulid_init(&ids);
     const char *name;
     json_t *ex;
     json_object_foreach((json_t *)examples, name, ex) {
@@ -505,7 +505,7 @@ Test(openapi, request_examples_are_valid_jobs)
         json_array_foreach(value, i, job)
             openapi_expect_valid_request(job, name, i, &ids);
     }
-    idgen_destroy(&ids);
+    ulid_destroy(&ids);
     json_decref(doc);
 }
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../queues/job.h"
+#include "../util/rfc3339.h"
 #include "redis_test.h"
 
 TestSuite(redis, .fini = rt_cleanup, .timeout = 60);
@@ -96,7 +97,7 @@ static int collect_starts(int port, const char *id, int64_t after, int64_t *star
         json_t *v = rt_job(port, id);
         int64_t ms = 0;
         const char *s = json_string_value(json_object_get(v, "started_at"));
-        if (s && job_time_parse(s, &ms) == 0 && ms > after && (n == 0 || ms != starts[n - 1]) &&
+        if (s && rfc3339_parse(s, &ms) == 0 && ms > after && (n == 0 || ms != starts[n - 1]) &&
             n < max)
             starts[n++] = ms;
         dead = v && strcmp(view_state(v), "dead") == 0;
@@ -152,15 +153,15 @@ Test(redis, scheduled_job_runs_no_earlier_than_its_time)
     ts_jobd j;
     rt_jobd_up(&j, cfg, NULL);
     char at[32], body[128];
-    job_time_format(jobd_now_ms() + 1000, at);
+    rfc3339_format(jobd_now_ms() + 1000, at);
     snprintf(body, sizeof body, "{\"type\": \"noop\", \"id\": \"s\", \"scheduled_at\": \"%s\"}",
              at);
     cr_assert_eq(rt_submit(j.port, body, NULL), 202);
     json_t *v = NULL;
     cr_assert(ts_wait_state(j.port, "q", "s", "succeeded", 5000, &v));
     int64_t started = 0, scheduled = 0;
-    cr_assert_eq(job_time_parse(json_string_value(json_object_get(v, "started_at")), &started), 0);
-    cr_assert_eq(job_time_parse(json_string_value(json_object_get(v, "scheduled_at")), &scheduled),
+    cr_assert_eq(rfc3339_parse(json_string_value(json_object_get(v, "started_at")), &started), 0);
+    cr_assert_eq(rfc3339_parse(json_string_value(json_object_get(v, "scheduled_at")), &scheduled),
                  0);
     cr_assert_geq(started, scheduled, "started %lld before %lld", (long long)started,
                   (long long)scheduled);

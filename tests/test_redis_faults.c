@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "../queues/job.h"
+#include "../util/rfc3339.h"
 #include "delay_proxy.h"
 #include "redis_test.h"
 
@@ -275,7 +276,7 @@ Test(redis_faults, slow_maintenance_never_starves_the_heartbeat)
 
     char when[40], extra[80];
     int64_t due = jobd_now_ms() + 1500;
-    job_time_format(due, when);
+    rfc3339_format(due, when);
     snprintf(extra, sizeof extra, ", \"scheduled_at\": \"%s\"", when);
     fc_batch batch = {.port = a.port, .n = PER, .extra = extra};
     for (int i = 0; i < BATCHES; i++) {

@@ -9,6 +9,7 @@
 #include <hiredis/hiredis.h>
 
 #include "../queues/job.h"
+#include "../util/rfc3339.h"
 #include "redis_test.h"
 
 TestSuite(redis_outage, .fini = rt_cleanup, .timeout = 60);
@@ -248,7 +249,7 @@ Test(redis_outage, refused_outcome_is_retried_until_redis_takes_it)
               "the outcome was dropped: the job stays running");
     /* The first run's outcome landed: the job did not have to run again. */
     int64_t started = 0;
-    job_time_parse(json_string_value(json_object_get(view, "started_at")), &started);
+    rfc3339_parse(json_string_value(json_object_get(view, "started_at")), &started);
     cr_expect(started > 0 && started <= refused_from, "the job ran a second time");
     cr_expect_eq(json_integer_value(json_object_get(view, "attempts")), 1);
     json_decref(view);
