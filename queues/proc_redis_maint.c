@@ -81,13 +81,18 @@ static int proc_redis_heartbeat(proc_redis_store *st, redisContext *c)
     return rc < 0 ? -1 : 0;
 }
 
-/* Measures Redis's clock against ours (halfway through the round trip). */
+/* Measures Redis's clock against ours. Redis read its clock somewhere in the
+ * round trip; taking the end of it makes our estimate of Redis's time never
+ * later than the truth, whatever the round trip took (a slow one under load
+ * would otherwise push the enqueue script's not_after past the moment the
+ * client was answered 503). The only use of the estimate is that deadline, so
+ * erring early only refuses a write that was nearly late anyway. */
 static int proc_redis_clock(proc_redis_store *st, redisContext *c)
 {
-    int64_t before = jobd_mono_ms(), redis_ms;
+    int64_t redis_ms;
     if (redis_model_time(c, &redis_ms) != 0)
         return -1;
-    redis_link_set_clock(&st->link, redis_ms, (before + jobd_mono_ms()) / 2);
+    redis_link_set_clock(&st->link, redis_ms, jobd_mono_ms());
     return 0;
 }
 
