@@ -18,6 +18,13 @@ TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
 .PHONY: all run test test-asan deps clean bench check-config test-ruby deps-ruby
 
+# The Lua scripts of the Redis data model, queues/lua/<name>.lua (lib/: the
+# pieces they include), embedded as C strings redis_lua_<name> by
+# queues/lua/embed.sh into a generated file of the build folder.
+LUA_SCRIPTS := $(wildcard queues/lua/*.lua)
+LUA_GEN     := $(BUILD)/gen/redis_lua.c
+LIB_OBJ     += $(LUA_GEN:.c=.o)
+
 all: jobd
 
 jobd: $(BUILD)/jobd
@@ -36,6 +43,22 @@ $(BUILD)/%.o: %.c
 	@$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
 -include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/server/main.d
+
+$(LUA_GEN): queues/lua/embed.sh $(LUA_SCRIPTS) $(wildcard queues/lua/lib/*.lua)
+	@mkdir -p $(dir $@)
+	@echo "  GEN $@"
+	@sh queues/lua/embed.sh $@ $(LUA_SCRIPTS)
+
+$(LUA_GEN:.c=.o): $(LUA_GEN)
+	@echo "  CC  $<"
+	@$(CC) $(CFLAGS) -c -o $@ $<
+
+# Syntax check of the Lua scripts (Redis runs Lua 5.1), run by make test.
+LUA_PKGS := lua5.1
+.PHONY: lint-lua
+lint-lua:
+	@$(MAKE) --no-print-directory deps DEPS_PKGS="$(LUA_PKGS)"
+	luac5.1 -p $(LUA_SCRIPTS) $(wildcard queues/lua/lib/*.lua)
 
 # The paced loader of the benchmarks: a client only (libcurl, libmicrohttpd).
 $(BUILD)/bench/paced: bench/paced.c
@@ -69,7 +92,7 @@ run: deps
 	JOBD_LISTEN=$${JOBD_LISTEN:-127.0.0.1:8080} ./jobd
 
 # Starts its own redis-server(s) on free ports, runs every test, stops them.
-test: deps
+test: deps lint-lua
 	tests/layers.sh
 	@$(MAKE) --no-print-directory jobd $(BUILD)/tests/jobd_tests
 	tests/run.sh $(BUILD)

@@ -22,25 +22,33 @@ static void proc_redis_deadline_ts(int64_t deadline_ms, struct timespec *ts)
     ts->tv_nsec = (deadline_ms % 1000) * 1000000L;
 }
 
-void proc_redis_wait_locked(redis_store *st, int64_t ms, const bool *flag)
+void proc_redis_wait_locked(proc_redis_store *st, int64_t ms, const proc_redis_thread *t)
 {
     struct timespec ts;
     proc_redis_deadline_ts(jobd_mono_ms() + ms, &ts);
-    if (!*flag)
+    if (!t || !proc_redis_stopping_locked(t))
         pthread_cond_timedwait(&st->cv, &st->mu, &ts);
 }
 
-void proc_redis_wait(redis_store *st, int64_t ms, const bool *flag)
+void proc_redis_wait(proc_redis_store *st, int64_t ms, const proc_redis_thread *t)
 {
     pthread_mutex_lock(&st->mu);
-    proc_redis_wait_locked(st, ms, flag);
+    proc_redis_wait_locked(st, ms, t);
     pthread_mutex_unlock(&st->mu);
 }
 
-bool proc_redis_flag(redis_store *st, const bool *flag)
+bool proc_redis_stopping(proc_redis_store *st, const proc_redis_thread *t)
 {
     pthread_mutex_lock(&st->mu);
-    bool v = *flag;
+    bool v = proc_redis_stopping_locked(t);
+    pthread_mutex_unlock(&st->mu);
+    return v;
+}
+
+bool proc_redis_registered(proc_redis_store *st)
+{
+    pthread_mutex_lock(&st->mu);
+    bool v = st->registered;
     pthread_mutex_unlock(&st->mu);
     return v;
 }
@@ -60,7 +68,7 @@ void proc_redis_new_pid(char out[REDIS_PID_LEN + 1])
         snprintf(out + 2 * i, 3, "%02x", b[i]);
 }
 
-void proc_redis_drop(redis_store *st, redisContext **c)
+void proc_redis_drop(proc_redis_store *st, redisContext **c)
 {
     char why[128] = "";
     if (*c && (*c)->err)
@@ -72,7 +80,7 @@ void proc_redis_drop(redis_store *st, redisContext **c)
         redis_link_suspect(&st->link, why);
 }
 
-redisContext *proc_redis_open(redis_store *st, double io)
+redisContext *proc_redis_open(proc_redis_store *st, double io)
 {
     char why[256];
     redisContext *c = redis_conn_open(&st->link.addr, st->link.timeout, io, why, sizeof why);
@@ -81,7 +89,7 @@ redisContext *proc_redis_open(redis_store *st, double io)
     return c;
 }
 
-void proc_redis_pid(redis_store *st, char out[REDIS_PID_LEN + 1])
+void proc_redis_pid(proc_redis_store *st, char out[REDIS_PID_LEN + 1])
 {
     pthread_mutex_lock(&st->mu);
     memcpy(out, st->pid, REDIS_PID_LEN + 1);
@@ -100,7 +108,7 @@ typedef struct proc_redis_use {
 } proc_redis_use;
 
 /* Takes a connection for a request that begins now. False with 503 in err. */
-static bool proc_redis_acquire(redis_store *st, proc_redis_use *u, jobd_error *err)
+static bool proc_redis_acquire(proc_redis_store *st, proc_redis_use *u, jobd_error *err)
 {
     u->deadline = jobd_mono_ms() + (int64_t)(st->link.timeout * 1000.0);
     u->c = redis_link_acquire(&st->link, u->deadline, &u->slot, err);
@@ -109,12 +117,12 @@ static bool proc_redis_acquire(redis_store *st, proc_redis_use *u, jobd_error *e
 
 /* After a command on u failed: true when it should run once more, on a new
  * connection (the pooled one had gone stale: Redis restarted). */
-static bool proc_redis_again(redis_store *st, proc_redis_use *u, jobd_error *err)
+static bool proc_redis_again(proc_redis_store *st, proc_redis_use *u, jobd_error *err)
 {
     return redis_link_retry(&st->link, u->slot, &u->c, u->deadline, err);
 }
 
-static void proc_redis_release(redis_store *st, proc_redis_use *u)
+static void proc_redis_release(proc_redis_store *st, proc_redis_use *u)
 {
     if (u->c)
         redis_link_release(&st->link, u->slot, u->c);
@@ -125,7 +133,7 @@ static void proc_redis_release(redis_store *st, proc_redis_use *u)
  * down, so that it looks again at once rather than at its next tick. */
 static void proc_redis_on_down(void *arg)
 {
-    redis_store *st = arg;
+    proc_redis_store *st = arg;
     pthread_mutex_lock(&st->mu);
     pthread_cond_broadcast(&st->cv);
     pthread_mutex_unlock(&st->mu);
@@ -135,7 +143,7 @@ static void proc_redis_on_down(void *arg)
  * moment its caller gives up (deadline, mono) less a margin for the clock
  * estimate, so that a submission answered 503 for a timeout is never stored
  * later by a Redis that was slow or frozen. 0 (no limit) until the clock is known. */
-static int64_t proc_redis_not_after(redis_store *st, int64_t deadline)
+static int64_t proc_redis_not_after(proc_redis_store *st, int64_t deadline)
 {
     int64_t at = redis_link_redis_ms(&st->link, deadline - PROC_REDIS_CLOCK_MARGIN_MS);
     return at > 0 ? at : 0;
@@ -175,7 +183,7 @@ static void proc_redis_sent_unanswered(jobd_error *err)
 static int proc_redis_call(proc_t *self, job_t *const *jobs, size_t n, proc_done_fn done,
                            void *done_ctx)
 {
-    redis_store *st = self->priv;
+    proc_redis_store *st = self->priv;
     jobd_error err = {0};
     job_t **replayed = calloc(n ? n : 1, sizeof *replayed);
     char **texts = calloc(n ? n : 1, sizeof *texts);
@@ -192,7 +200,7 @@ static int proc_redis_call(proc_t *self, job_t *const *jobs, size_t n, proc_done
                 free(texts[i]);
                 texts[i] = NULL;
             }
-            rc = redis_script_enqueue(u.c, &st->m, jobs, n, not_after, replayed, texts, &err);
+            rc = redis_write_enqueue(u.c, &st->m, jobs, n, not_after, replayed, texts, &err);
             unanswered = unanswered || (rc != 0 && u.c->err);
         } while (rc != 0 && proc_redis_again(st, &u, &err));
         if (rc != 0 && unanswered)
@@ -207,56 +215,73 @@ static int proc_redis_call(proc_t *self, job_t *const *jobs, size_t n, proc_done
 
 /* --- start and stop --- */
 
-static int proc_redis_thread(redis_store *st, pthread_t *th, bool *on, void *(*fn)(void *),
-                             const char *what)
+/* Starts thread t running fn. 0, or -1 (logged; t stays IDLE). */
+static int proc_redis_spawn(proc_redis_store *st, proc_redis_thread *t, void *(*fn)(void *),
+                            const char *what)
 {
-    if (pthread_create(th, NULL, fn, st) != 0) {
+    pthread_mutex_lock(&st->mu);
+    t->phase = PROC_REDIS_RUNNING;
+    pthread_mutex_unlock(&st->mu);
+    if (pthread_create(&t->th, NULL, fn, st) != 0) {
+        pthread_mutex_lock(&st->mu);
+        t->phase = PROC_REDIS_IDLE;
+        pthread_mutex_unlock(&st->mu);
         log_event(LOG_ERROR, "redis.start_failed", NULL, "queue %s: cannot start the %s thread",
                   st->q->cfg->name, what);
         return -1;
     }
-    *on = true;
     return 0;
 }
 
 static int proc_redis_start(proc_t *self)
 {
-    redis_store *st = self->priv;
+    proc_redis_store *st = self->priv;
     st->started = true;
-    if (proc_redis_thread(st, &st->maint_th, &st->maint_on, proc_redis_maint_main, "maintenance") !=
-        0)
+    if (proc_redis_spawn(st, &st->maint, proc_redis_maint_main, "maintenance") != 0)
         return -1;
     if (!st->ctx->pool)
         return 0; /* API-only node: store and maintain, never fetch */
-    if (proc_redis_thread(st, &st->beat_th, &st->beat_on, proc_redis_beat_main, "heartbeat") != 0 ||
-        proc_redis_thread(st, &st->done_th, &st->done_on, proc_redis_done_main, "completion") !=
-            0 ||
-        proc_redis_thread(st, &st->fetch_th, &st->fetch_on, proc_redis_fetch_main, "fetch") != 0)
+    if (proc_redis_spawn(st, &st->beat, proc_redis_beat_main, "heartbeat") != 0 ||
+        proc_redis_spawn(st, &st->done, proc_redis_done_main, "completion") != 0 ||
+        proc_redis_spawn(st, &st->fetch, proc_redis_fetch_main, "fetch") != 0)
         return -1;
     return 0;
 }
 
-/* Sets a stop flag, wakes everyone, joins the thread if it runs. */
-static void proc_redis_join(redis_store *st, bool *flag, pthread_t th, bool *on)
+/* True while t runs (started, not yet joined). */
+static bool proc_redis_alive(const proc_redis_thread *t)
+{
+    return t->phase != PROC_REDIS_IDLE && t->phase != PROC_REDIS_STOPPED;
+}
+
+/* Moves t to phase (under mu) and wakes everyone. */
+static void proc_redis_set_phase(proc_redis_store *st, proc_redis_thread *t, proc_redis_phase phase)
 {
     pthread_mutex_lock(&st->mu);
-    *flag = true;
+    t->phase = phase;
     pthread_cond_broadcast(&st->cv);
     pthread_cond_broadcast(&st->done_cv);
     pthread_mutex_unlock(&st->mu);
-    if (*on)
-        pthread_join(th, NULL);
-    *on = false;
+}
+
+/* Tells t to stop and joins it, if it runs. */
+static void proc_redis_join(proc_redis_store *st, proc_redis_thread *t)
+{
+    if (!proc_redis_alive(t))
+        return;
+    proc_redis_set_phase(st, t, PROC_REDIS_STOPPING);
+    pthread_join(t->th, NULL);
+    proc_redis_set_phase(st, t, PROC_REDIS_STOPPED);
 }
 
 /* Waits until this queue's runs ended and their outcomes are written, or deadline. */
-static void proc_redis_drain(redis_store *st, int64_t deadline_ms)
+static void proc_redis_drain(proc_redis_store *st, int64_t deadline_ms)
 {
     while (atomic_load(&st->q->running) > 0 && jobd_mono_ms() < deadline_ms)
-        proc_redis_wait(st, 5, &st->done_stop);
+        proc_redis_wait(st, 5, &st->done);
     pthread_mutex_lock(&st->mu);
     while ((st->done_head || st->done_inflight) && jobd_mono_ms() < deadline_ms)
-        proc_redis_wait_locked(st, 5, &st->done_stop);
+        proc_redis_wait_locked(st, 5, &st->done);
     pthread_mutex_unlock(&st->mu);
 }
 
@@ -265,19 +290,19 @@ static void proc_redis_drain(redis_store *st, int64_t deadline_ms)
  * that always outlives shutdown_timeout ends dead instead of running
  * forever. With Redis away the registration stays: once our heartbeat
  * expires, a live process takes the leases back (counting the attempt too). */
-static void proc_redis_give_back(redis_store *st)
+static void proc_redis_give_back(proc_redis_store *st)
 {
-    if (!proc_redis_flag(st, &st->registered))
+    if (!proc_redis_registered(st))
         return;
     char pid[REDIS_PID_LEN + 1];
     proc_redis_pid(st, pid);
     redisContext *c = proc_redis_open(st, st->link.timeout);
-    long n = c ? redis_script_give_back(c, &st->m, pid, true, JOBD_INTERRUPTED) : -1;
+    long n = c ? redis_write_give_back(c, &st->m, pid, true, JOBD_INTERRUPTED) : -1;
     if (n > 0)
         log_event(LOG_INFO, "redis.given_back", NULL,
                   "queue %s: %ld unfinished jobs went back to ready (or dead), an attempt counted",
                   st->q->cfg->name, n);
-    if (n >= 0 && redis_script_beat(c, &st->m, pid, "leave", 0) == 1) {
+    if (n >= 0 && redis_write_beat(c, &st->m, pid, "leave", 0) == 1) {
         pthread_mutex_lock(&st->mu);
         st->registered = false;
         pthread_mutex_unlock(&st->mu);
@@ -292,21 +317,19 @@ static void proc_redis_give_back(redis_store *st)
 
 static void proc_redis_stop(proc_t *self, int64_t deadline_ms)
 {
-    redis_store *st = self->priv;
+    proc_redis_store *st = self->priv;
     if (!st->started)
         return;
     st->started = false;
-    proc_redis_join(st, &st->fetch_stop, st->fetch_th, &st->fetch_on);
-    if (st->done_on) {
+    proc_redis_join(st, &st->fetch);
+    if (proc_redis_alive(&st->done)) {
         proc_redis_drain(st, deadline_ms);
-        pthread_mutex_lock(&st->mu);
-        st->done_closed = true;
-        pthread_mutex_unlock(&st->mu);
-        proc_redis_join(st, &st->done_stop, st->done_th, &st->done_on);
+        proc_redis_set_phase(st, &st->done, PROC_REDIS_CLOSED);
+        proc_redis_join(st, &st->done);
     }
     /* No heartbeat may re-register us after we left. */
-    proc_redis_join(st, &st->maint_stop, st->maint_th, &st->maint_on);
-    proc_redis_join(st, &st->beat_stop, st->beat_th, &st->beat_on);
+    proc_redis_join(st, &st->maint);
+    proc_redis_join(st, &st->beat);
     proc_redis_give_back(st);
 }
 
@@ -314,13 +337,13 @@ static void proc_redis_stop(proc_t *self, int64_t deadline_ms)
 
 static json_t *proc_redis_get(proc_t *self, const char *id, jobd_error *err)
 {
-    redis_store *st = self->priv;
+    proc_redis_store *st = self->priv;
     proc_redis_use u;
     json_t *v = NULL;
     if (!proc_redis_acquire(st, &u, err))
         return NULL;
     do
-        v = redis_script_get(u.c, &st->m, id, err);
+        v = redis_read_get(u.c, &st->m, id, err);
     while (!v && proc_redis_again(st, &u, err));
     proc_redis_release(st, &u);
     return v;
@@ -329,13 +352,13 @@ static json_t *proc_redis_get(proc_t *self, const char *id, jobd_error *err)
 static json_t *proc_redis_list_any(proc_t *self, int state, bool dead, size_t limit,
                                    const char *cursor, jobd_error *err)
 {
-    redis_store *st = self->priv;
+    proc_redis_store *st = self->priv;
     proc_redis_use u;
     json_t *v = NULL;
     if (!proc_redis_acquire(st, &u, err))
         return NULL;
     do
-        v = redis_script_list(u.c, &st->m, state, dead, limit, cursor, err);
+        v = redis_read_list(u.c, &st->m, state, dead, limit, cursor, err);
     while (!v && proc_redis_again(st, &u, err));
     proc_redis_release(st, &u);
     return v;
@@ -354,13 +377,13 @@ static json_t *proc_redis_dead_list(proc_t *self, size_t limit, const char *curs
 
 static json_t *proc_redis_cancel(proc_t *self, const char *id, jobd_error *err)
 {
-    redis_store *st = self->priv;
+    proc_redis_store *st = self->priv;
     proc_redis_use u;
     json_t *v = NULL;
     if (!proc_redis_acquire(st, &u, err))
         return NULL;
     do
-        v = redis_script_cancel(u.c, &st->m, id, err);
+        v = redis_write_cancel(u.c, &st->m, id, err);
     while (!v && proc_redis_again(st, &u, err));
     proc_redis_release(st, &u);
     if (v)
@@ -371,13 +394,13 @@ static json_t *proc_redis_cancel(proc_t *self, const char *id, jobd_error *err)
 
 static json_t *proc_redis_dead_op(proc_t *self, const char *id, bool retry, jobd_error *err)
 {
-    redis_store *st = self->priv;
+    proc_redis_store *st = self->priv;
     proc_redis_use u;
     json_t *v = NULL;
     if (!proc_redis_acquire(st, &u, err))
         return NULL;
     do
-        v = redis_script_dead_op(u.c, &st->m, id, retry, err);
+        v = redis_write_dead_op(u.c, &st->m, id, retry, err);
     while (!v && proc_redis_again(st, &u, err));
     proc_redis_release(st, &u);
     return v;
@@ -397,13 +420,13 @@ static int proc_redis_dead_delete(proc_t *self, const char *id, jobd_error *err)
 
 static int proc_redis_pause(proc_t *self, bool paused, jobd_error *err)
 {
-    redis_store *st = self->priv;
+    proc_redis_store *st = self->priv;
     proc_redis_use u;
     int rc = -1;
     if (!proc_redis_acquire(st, &u, err))
         return -1;
     do
-        rc = redis_script_pause(u.c, &st->m, paused, err);
+        rc = redis_write_pause(u.c, &st->m, paused, err);
     while (rc != 0 && proc_redis_again(st, &u, err));
     proc_redis_release(st, &u);
     return rc;
@@ -411,13 +434,13 @@ static int proc_redis_pause(proc_t *self, bool paused, jobd_error *err)
 
 static json_t *proc_redis_info(proc_t *self, jobd_error *err)
 {
-    redis_store *st = self->priv;
+    proc_redis_store *st = self->priv;
     proc_redis_use u;
     json_t *v = NULL;
     if (!proc_redis_acquire(st, &u, err))
         return NULL;
     do
-        v = redis_script_info(u.c, &st->m, err);
+        v = redis_read_info(u.c, &st->m, err);
     while (!v && proc_redis_again(st, &u, err));
     proc_redis_release(st, &u);
     return v;
@@ -428,7 +451,7 @@ static json_t *proc_redis_info(proc_t *self, jobd_error *err)
  * alive (one that cannot register never gets a job). */
 static bool proc_redis_ready(proc_t *self)
 {
-    redis_store *st = self->priv;
+    proc_redis_store *st = self->priv;
     if (atomic_load(&st->link.down) || !atomic_load(&st->link.clock_known))
         return false;
     if (!st->ctx->pool)
@@ -439,7 +462,7 @@ static bool proc_redis_ready(proc_t *self)
 
 static json_t *proc_redis_stats(proc_t *self)
 {
-    redis_store *st = self->priv;
+    proc_redis_store *st = self->priv;
     char pid[REDIS_PID_LEN + 1];
     proc_redis_pid(st, pid);
     return json_pack(
@@ -453,16 +476,15 @@ static json_t *proc_redis_stats(proc_t *self)
 
 static void proc_redis_destroy(proc_t *self)
 {
-    redis_store *st = self->priv;
+    proc_redis_store *st = self->priv;
     if (!st)
         return;
     proc_redis_stop(self, jobd_mono_ms());
     /* main joins the workers first, so every run has reported by now; wait
      * rather than free a lease a late run would still touch. */
-    static const bool no_stop = false;
     pthread_mutex_lock(&st->mu);
     while (st->n_leases > 0)
-        proc_redis_wait_locked(st, 1000, &no_stop);
+        proc_redis_wait_locked(st, 1000, NULL);
     pthread_mutex_unlock(&st->mu);
     redis_link_destroy(&st->link);
     pthread_cond_destroy(&st->cv);
@@ -518,14 +540,14 @@ static int proc_redis_check(const json_t *opts, char *err, size_t errlen)
 /* Connects once to refuse an unfit server at start (maxmemory-policy,
  * schema). Unreachable is not fatal: jobd starts with Redis down and the
  * prober runs the same checks once it answers. */
-static int proc_redis_first_contact(redis_store *st, char *err, size_t errlen)
+static int proc_redis_first_contact(proc_redis_store *st, char *err, size_t errlen)
 {
     char why[512] = "";
     redisContext *c =
         redis_conn_open(&st->link.addr, st->link.timeout, st->link.timeout, why, sizeof why);
-    int rc = c ? redis_script_check_server(c, &st->m, st->ctx->cfg->redis_allow_eviction, why,
-                                           sizeof why)
-               : -2;
+    int rc =
+        c ? redis_model_check_server(c, &st->m, st->ctx->cfg->redis_allow_eviction, why, sizeof why)
+          : -2;
     if (c)
         redisFree(c);
     if (rc == -1) {
@@ -537,7 +559,7 @@ static int proc_redis_first_contact(redis_store *st, char *err, size_t errlen)
     return 0;
 }
 
-static void proc_redis_free_store(redis_store *st)
+static void proc_redis_free_store(proc_redis_store *st)
 {
     redis_link_destroy(&st->link);
     pthread_cond_destroy(&st->cv);
@@ -551,7 +573,7 @@ static proc_t *proc_redis_create(jobd_t *ctx, queue_t *q, const json_t *opts, pr
 {
     const config_t *cfg = ctx->cfg;
     proc_t *p = pipeline_proc_new(&proc_redis_ops, q, delegate);
-    redis_store *st = p ? calloc(1, sizeof *st) : NULL;
+    proc_redis_store *st = p ? calloc(1, sizeof *st) : NULL;
     if (!st) {
         free(p);
         snprintf(err, errlen, "out of memory");
@@ -578,7 +600,7 @@ static proc_t *proc_redis_create(jobd_t *ctx, queue_t *q, const json_t *opts, pr
     st->q = q;
     const json_t *pi = json_object_get(opts, "poll_interval");
     st->poll_interval = pi ? json_number_value(pi) : cfg->poll_interval;
-    redis_script_model_init(&st->m, cfg->redis_prefix, q->cfg->name, q->cfg->max_attempts);
+    redis_model_init(&st->m, cfg->redis_prefix, q->cfg->name, q->cfg->max_attempts);
     proc_redis_new_pid(st->pid);
     if (proc_redis_first_contact(st, err, errlen) != 0) {
         proc_redis_free_store(st);

@@ -3,8 +3,9 @@
  *   proc_redis.c        creation, submissions, the store side, start and stop
  *   proc_redis_run.c    the fetch loop, leases and the writing of outcomes
  *   proc_redis_maint.c  heartbeat, dead processes, due jobs, retention, prober
- * The data model and its scripts live in redis_scripts.c, connections in
- * redis_conn.c.
+ * The data model lives in redis_model.c (its Lua in queues/lua/, registered
+ * by redis_script.c), its changes in redis_write.c, its reads in
+ * redis_read.c, connections in redis_conn.c.
  *
  * Threads of one queue (each with its own Redis connection, as hiredis needs):
  *   fetch      reserves worker slots first, then takes that many jobs from
@@ -23,29 +24,51 @@
 #define JOBD_PROC_REDIS_H
 
 #include "pipeline.h"
-#include "redis_scripts.h"
+#include "redis_link.h"
+#include "redis_read.h"
+#include "redis_write.h"
 
 #define PROC_REDIS_BACKOFF_MIN_MS 100
 #define PROC_REDIS_BACKOFF_MAX_MS 1000
 
-typedef struct redis_store redis_store;
+typedef struct proc_redis_store proc_redis_store;
+
+/* The life of one of a store's threads. Start sets RUNNING (under mu, before
+ * the thread exists); stop sets STOPPING under mu and wakes everyone; the
+ * thread returns once it sees STOPPING, and stop joins it (STOPPED). The
+ * completer alone passes through CLOSED first: its queue takes no more
+ * outcomes (a run that ends later leaves its job to the give-back), and the
+ * ones queued are still written. Written under mu by start/stop's thread,
+ * the only writer, which may read it without. */
+typedef enum proc_redis_phase {
+    PROC_REDIS_IDLE, /* not started: API-only node, or start failed before it */
+    PROC_REDIS_RUNNING,
+    PROC_REDIS_CLOSED, /* the completer only, see above */
+    PROC_REDIS_STOPPING,
+    PROC_REDIS_STOPPED, /* joined */
+} proc_redis_phase;
+
+typedef struct proc_redis_thread {
+    pthread_t th;
+    proc_redis_phase phase;
+} proc_redis_thread;
 
 /* One leased job, from the fetch until its outcome is written (or dropped). */
-typedef struct rlease {
-    redis_store *st;
+typedef struct proc_redis_lease {
+    proc_redis_store *st;
     job_t *job; /* owned */
     long long token;
     char plist[REDIS_KEY_MAX]; /* the lease set of the process id that holds it */
     job_state outcome; /* set by the run's end */
     double delay, duration;
     int tries;
-    struct rlease *prev, *next; /* in st->active */
-    struct rlease *qnext;       /* in the completion queue */
-} rlease;
+    struct proc_redis_lease *prev, *next; /* in st->active */
+    struct proc_redis_lease *qnext;       /* in the completion queue */
+} proc_redis_lease;
 
-/* One redis processor (one queue). mu guards pid through the stop flags;
- * the counters are atomics; the rest is set at creation. */
-struct redis_store {
+/* One redis processor (one queue). mu guards pid through the threads'
+ * phases; the counters are atomics; the rest is set at creation. */
+struct proc_redis_store {
     proc_t *self;
     jobd_t *ctx;
     queue_t *q;
@@ -54,44 +77,51 @@ struct redis_store {
     double poll_interval;
 
     pthread_mutex_t mu;
-    pthread_cond_t cv;           /* stop flags, the last lease freed */
+    pthread_cond_t cv;           /* a thread told to stop, the last lease freed */
     pthread_cond_t done_cv;      /* the completion queue has outcomes (or stop) */
     char pid[REDIS_PID_LEN + 1]; /* changes when Redis declared us dead */
     bool registered;
-    rlease *active;  /* leases held by this process */
-    size_t n_leases; /* rlease objects alive (active or being dropped) */
-    rlease *done_head, *done_tail;
+    proc_redis_lease *active; /* leases held by this process */
+    size_t n_leases;          /* proc_redis_lease objects alive (active or being dropped) */
+    proc_redis_lease *done_head, *done_tail;
     size_t done_inflight; /* taken by the completer, not yet written */
-    bool fetch_stop, done_stop, done_closed, maint_stop, beat_stop;
-    pthread_t fetch_th, done_th, maint_th, beat_th;
-    bool fetch_on, done_on, maint_on, beat_on, started; /* start/stop's thread only */
+    proc_redis_thread fetch, done, maint, beat;
+    bool started;            /* start/stop's thread only */
     atomic_llong beat_ok_ms; /* mono ms of the last heartbeat Redis took; 0 = none yet */
 
     atomic_llong n_fetched, n_succeeded, n_failed, n_stale, n_reaped, n_trimmed;
 };
 
-/* Waits on st->cv up to ms, or not at all when *flag is set. Call with st->mu held. */
-void proc_redis_wait_locked(redis_store *st, int64_t ms, const bool *flag);
+/* Waits on st->cv up to ms, or not at all when thread t (NULL: none) is
+ * told to stop. Call with st->mu held. */
+void proc_redis_wait_locked(proc_redis_store *st, int64_t ms, const proc_redis_thread *t);
 /* The same, taking st->mu. */
-void proc_redis_wait(redis_store *st, int64_t ms, const bool *flag);
-/* *flag read under st->mu. */
-bool proc_redis_flag(redis_store *st, const bool *flag);
+void proc_redis_wait(proc_redis_store *st, int64_t ms, const proc_redis_thread *t);
+/* True when thread t is told to stop (or has stopped). Call with st->mu held. */
+static inline bool proc_redis_stopping_locked(const proc_redis_thread *t)
+{
+    return t->phase >= PROC_REDIS_STOPPING;
+}
+/* The same, taking st->mu. */
+bool proc_redis_stopping(proc_redis_store *st, const proc_redis_thread *t);
+/* st->registered read under st->mu. */
+bool proc_redis_registered(proc_redis_store *st);
 /* The current backoff in ms; doubles *backoff up to PROC_REDIS_BACKOFF_MAX_MS. */
 int64_t proc_redis_backoff_next(int64_t *backoff);
 /* A new random process id: 16 bytes as hex (never host:pid, which repeats
  * in containers). */
 void proc_redis_new_pid(char out[REDIS_PID_LEN + 1]);
 /* This process's current id (it changes when Redis declared us dead). */
-void proc_redis_pid(redis_store *st, char out[REDIS_PID_LEN + 1]);
+void proc_redis_pid(proc_redis_store *st, char out[REDIS_PID_LEN + 1]);
 /* A new connection for a long-lived thread (socket timeout io seconds), or
  * NULL with Redis marked down. Caller frees with redisFree. */
-redisContext *proc_redis_open(redis_store *st, double io);
+redisContext *proc_redis_open(proc_redis_store *st, double io);
 /* Frees *c (NULL is fine) and NULLs it; when it had failed, Redis is marked
  * down unless a new connection finds it answering (redis_link_suspect). */
-void proc_redis_drop(redis_store *st, redisContext **c);
+void proc_redis_drop(proc_redis_store *st, redisContext **c);
 
-/* Thread bodies; arg is the redis_store. Each returns NULL once its stop
- * flag is set (fetch_stop, done_stop, maint_stop, beat_stop). */
+/* Thread bodies; arg is the proc_redis_store. Each returns NULL once its
+ * thread (st->fetch, done, maint, beat) is told to stop. */
 void *proc_redis_fetch_main(void *arg);
 void *proc_redis_done_main(void *arg);
 void *proc_redis_maint_main(void *arg);

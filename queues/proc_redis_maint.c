@@ -23,7 +23,7 @@ typedef struct proc_redis_maint_state {
 
 /* Opens the maintenance connection and runs the safety checks; only then is
  * Redis "up". A refused server stays down (logged) until it is fixed. */
-static void proc_redis_maint_connect(redis_store *st, proc_redis_maint_state *ms)
+static void proc_redis_maint_connect(proc_redis_store *st, proc_redis_maint_state *ms)
 {
     int64_t now = jobd_mono_ms();
     if (now < ms->next_try)
@@ -31,8 +31,8 @@ static void proc_redis_maint_connect(redis_store *st, proc_redis_maint_state *ms
     if (!ms->c)
         ms->c = proc_redis_open(st, st->link.timeout);
     char why[512] = "";
-    int rc = ms->c ? redis_script_check_server(ms->c, &st->m, st->ctx->cfg->redis_allow_eviction,
-                                               why, sizeof why)
+    int rc = ms->c ? redis_model_check_server(ms->c, &st->m, st->ctx->cfg->redis_allow_eviction,
+                                              why, sizeof why)
                    : -2;
     if (rc == 0) {
         ms->backoff = PROC_REDIS_BACKOFF_MIN_MS;
@@ -57,19 +57,19 @@ static void proc_redis_maint_connect(redis_store *st, proc_redis_maint_state *ms
 
 /* Heartbeat; registers first, and again under a new id when Redis says this
  * process was declared dead (its leases are gone: a fresh start). */
-static int proc_redis_heartbeat(redis_store *st, redisContext *c)
+static int proc_redis_heartbeat(proc_redis_store *st, redisContext *c)
 {
     long long ttl = (long long)(st->ctx->cfg->lease_expiry * 1000.0);
-    bool registered = proc_redis_flag(st, &st->registered);
+    bool registered = proc_redis_registered(st);
     char pid[REDIS_PID_LEN + 1];
     proc_redis_pid(st, pid);
-    int rc = redis_script_beat(c, &st->m, pid, registered ? "beat" : "register", ttl);
+    int rc = redis_write_beat(c, &st->m, pid, registered ? "beat" : "register", ttl);
     if (rc == 0) {
         log_event(LOG_WARN, "redis.lease_lost", NULL,
                   "queue %s: process %s was declared dead by another process; registering anew",
                   st->q->cfg->name, pid);
         proc_redis_new_pid(pid);
-        rc = redis_script_beat(c, &st->m, pid, "register", ttl);
+        rc = redis_write_beat(c, &st->m, pid, "register", ttl);
     }
     if (rc == 1) {
         pthread_mutex_lock(&st->mu);
@@ -87,20 +87,20 @@ static int proc_redis_heartbeat(redis_store *st, redisContext *c)
  * would otherwise push the enqueue script's not_after past the moment the
  * client was answered 503). The only use of the estimate is that deadline, so
  * erring early only refuses a write that was nearly late anyway. */
-static int proc_redis_clock(redis_store *st, redisContext *c)
+static int proc_redis_clock(proc_redis_store *st, redisContext *c)
 {
     int64_t redis_ms;
-    if (redis_script_time(c, &redis_ms) != 0)
+    if (redis_model_time(c, &redis_ms) != 0)
         return -1;
     redis_link_set_clock(&st->link, redis_ms, jobd_mono_ms());
     return 0;
 }
 
-static int proc_redis_reap(redis_store *st, redisContext *c)
+static int proc_redis_reap(proc_redis_store *st, redisContext *c)
 {
     char pid[REDIS_PID_LEN + 1];
     proc_redis_pid(st, pid);
-    long n = redis_script_reap(c, &st->m, pid);
+    long n = redis_write_reap(c, &st->m, pid);
     if (n > 0) {
         atomic_fetch_add(&st->n_reaped, n);
         log_event(LOG_WARN, "redis.requeued", NULL,
@@ -110,10 +110,10 @@ static int proc_redis_reap(redis_store *st, redisContext *c)
     return n < 0 ? -1 : 0;
 }
 
-static int proc_redis_promote(redis_store *st, redisContext *c)
+static int proc_redis_promote(proc_redis_store *st, redisContext *c)
 {
     for (int round = 0; round < PROC_REDIS_PROMOTE_ROUNDS; round++) {
-        long n = redis_script_promote(c, &st->m, PROC_REDIS_PROMOTE_BATCH);
+        long n = redis_write_promote(c, &st->m, PROC_REDIS_PROMOTE_BATCH);
         if (n < 0)
             return -1;
         if (n < PROC_REDIS_PROMOTE_BATCH)
@@ -124,12 +124,12 @@ static int proc_redis_promote(redis_store *st, redisContext *c)
 
 /* Trims one set in batches until a batch is not full (or the rounds are
  * used up). Returns how many went, or -1 when the connection failed. */
-static long proc_redis_trim_set(redis_store *st, redisContext *c, bool dead, double max_age,
+static long proc_redis_trim_set(proc_redis_store *st, redisContext *c, bool dead, double max_age,
                                 long max_count)
 {
     long total = 0;
     for (int round = 0; round < PROC_REDIS_TRIM_ROUNDS; round++) {
-        long n = redis_script_trim(c, &st->m, dead, max_age, max_count, PROC_REDIS_TRIM_BATCH);
+        long n = redis_write_trim(c, &st->m, dead, max_age, max_count, PROC_REDIS_TRIM_BATCH);
         if (n < 0)
             return -1;
         total += n;
@@ -140,7 +140,7 @@ static long proc_redis_trim_set(redis_store *st, redisContext *c, bool dead, dou
 }
 
 /* Retention: finished jobs and the dead set, bounded; logged and counted. */
-static int proc_redis_trim(redis_store *st, redisContext *c)
+static int proc_redis_trim(proc_redis_store *st, redisContext *c)
 {
     const config_t *cfg = st->ctx->cfg;
     long fin = proc_redis_trim_set(st, c, false, cfg->retention_finished, cfg->max_finished);
@@ -160,7 +160,7 @@ static int proc_redis_trim(redis_store *st, redisContext *c)
 }
 
 /* Runs the tasks that are due; their periods come from the config. */
-static void proc_redis_maint_tick(redis_store *st, proc_redis_maint_state *ms)
+static void proc_redis_maint_tick(proc_redis_store *st, proc_redis_maint_state *ms)
 {
     const config_t *cfg = st->ctx->cfg;
     int64_t now = jobd_mono_ms();
@@ -183,7 +183,7 @@ static void proc_redis_maint_tick(redis_store *st, proc_redis_maint_state *ms)
         proc_redis_drop(st, &ms->c);
 }
 
-static int64_t proc_redis_maint_next(redis_store *st, const proc_redis_maint_state *ms)
+static int64_t proc_redis_maint_next(proc_redis_store *st, const proc_redis_maint_state *ms)
 {
     if (!ms->c || atomic_load(&st->link.down))
         return ms->next_try > jobd_mono_ms() ? ms->next_try
@@ -198,16 +198,16 @@ static int64_t proc_redis_maint_next(redis_store *st, const proc_redis_maint_sta
 
 void *proc_redis_maint_main(void *arg)
 {
-    redis_store *st = arg;
+    proc_redis_store *st = arg;
     proc_redis_maint_state ms = {.backoff = PROC_REDIS_BACKOFF_MIN_MS};
-    while (!proc_redis_flag(st, &st->maint_stop)) {
+    while (!proc_redis_stopping(st, &st->maint)) {
         if (!ms.c || atomic_load(&st->link.down))
             proc_redis_maint_connect(st, &ms);
         if (ms.c && !atomic_load(&st->link.down))
             proc_redis_maint_tick(st, &ms);
         int64_t wait = proc_redis_maint_next(st, &ms) - jobd_mono_ms();
         if (wait > 0)
-            proc_redis_wait(st, wait, &st->maint_stop);
+            proc_redis_wait(st, wait, &st->maint);
     }
     proc_redis_drop(st, &ms.c);
     return NULL;
@@ -218,11 +218,11 @@ void *proc_redis_maint_main(void *arg)
  * checks passed), so a refused server never gets this process registered. */
 void *proc_redis_beat_main(void *arg)
 {
-    redis_store *st = arg;
+    proc_redis_store *st = arg;
     redisContext *c = NULL;
     int64_t backoff = PROC_REDIS_BACKOFF_MIN_MS;
     const int64_t period = (int64_t)(st->ctx->cfg->heartbeat * 1000.0);
-    while (!proc_redis_flag(st, &st->beat_stop)) {
+    while (!proc_redis_stopping(st, &st->beat)) {
         int64_t next = jobd_mono_ms() + PROC_REDIS_BACKOFF_MIN_MS;
         if (!atomic_load(&st->link.down)) {
             int64_t t0 = jobd_mono_ms();
@@ -240,8 +240,8 @@ void *proc_redis_beat_main(void *arg)
         }
         /* st->cv is broadcast for other reasons too: wait out the period. */
         int64_t left;
-        while ((left = next - jobd_mono_ms()) > 0 && !proc_redis_flag(st, &st->beat_stop))
-            proc_redis_wait(st, left, &st->beat_stop);
+        while ((left = next - jobd_mono_ms()) > 0 && !proc_redis_stopping(st, &st->beat))
+            proc_redis_wait(st, left, &st->beat);
     }
     proc_redis_drop(st, &c);
     return NULL;

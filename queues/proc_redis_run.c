@@ -24,7 +24,7 @@
  * fetch or written batch, not per job: 64 workers contend for st->mu). */
 
 /* Puts l on the active list. Call with st->mu held. */
-static void proc_redis_link_locked(redis_store *st, rlease *l)
+static void proc_redis_link_locked(proc_redis_store *st, proc_redis_lease *l)
 {
     l->prev = NULL;
     l->next = st->active;
@@ -35,7 +35,7 @@ static void proc_redis_link_locked(redis_store *st, rlease *l)
 }
 
 /* Takes l off the active list. Call with st->mu held. */
-static void proc_redis_unlink_locked(redis_store *st, rlease *l)
+static void proc_redis_unlink_locked(proc_redis_store *st, proc_redis_lease *l)
 {
     if (l->prev)
         l->prev->next = l->next;
@@ -49,16 +49,16 @@ static void proc_redis_unlink_locked(redis_store *st, rlease *l)
         pthread_cond_broadcast(&st->cv);
 }
 
-static void proc_redis_lease_delete(rlease *l)
+static void proc_redis_lease_delete(proc_redis_lease *l)
 {
     job_free(l->job);
     free(l);
 }
 
 /* Forgets a lease: off the active list, freed, and destroy is told. */
-static void proc_redis_lease_free(rlease *l)
+static void proc_redis_lease_free(proc_redis_lease *l)
 {
-    redis_store *st = l->st;
+    proc_redis_store *st = l->st;
     pthread_mutex_lock(&st->mu);
     proc_redis_unlink_locked(st, l);
     pthread_mutex_unlock(&st->mu);
@@ -68,9 +68,9 @@ static void proc_redis_lease_free(rlease *l)
 /* release_strays callback: true when this process holds a lease on id. */
 static bool proc_redis_holds(void *arg, const char *id)
 {
-    redis_store *st = arg;
+    proc_redis_store *st = arg;
     pthread_mutex_lock(&st->mu);
-    rlease *l = st->active;
+    proc_redis_lease *l = st->active;
     while (l && strcmp(l->job->id, id) != 0)
         l = l->next;
     pthread_mutex_unlock(&st->mu);
@@ -83,8 +83,8 @@ static bool proc_redis_holds(void *arg, const char *id)
 static void proc_redis_run_done(void *done_ctx, size_t index, const outcome_t *out)
 {
     (void)index;
-    rlease *l = done_ctx;
-    redis_store *st = l->st;
+    proc_redis_lease *l = done_ctx;
+    proc_redis_store *st = l->st;
     job_t *job = l->job;
     if (out->interrupted) {
         /* Cut short by the shutdown deadline: the lease stays in Redis, and
@@ -101,7 +101,7 @@ static void proc_redis_run_done(void *done_ctx, size_t index, const outcome_t *o
     job->state = l->outcome; /* for the log lines: the run is over */
     l->duration = out->duration;
     pthread_mutex_lock(&st->mu);
-    bool closed = st->done_closed;
+    bool closed = st->done.phase >= PROC_REDIS_CLOSED;
     if (!closed) {
         if (st->done_tail)
             st->done_tail->qnext = l;
@@ -121,7 +121,7 @@ static void proc_redis_run_done(void *done_ctx, size_t index, const outcome_t *o
 
 /* Successes are DEBUG: one INFO line per job cost 3-5% of CPU at full
  * load, and the counters say how many succeeded. Failures stay INFO/WARN. */
-static void proc_redis_log_outcome(const rlease *l)
+static void proc_redis_log_outcome(const proc_redis_lease *l)
 {
     const job_t *job = l->job;
     if (l->outcome == JOB_SUCCEEDED)
@@ -133,7 +133,8 @@ static void proc_redis_log_outcome(const rlease *l)
 }
 
 /* Puts leases [head..] back at the front of the completion queue. */
-static void proc_redis_requeue_done(redis_store *st, rlease *head, rlease *tail, size_t n)
+static void proc_redis_requeue_done(proc_redis_store *st, proc_redis_lease *head,
+                                    proc_redis_lease *tail, size_t n)
 {
     if (!head)
         return;
@@ -148,7 +149,8 @@ static void proc_redis_requeue_done(redis_store *st, rlease *head, rlease *tail,
 
 /* Acts on the answer to one outcome (1 written, 0 stale, -1 Redis answered
  * an error, why in err); true when the lease is finished with. */
-static bool proc_redis_done_reply(redis_store *st, rlease *l, int result, const jobd_error *err)
+static bool proc_redis_done_reply(proc_redis_store *st, proc_redis_lease *l, int result,
+                                  const jobd_error *err)
 {
     if (result == 1) {
         atomic_fetch_add(l->outcome == JOB_SUCCEEDED ? &st->n_succeeded : &st->n_failed, 1);
@@ -174,11 +176,12 @@ static bool proc_redis_done_reply(redis_store *st, rlease *l, int result, const 
 
 /* Settles each lease of a batch that Redis answered: done[i] for each, or
  * with done NULL (an error answer, why in err) each is tried again later. */
-static void proc_redis_settle(redis_store *st, rlease *head, const int *done, const jobd_error *err)
+static void proc_redis_settle(proc_redis_store *st, proc_redis_lease *head, const int *done,
+                              const jobd_error *err)
 {
-    rlease *retry = NULL, *retry_tail = NULL, *gone = NULL, *next;
+    proc_redis_lease *retry = NULL, *retry_tail = NULL, *gone = NULL, *next;
     size_t i = 0, n_retry = 0, n_gone = 0;
-    for (rlease *l = head; l; l = next, i++) {
+    for (proc_redis_lease *l = head; l; l = next, i++) {
         next = l->qnext;
         l->qnext = NULL;
         if (proc_redis_done_reply(st, l, done ? done[i] : -1, err)) {
@@ -193,10 +196,10 @@ static void proc_redis_settle(redis_store *st, rlease *head, const int *done, co
     }
     pthread_mutex_lock(&st->mu);
     st->done_inflight -= n_gone;
-    for (rlease *l = gone; l; l = l->qnext)
+    for (proc_redis_lease *l = gone; l; l = l->qnext)
         proc_redis_unlink_locked(st, l);
     pthread_mutex_unlock(&st->mu);
-    for (rlease *l = gone; l; l = next) {
+    for (proc_redis_lease *l = gone; l; l = next) {
         next = l->qnext;
         proc_redis_lease_delete(l);
     }
@@ -206,18 +209,19 @@ static void proc_redis_settle(redis_store *st, rlease *head, const int *done, co
 /* Writes a batch of outcomes (leases of one lease set) in one script. 0 when
  * written, 1 when Redis answered an error (READONLY, LOADING, OOM: settled
  * for a retry), -1 when the connection failed (all go back to the queue). */
-static int proc_redis_write_outcomes(redis_store *st, redisContext *c, rlease *head, size_t n)
+static int proc_redis_write_outcomes(proc_redis_store *st, redisContext *c, proc_redis_lease *head,
+                                     size_t n)
 {
-    redis_outcome *outs = calloc(n, sizeof *outs);
+    redis_write_outcome *outs = calloc(n, sizeof *outs);
     int *done = calloc(n, sizeof *done);
     jobd_error err = {0};
     int rc = -1;
     if (outs && done) {
         size_t i = 0;
-        for (rlease *l = head; l; l = l->qnext, i++)
-            outs[i] = (redis_outcome){
+        for (proc_redis_lease *l = head; l; l = l->qnext, i++)
+            outs[i] = (redis_write_outcome){
                 .job = l->job, .token = l->token, .next = l->outcome, .delay = l->delay};
-        rc = redis_script_finish_batch(c, &st->m, head->plist, outs, n, done, &err);
+        rc = redis_write_finish_batch(c, &st->m, head->plist, outs, n, done, &err);
     }
     bool answered = rc == 0 || (outs && done && !c->err);
     if (answered)
@@ -230,11 +234,12 @@ static int proc_redis_write_outcomes(redis_store *st, redisContext *c, rlease *h
 /* Takes up to PROC_REDIS_DONE_BATCH outcomes of one lease set off the
  * queue; NULL when the completer should exit (stopping and nothing left).
  * Called with st->mu held. */
-static rlease *proc_redis_take_outcomes(redis_store *st, size_t *n, rlease **tail)
+static proc_redis_lease *proc_redis_take_outcomes(proc_redis_store *st, size_t *n,
+                                                  proc_redis_lease **tail)
 {
-    while (!st->done_head && !st->done_stop)
+    while (!st->done_head && !proc_redis_stopping_locked(&st->done))
         pthread_cond_wait(&st->done_cv, &st->mu);
-    rlease *head = st->done_head, *l = head;
+    proc_redis_lease *head = st->done_head, *l = head;
     *n = 0;
     *tail = NULL;
     /* The lease set changes only when Redis declared this process dead. */
@@ -254,12 +259,12 @@ static rlease *proc_redis_take_outcomes(redis_store *st, size_t *n, rlease **tai
 
 /* Drops outcomes that can no longer be written (stopping with Redis away):
  * their jobs stay leased by this process and are taken back by a live one. */
-static void proc_redis_abandon_outcomes(redis_store *st, rlease *head, size_t n)
+static void proc_redis_abandon_outcomes(proc_redis_store *st, proc_redis_lease *head, size_t n)
 {
     pthread_mutex_lock(&st->mu);
     st->done_inflight -= n;
     pthread_mutex_unlock(&st->mu);
-    for (rlease *l = head, *next; l; l = next) {
+    for (proc_redis_lease *l = head, *next; l; l = next) {
         next = l->qnext;
         log_event(LOG_WARN, "job.outcome_lost", l->job,
                   "Redis unreachable at shutdown: outcome %s not recorded",
@@ -270,16 +275,16 @@ static void proc_redis_abandon_outcomes(redis_store *st, rlease *head, size_t n)
 
 void *proc_redis_done_main(void *arg)
 {
-    redis_store *st = arg;
+    proc_redis_store *st = arg;
     redisContext *c = NULL;
     int64_t backoff = PROC_REDIS_BACKOFF_MIN_MS;
     bool refused = false; /* the last batch was answered with an error */
     for (;;) {
         size_t n;
-        rlease *tail;
+        proc_redis_lease *tail;
         pthread_mutex_lock(&st->mu);
-        rlease *head = proc_redis_take_outcomes(st, &n, &tail);
-        bool stopping = st->done_stop;
+        proc_redis_lease *head = proc_redis_take_outcomes(st, &n, &tail);
+        bool stopping = proc_redis_stopping_locked(&st->done);
         pthread_mutex_unlock(&st->mu);
         if (!head)
             break;
@@ -298,7 +303,7 @@ void *proc_redis_done_main(void *arg)
         }
         if (refused) {
             /* Connection fine: wait before the retry (settle requeued them). */
-            proc_redis_wait(st, proc_redis_backoff_next(&backoff), &st->done_stop);
+            proc_redis_wait(st, proc_redis_backoff_next(&backoff), &st->done);
             continue;
         }
         proc_redis_drop(st, &c);
@@ -307,7 +312,7 @@ void *proc_redis_done_main(void *arg)
             continue;
         }
         proc_redis_requeue_done(st, head, tail, n);
-        proc_redis_wait(st, proc_redis_backoff_next(&backoff), &st->done_stop);
+        proc_redis_wait(st, proc_redis_backoff_next(&backoff), &st->done);
     }
     proc_redis_drop(st, &c);
     return NULL;
@@ -316,7 +321,7 @@ void *proc_redis_done_main(void *arg)
 /* --- running: fetch --- */
 
 /* Reserves 1..want worker slots (the first waits a little). 0 = none. */
-static int proc_redis_reserve(redis_store *st, int want)
+static int proc_redis_reserve(proc_redis_store *st, int want)
 {
     worker_pool_t *pool = st->ctx->pool;
     if (worker_pool_reserve(pool, st->q, jobd_mono_ms() + PROC_REDIS_RESERVE_WAIT_MS) != 0)
@@ -327,7 +332,7 @@ static int proc_redis_reserve(redis_store *st, int want)
     return k;
 }
 
-static void proc_redis_release_slots(redis_store *st, int n)
+static void proc_redis_release_slots(proc_redis_store *st, int n)
 {
     for (int i = 0; i < n; i++)
         worker_pool_release(st->ctx->pool, st->q);
@@ -335,13 +340,14 @@ static void proc_redis_release_slots(redis_store *st, int n)
 
 /* Hands the leased jobs rl[0..n) to the executor, each on one reserved
  * slot; plist is the lease set they are in. */
-static void proc_redis_start_runs(redis_store *st, redis_lease *rl, int n, const char *plist)
+static void proc_redis_start_runs(proc_redis_store *st, redis_write_lease *rl, int n,
+                                  const char *plist)
 {
-    rlease *ls[PROC_REDIS_FETCH_MAX];
+    proc_redis_lease *ls[PROC_REDIS_FETCH_MAX];
     for (int i = 0; i < n; i++) {
         ls[i] = malloc(sizeof *ls[i]);
         if (ls[i]) {
-            *ls[i] = (rlease){.st = st, .job = rl[i].job, .token = rl[i].token};
+            *ls[i] = (proc_redis_lease){.st = st, .job = rl[i].job, .token = rl[i].token};
             memcpy(ls[i]->plist, plist, sizeof ls[i]->plist);
         }
     }
@@ -376,10 +382,10 @@ typedef struct proc_redis_fetch_state {
 } proc_redis_fetch_state;
 
 /* One round: (wait for jobs while idle,) reserve workers, fetch, run. */
-static void proc_redis_fetch_round(redis_store *st, proc_redis_fetch_state *fs)
+static void proc_redis_fetch_round(proc_redis_store *st, proc_redis_fetch_state *fs)
 {
     if (fs->idle) {
-        int w = redis_script_wait(fs->c, &st->m, PROC_REDIS_BLOCK_S);
+        int w = redis_write_wait(fs->c, &st->m, PROC_REDIS_BLOCK_S);
         if (w < 0)
             proc_redis_drop(st, &fs->c);
         if (w <= 0)
@@ -391,9 +397,9 @@ static void proc_redis_fetch_round(redis_store *st, proc_redis_fetch_state *fs)
         return;
     char pid[REDIS_PID_LEN + 1], plist[REDIS_KEY_MAX];
     proc_redis_pid(st, pid);
-    redis_script_proc_key(&st->m, pid, plist);
-    redis_lease leases[PROC_REDIS_FETCH_MAX];
-    int n = redis_script_fetch(fs->c, &st->m, plist, (size_t)k, leases);
+    redis_model_proc_key(&st->m, pid, plist);
+    redis_write_lease leases[PROC_REDIS_FETCH_MAX];
+    int n = redis_write_fetch(fs->c, &st->m, plist, (size_t)k, leases);
     proc_redis_release_slots(st, n > 0 ? k - n : k);
     if (n == -2) {
         fs->paused = true;
@@ -410,7 +416,7 @@ static void proc_redis_fetch_round(redis_store *st, proc_redis_fetch_state *fs)
 }
 
 /* Gets the connection ready: open, reconcile, paused flag. False = not now. */
-static bool proc_redis_fetch_ready(redis_store *st, proc_redis_fetch_state *fs)
+static bool proc_redis_fetch_ready(proc_redis_store *st, proc_redis_fetch_state *fs)
 {
     if (!fs->c) {
         /* BLMOVE blocks up to PROC_REDIS_BLOCK_S: the socket must wait longer. */
@@ -422,7 +428,7 @@ static bool proc_redis_fetch_ready(redis_store *st, proc_redis_fetch_state *fs)
     char pid[REDIS_PID_LEN + 1];
     proc_redis_pid(st, pid);
     if (fs->reconcile) {
-        long n = redis_script_release_strays(fs->c, &st->m, pid, proc_redis_holds, st);
+        long n = redis_write_release_strays(fs->c, &st->m, pid, proc_redis_holds, st);
         if (n < 0) {
             proc_redis_drop(st, &fs->c);
             return false;
@@ -435,7 +441,7 @@ static bool proc_redis_fetch_ready(redis_store *st, proc_redis_fetch_state *fs)
     }
     int64_t now = jobd_mono_ms();
     if (now - fs->paused_checked >= PROC_REDIS_PAUSE_CHECK_MS) {
-        int p = redis_script_paused(fs->c, &st->m);
+        int p = redis_read_paused(fs->c, &st->m);
         if (p < 0) {
             proc_redis_drop(st, &fs->c);
             return false;
@@ -448,18 +454,18 @@ static bool proc_redis_fetch_ready(redis_store *st, proc_redis_fetch_state *fs)
 
 void *proc_redis_fetch_main(void *arg)
 {
-    redis_store *st = arg;
+    proc_redis_store *st = arg;
     proc_redis_fetch_state fs = {.backoff = PROC_REDIS_BACKOFF_MIN_MS,
                                  .paused_checked = -PROC_REDIS_PAUSE_CHECK_MS};
-    while (!proc_redis_flag(st, &st->fetch_stop)) {
-        bool registered = proc_redis_flag(st, &st->registered);
+    while (!proc_redis_stopping(st, &st->fetch)) {
+        bool registered = proc_redis_registered(st);
         if (!registered || atomic_load(&st->link.down)) {
-            proc_redis_wait(st, PROC_REDIS_BACKOFF_MIN_MS, &st->fetch_stop);
+            proc_redis_wait(st, PROC_REDIS_BACKOFF_MIN_MS, &st->fetch);
             continue;
         }
         if (!proc_redis_fetch_ready(st, &fs)) {
             int64_t ms = fs.c ? PROC_REDIS_PAUSE_CHECK_MS : proc_redis_backoff_next(&fs.backoff);
-            proc_redis_wait(st, ms, &st->fetch_stop);
+            proc_redis_wait(st, ms, &st->fetch);
             continue;
         }
         fs.backoff = PROC_REDIS_BACKOFF_MIN_MS;

@@ -1,0 +1,59 @@
+-- enqueue.lua - stores a batch of submitted jobs (redis_write_enqueue).
+--
+-- KEYS: common, ready sched st:scheduled enqueued seq.
+-- ARGV: not_after (Redis ms, 0 = none), then per job: id view state run_at
+-- created_ms max_attempts. A negative run_at -N is a delay: N ms from Redis's now.
+-- Returns per job 0 (stored) or the existing record (replayed); an error when
+-- it runs after not_after: the caller has answered 503 by then (a Redis that
+-- was frozen), and a 503 must mean "not stored".
+
+--@include lib/prelude.lua
+
+local ready, sched, st_sched, n_enq, seqk = unpack(KEYS, NC + 1, NC + 5)
+local W = 6
+local n = (#ARGV - 1) / W
+local not_after, now = tonumber(ARGV[1]), now_ms()
+if not_after > 0 and now > not_after then
+  return redis.error_reply('LATE the submission reached Redis after its deadline')
+end
+local ids = {}
+for i = 1, n do ids[i] = ARGV[2 + (i - 1) * W] end
+local known = mget('HMGET', COL.s, ids)
+local seq = redis.call('INCRBY', seqk, n) - n
+local vs, ss, ms, rs, zall, zst, zsch, push, out, old, seen = {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}
+local kv, km, kr, ks, kp, ko = 0, 0, 0, 0, 0, 0
+for i = 1, n do
+  local a, id = 2 + (i - 1) * W, ids[i]
+  if known[i] or seen[id] then
+    ko = ko + 1; old[ko] = i; out[i] = false
+  else
+    seen[id] = true
+    local st, run_at = ARGV[a + 2], ARGV[a + 3]
+    if string.byte(run_at, 1) == 45 then
+      run_at = FMT('%d', now - tonumber(run_at)); st = 'scheduled'
+    end
+    local score = FMT('%d', tonumber(ARGV[a + 4]) * 1000 + (seq + i) % 1000)
+    vs[kv + 1] = id; vs[kv + 2] = ARGV[a + 1]; ss[kv + 1] = id; ss[kv + 2] = st
+    zall[kv + 1] = score; zall[kv + 2] = id; kv = kv + 2
+    if ARGV[a + 5] ~= '0' then ms[km + 1] = id; ms[km + 2] = ARGV[a + 5]; km = km + 2 end
+    if run_at ~= '0' then rs[kr + 1] = id; rs[kr + 2] = run_at; kr = kr + 2 end
+    if st == 'scheduled' then
+      zst[ks + 1] = score; zst[ks + 2] = id; zsch[ks + 1] = run_at; zsch[ks + 2] = id
+      ks = ks + 2
+    else
+      kp = kp + 1; push[kp] = id
+    end
+    out[i] = 0
+  end
+end
+bulk('HSET', COL.v, vs); bulk('HSET', COL.s, ss); bulk('HSET', COL.m, ms)
+bulk('HSET', COL.r, rs); bulk('ZADD', ALL, zall); bulk('ZADD', st_sched, zst)
+bulk('ZADD', sched, zsch); bulk('LPUSH', ready, push)
+if kp > 0 then redis.call('INCRBY', n_enq, kp) end
+if ko > 0 then
+  local oids = {}
+  for j = 1, ko do oids[j] = ids[old[j]] end
+  local recs = records(oids)
+  for j = 1, ko do out[old[j]] = recs[j] end
+end
+return out

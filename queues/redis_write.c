@@ -1,0 +1,472 @@
+/* redis_write.c - the C callers of the scripts that change a queue:
+ * submission, fetching and leases, the end of runs, processes and their
+ * heartbeats, due jobs, retention, cancel and dead-job operations, pause.
+ * Each call is one script (or one command) per batch: the Lua is in
+ * queues/lua/<name>.lua. */
+#include "redis_write.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../server/log.h"
+#include "job.h"
+
+#define REDIS_WRITE_GIVE_BACK_BATCH 100
+#define REDIS_WRITE_GIVE_BACK_ROUNDS 1000
+
+/* --- submission --- */
+
+static void redis_write_enqueue_args(redis_cmd *cmd, const job_t *job, const char *view, size_t len)
+{
+    redis_cmd_adds(cmd, job->id);
+    redis_cmd_add(cmd, view, len);
+    redis_cmd_adds(cmd, job->state == JOB_SCHEDULED ? "scheduled" : "enqueued");
+    /* A delay goes as -ms: the script adds it to Redis TIME (due times come
+     * from Redis, not from the host clock: hosts' clocks differ). */
+    redis_cmd_addi(cmd, job->delay_ms > 0 ? -job->delay_ms : job->run_at);
+    redis_cmd_addi(cmd, job->created_at);
+    redis_cmd_addi(cmd, job->max_attempts);
+}
+
+/* Reads the enqueue reply into replayed[]; -1 (all freed) if a record is unreadable. */
+static int redis_write_enqueue_reply(const redis_model *m, job_t *const *jobs, const redisReply *r,
+                                     size_t n, job_t **replayed, jobd_error *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *e = r->element[i];
+        if (e->type == REDIS_REPLY_INTEGER)
+            continue;
+        if (!(replayed[i] = redis_model_record(m, jobs[i]->id, e))) {
+            for (size_t j = 0; j < i; j++) {
+                job_free(replayed[j]);
+                replayed[j] = NULL;
+            }
+            jobd_fail(err, 500, "internal_error",
+                      "the stored record of an existing job is unreadable");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int redis_write_enqueue(redisContext *c, const redis_model *m, job_t *const *jobs, size_t n,
+                        int64_t not_after, job_t **replayed, char **texts, jobd_error *err)
+{
+    char **views = texts ? texts : calloc(n ? n : 1, sizeof *views);
+    if (!views)
+        return jobd_fail(err, 503, "unavailable", "out of memory");
+    redis_cmd cmd;
+    redis_model_script(&cmd, m, REDIS_SCRIPT_ENQUEUE);
+    redis_model_keys(&cmd, m->ready, m->sched, m->state[JOB_SCHEDULED], m->enqueued, m->seq, NULL);
+    redis_cmd_addi(&cmd, not_after);
+    for (size_t i = 0; i < n; i++) {
+        size_t len = 0;
+        views[i] = job_view_text(jobs[i], &len);
+        if (!views[i])
+            cmd.oom = true;
+        redis_write_enqueue_args(&cmd, jobs[i], views[i] ? views[i] : "", len);
+        replayed[i] = NULL;
+    }
+    redisReply *r = redis_conn_call(c, &cmd, err);
+    if (!texts) {
+        for (size_t i = 0; i < n; i++)
+            free(views[i]);
+        free(views);
+    }
+    if (!r)
+        return -1;
+    int rc = redis_conn_is_array(r, n)
+                 ? redis_write_enqueue_reply(m, jobs, r, n, replayed, err)
+                 : jobd_fail(err, 503, "unavailable", "unexpected answer from Redis");
+    freeReplyObject(r);
+    return rc;
+}
+
+/* --- fetching --- */
+
+/* What a job whose stored record cannot be read gets as its last error. */
+#define REDIS_WRITE_UNREADABLE                                                                     \
+    "the stored record of this job is unreadable (not valid job JSON); it cannot run"
+
+/* Makes dead at once the leased jobs ids[0..n) of plist whose record
+ * cannot be read (logged; a failure is left to stop or a reap). */
+static void redis_write_bury(redisContext *c, const redis_model *m, const char *plist,
+                             const char *const *ids, size_t n)
+{
+    if (n == 0)
+        return;
+    redis_cmd cmd;
+    redis_model_script(&cmd, m, REDIS_SCRIPT_BURY);
+    redis_model_keys(&cmd, plist, m->state[JOB_DEAD], m->failed, m->seq, m->running, NULL);
+    redis_cmd_adds(&cmd, REDIS_WRITE_UNREADABLE);
+    for (size_t i = 0; i < n; i++)
+        redis_cmd_adds(&cmd, ids[i]);
+    long long dead = redis_conn_call_int(c, &cmd);
+    for (size_t i = 0; i < n; i++)
+        log_event(LOG_ERROR, "job.unreadable", NULL, "queue key %s: job %s: %s%s", m->base, ids[i],
+                  REDIS_WRITE_UNREADABLE,
+                  dead < 0 ? " (not yet marked dead: Redis failed)" : "; now dead");
+}
+
+/* Reads the leases of a fetch reply {token, now, then per lease: id view
+ * attempts} into out; returns how many. A job whose record cannot be read
+ * goes dead at once (it would fail the same way on every run). */
+static int redis_write_fetch_reply(redisContext *c, const redis_model *m, const char *plist,
+                                   const redisReply *r, size_t n, redis_write_lease *out)
+{
+    if (r->elements < 2)
+        return 0;
+    long long token = redis_conn_int(r->element[0]);
+    int64_t now = redis_conn_int(r->element[1]);
+    const char *bad[REDIS_BATCH_MAX];
+    size_t nbad = 0;
+    int k = 0;
+    for (size_t i = 2; i + 3 <= r->elements && (size_t)k < n; i += 3) {
+        redisReply *const *f = r->element + i;
+        job_t *job = redis_model_job(NULL, NULL, f[1], "running", f[2], NULL, NULL, 0, NULL);
+        if (!job) {
+            if (redis_conn_is_str(f[0]) && nbad < REDIS_BATCH_MAX)
+                bad[nbad++] = f[0]->str;
+            continue;
+        }
+        job->started_at = now;
+        out[k++] = (redis_write_lease){.job = job, .token = token};
+    }
+    redis_write_bury(c, m, plist, bad, nbad);
+    return k;
+}
+
+int redis_write_fetch(redisContext *c, const redis_model *m, const char *plist, size_t n,
+                      redis_write_lease *out)
+{
+    if (n == 0)
+        return 0;
+    redis_cmd cmd;
+    redis_model_script(&cmd, m, REDIS_SCRIPT_FETCH);
+    redis_model_keys(&cmd, m->ready, plist, m->paused, m->fence, m->enqueued, m->running, NULL);
+    redis_cmd_addi(&cmd, (long long)(n > REDIS_BATCH_MAX ? REDIS_BATCH_MAX : n));
+    redisReply *r = redis_conn_call(c, &cmd, NULL);
+    if (!r)
+        return -1;
+    int got = -1;
+    if (r->type == REDIS_REPLY_INTEGER)
+        got = -2;
+    else if (r->type == REDIS_REPLY_ARRAY)
+        got = redis_write_fetch_reply(c, m, plist, r, n, out);
+    freeReplyObject(r);
+    return got;
+}
+
+int redis_write_wait(redisContext *c, const redis_model *m, double block)
+{
+    redis_cmd cmd;
+    redis_cmd_init(&cmd, "BLMOVE");
+    redis_cmd_adds(&cmd, m->ready);
+    redis_cmd_adds(&cmd, m->ready);
+    redis_cmd_adds(&cmd, "RIGHT");
+    redis_cmd_adds(&cmd, "RIGHT");
+    redis_cmd_addf(&cmd, "%.3f", block);
+    redisReply *r = redis_conn_call(c, &cmd, NULL);
+    if (!r)
+        return -1;
+    int got = r->type == REDIS_REPLY_STRING ? 1 : 0;
+    freeReplyObject(r);
+    return got;
+}
+
+/* --- ending runs --- */
+
+static void redis_write_finish_args(redis_cmd *cmd, const redis_write_outcome *o)
+{
+    const job_t *job = o->job;
+    redis_cmd_adds(cmd, job->id);
+    redis_cmd_addi(cmd, o->token);
+    redis_cmd_adds(cmd, job_state_name(o->next));
+    redis_cmd_addi(cmd, job->attempts);
+    redis_cmd_addi(cmd, (long long)(o->delay > 0 ? o->delay * 1000.0 : 0));
+    redis_cmd_adds(cmd, job->last_error && o->next != JOB_SUCCEEDED ? job->last_error : "");
+}
+
+int redis_write_finish_batch(redisContext *c, const redis_model *m, const char *plist,
+                             const redis_write_outcome *outs, size_t n, int *done, jobd_error *err)
+{
+    if (n == 0)
+        return 0;
+    redis_cmd cmd;
+    redis_model_script(&cmd, m, REDIS_SCRIPT_FINISH);
+    redis_model_keys(&cmd, plist, m->running, m->state[JOB_RETRYING], m->state[JOB_DEAD], m->sched,
+                     m->processed, m->failed, m->seq, NULL);
+    for (size_t i = 0; i < n; i++)
+        redis_write_finish_args(&cmd, &outs[i]);
+    redisReply *r = redis_conn_call(c, &cmd, err);
+    if (!r)
+        return -1;
+    int rc = redis_conn_is_array(r, n)
+                 ? 0
+                 : jobd_fail(err, 503, "unavailable", "unexpected answer from Redis");
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        done[i] = redis_conn_int(r->element[i]) == 1;
+    freeReplyObject(r);
+    return rc;
+}
+
+int redis_write_finish(redisContext *c, const redis_model *m, const char *plist, const job_t *job,
+                       long long token, job_state next, double delay)
+{
+    redis_write_outcome o = {.job = job, .token = token, .next = next, .delay = delay};
+    int done = 0;
+    return redis_write_finish_batch(c, m, plist, &o, 1, &done, NULL) == 0 ? done : -1;
+}
+
+/* One requeue script call over ids[0..n) of pid's set. */
+static long redis_write_requeue(redisContext *c, const redis_model *m, const char *pid,
+                                bool abandon, const char *why, const char *const *ids, size_t n)
+{
+    char plist[REDIS_KEY_MAX];
+    redis_model_proc_key(m, pid, plist);
+    redis_cmd cmd;
+    redis_model_script(&cmd, m, REDIS_SCRIPT_REQUEUE);
+    redis_model_keys(&cmd, plist, m->ready, m->state[JOB_DEAD], m->failed, m->seq, m->orphans,
+                     m->enqueued, m->running, NULL);
+    redis_cmd_adds(&cmd, abandon ? "abandon" : "release");
+    redis_cmd_addi(&cmd, m->default_max);
+    redis_cmd_adds(&cmd, pid);
+    redis_cmd_adds(&cmd, why);
+    for (size_t i = 0; i < n; i++)
+        redis_cmd_adds(&cmd, ids[i]);
+    return (long)redis_conn_call_int(c, &cmd);
+}
+
+/* Up to count ids of pid's lease set (HRANDFIELD): an array reply, or NULL. */
+static redisReply *redis_write_proc_ids(redisContext *c, const redis_model *m, const char *pid,
+                                        int count)
+{
+    char plist[REDIS_KEY_MAX];
+    redis_model_proc_key(m, pid, plist);
+    redis_cmd cmd;
+    redis_cmd_init(&cmd, "HRANDFIELD");
+    redis_cmd_adds(&cmd, plist);
+    redis_cmd_addi(&cmd, count);
+    return redis_conn_call_array(c, &cmd);
+}
+
+/* Requeues the ids of an id array reply for which keep (may be NULL) says no. */
+static long redis_write_requeue_reply(redisContext *c, const redis_model *m, const char *pid,
+                                      bool abandon, const char *why, const redisReply *r,
+                                      bool (*keep)(void *arg, const char *id), void *arg)
+{
+    const char **ids = calloc(r->elements ? r->elements : 1, sizeof *ids);
+    if (!ids)
+        return -1;
+    size_t n = 0;
+    for (size_t i = 0; i < r->elements; i++)
+        if (!keep || !keep(arg, r->element[i]->str))
+            ids[n++] = r->element[i]->str;
+    long moved = redis_write_requeue(c, m, pid, abandon, why, ids, n);
+    free(ids);
+    return moved;
+}
+
+long redis_write_give_back(redisContext *c, const redis_model *m, const char *pid, bool abandon,
+                           const char *why)
+{
+    long total = 0;
+    for (int round = 0; round < REDIS_WRITE_GIVE_BACK_ROUNDS; round++) {
+        redisReply *ids = redis_write_proc_ids(c, m, pid, REDIS_WRITE_GIVE_BACK_BATCH);
+        if (!ids)
+            return -1;
+        size_t got = ids->elements;
+        /* Run even with no ids: the script forgets an orphan whose set is empty. */
+        long moved = redis_write_requeue_reply(c, m, pid, abandon, why, ids, NULL, NULL);
+        freeReplyObject(ids);
+        if (moved < 0)
+            return -1;
+        total += moved;
+        if (got == 0)
+            break;
+    }
+    return total;
+}
+
+long redis_write_release_strays(redisContext *c, const redis_model *m, const char *pid,
+                                bool (*held)(void *arg, const char *id), void *arg)
+{
+    redisReply *ids = redis_write_proc_ids(c, m, pid, REDIS_BATCH_MAX);
+    if (!ids)
+        return -1;
+    long moved = redis_write_requeue_reply(c, m, pid, false, "", ids, held, arg);
+    freeReplyObject(ids);
+    return moved;
+}
+
+/* --- processes --- */
+
+int redis_write_beat(redisContext *c, const redis_model *m, const char *pid, const char *mode,
+                     long long ttl_ms)
+{
+    char hb[REDIS_KEY_MAX];
+    redis_model_hb_key(m, pid, hb);
+    redis_cmd cmd;
+    redis_cmd_init_script(&cmd, &m->scripts[REDIS_SCRIPT_BEAT]);
+    redis_cmd_key(&cmd, m->procs);
+    redis_cmd_key(&cmd, hb);
+    redis_cmd_adds(&cmd, mode);
+    redis_cmd_adds(&cmd, pid);
+    redis_cmd_addi(&cmd, ttl_ms);
+    return (int)redis_conn_call_int(c, &cmd);
+}
+
+/* SMEMBERS key: an array reply, or NULL. */
+static redisReply *redis_write_members(redisContext *c, const char *key)
+{
+    redis_cmd cmd;
+    redis_cmd_init(&cmd, "SMEMBERS");
+    redis_cmd_adds(&cmd, key);
+    return redis_conn_call_array(c, &cmd);
+}
+
+/* Declares registered processes without heartbeat dead. -1 when the connection failed. */
+static int redis_write_find_orphans(redisContext *c, const redis_model *m, const char *self)
+{
+    redisReply *procs = redis_write_members(c, m->procs);
+    if (!procs)
+        return -1;
+    int rc = 0;
+    for (size_t i = 0; i < procs->elements && rc == 0; i++) {
+        const char *pid = procs->element[i]->str;
+        if (strcmp(pid, self) == 0)
+            continue;
+        char hb[REDIS_KEY_MAX];
+        redis_model_hb_key(m, pid, hb);
+        redis_cmd cmd;
+        redis_cmd_init_script(&cmd, &m->scripts[REDIS_SCRIPT_ORPHAN]);
+        redis_cmd_key(&cmd, m->procs);
+        redis_cmd_key(&cmd, hb);
+        redis_cmd_key(&cmd, m->orphans);
+        redis_cmd_adds(&cmd, pid);
+        long long v = redis_conn_call_int(c, &cmd);
+        if (v < 0)
+            rc = -1;
+        else if (v == 1)
+            log_event(LOG_WARN, "redis.process_lost", NULL,
+                      "process %s of queue key %s stopped heartbeating: taking its jobs back", pid,
+                      m->base);
+    }
+    freeReplyObject(procs);
+    return rc;
+}
+
+long redis_write_reap(redisContext *c, const redis_model *m, const char *self)
+{
+    if (redis_write_find_orphans(c, m, self) != 0)
+        return -1;
+    redisReply *orphans = redis_write_members(c, m->orphans);
+    if (!orphans)
+        return -1;
+    long total = 0;
+    for (size_t i = 0; i < orphans->elements && total >= 0; i++) {
+        char why[128];
+        snprintf(why, sizeof why, "lease lost: process %.40s stopped heartbeating",
+                 orphans->element[i]->str);
+        long n = redis_write_give_back(c, m, orphans->element[i]->str, true, why);
+        total = n < 0 ? -1 : total + n;
+    }
+    freeReplyObject(orphans);
+    return total;
+}
+
+/* --- due jobs and retention --- */
+
+long redis_write_promote(redisContext *c, const redis_model *m, size_t batch)
+{
+    redis_cmd cmd;
+    redis_model_script(&cmd, m, REDIS_SCRIPT_PROMOTE);
+    redis_model_keys(&cmd, m->sched, m->ready, m->state[JOB_SCHEDULED], m->state[JOB_RETRYING],
+                     m->enqueued, NULL);
+    redis_cmd_addi(&cmd, (long long)(batch > REDIS_BATCH_MAX ? REDIS_BATCH_MAX : batch));
+    return (long)redis_conn_call_int(c, &cmd);
+}
+
+long redis_write_trim(redisContext *c, const redis_model *m, bool dead, double max_age,
+                      long max_count, size_t batch)
+{
+    redis_cmd cmd;
+    redis_model_script(&cmd, m, REDIS_SCRIPT_TRIM);
+    /* The finished set holds succeeded (no state set) and cancelled jobs. */
+    redis_model_keys(&cmd, dead ? m->dead : m->finished,
+                     dead ? m->state[JOB_DEAD] : m->state[JOB_CANCELLED], m->trimmed, NULL);
+    redis_cmd_addi(&cmd, (long long)(max_age * 1000.0));
+    redis_cmd_adds(&cmd, dead ? "1000" : "1");
+    redis_cmd_addi(&cmd, max_count);
+    redis_cmd_addi(&cmd, (long long)(batch > REDIS_BATCH_MAX ? REDIS_BATCH_MAX : batch));
+    return (long)redis_conn_call_int(c, &cmd);
+}
+
+/* --- cancel, dead jobs, pause --- */
+
+/* Reads {0} / {2, state} / {1, record?} answers of cancel and dead: the new
+ * view (json_null() when there is no record), or NULL with 404/409 in err. */
+static json_t *redis_write_answer(const redis_model *m, const redisReply *r, const char *id,
+                                  const char *conflict, jobd_error *err)
+{
+    long long code = redis_conn_is_array(r, 1) ? redis_conn_int(r->element[0]) : -1;
+    if (code == 0) {
+        redis_model_unknown(err, id);
+        return NULL;
+    }
+    if (code == 2 && r->elements >= 2 && redis_conn_is_str(r->element[1])) {
+        jobd_fail(err, 409, "conflict", "job \"%s\" is %s%s", id, r->element[1]->str, conflict);
+        return NULL;
+    }
+    if (code != 1) {
+        jobd_fail(err, 503, "unavailable", "unexpected answer from Redis");
+        return NULL;
+    }
+    return r->elements >= 2 ? redis_model_view(m, r->element[1], id, err) : json_null();
+}
+
+json_t *redis_write_cancel(redisContext *c, const redis_model *m, const char *id, jobd_error *err)
+{
+    redis_cmd cmd;
+    redis_model_script(&cmd, m, REDIS_SCRIPT_CANCEL);
+    redis_model_keys(&cmd, m->sched, m->state[JOB_SCHEDULED], m->state[JOB_RETRYING],
+                     m->state[JOB_CANCELLED], m->enqueued, NULL);
+    redis_cmd_adds(&cmd, id);
+    redisReply *r = redis_conn_call(c, &cmd, err);
+    if (!r)
+        return NULL;
+    json_t *v = redis_write_answer(m, r, id, " and cannot be cancelled", err);
+    freeReplyObject(r);
+    return v;
+}
+
+json_t *redis_write_dead_op(redisContext *c, const redis_model *m, const char *id, bool retry,
+                            jobd_error *err)
+{
+    redis_cmd cmd;
+    redis_model_script(&cmd, m, REDIS_SCRIPT_DEAD);
+    redis_model_keys(&cmd, m->state[JOB_DEAD], m->ready, m->enqueued, NULL);
+    redis_cmd_adds(&cmd, retry ? "retry" : "delete");
+    redis_cmd_adds(&cmd, id);
+    redisReply *r = redis_conn_call(c, &cmd, err);
+    if (!r)
+        return NULL;
+    json_t *v = redis_write_answer(m, r, id, ", not dead", err);
+    freeReplyObject(r);
+    return v;
+}
+
+int redis_write_pause(redisContext *c, const redis_model *m, bool paused, jobd_error *err)
+{
+    redis_cmd cmd;
+    redis_cmd_init(&cmd, paused ? "SET" : "DEL");
+    redis_cmd_adds(&cmd, m->paused);
+    if (paused)
+        redis_cmd_adds(&cmd, "1");
+    redisReply *r = redis_conn_call(c, &cmd, err);
+    if (!r)
+        return -1;
+    freeReplyObject(r);
+    return 0;
+}
