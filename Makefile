@@ -10,12 +10,12 @@ LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -pthread -lm
 BUILD   ?= build
 
 LIB_SRC  := $(filter-out server/main.c,$(wildcard server/*.c handlers/*.c queues/*.c))
-TEST_SRC := $(wildcard tests/*.c)
+TEST_SRC := $(wildcard tests/*.c tests/fuzz/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
-HEADERS  := $(wildcard server/*.h handlers/*.h queues/*.h tests/*.h)
+HEADERS  := $(wildcard server/*.h handlers/*.h queues/*.h tests/*.h tests/fuzz/*.h)
 
-.PHONY: all run test test-asan deps clean bench check-config
+.PHONY: all run test test-asan deps clean bench check-config fuzz fuzz-deps fuzz-bins
 
 all: jobd
 
@@ -76,5 +76,39 @@ test-asan: deps
 	  build-asan/jobd build-asan/tests/jobd_tests
 	JOBD_ASAN=1 tests/run.sh build-asan
 
+# Fuzzing: the targets of tests/fuzz/ built with clang, libFuzzer, ASan and
+# UBSan in build-fuzz/, each run FUZZ_SECONDS, FUZZ_JOBS at a time, from the
+# seeds of tests/fuzz/corpus/<target>/ (tests/fuzz/run.sh).
+FUZZ_PKGS    := clang libclang-rt-14-dev
+FUZZ_SECONDS ?= 30
+FUZZ_JOBS    ?= 2
+FUZZ_TARGETS := job batch router config time record
+FUZZ_OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \
+                -fno-sanitize-recover=undefined -DJOBD_LIBFUZZER
+
+fuzz: fuzz-deps
+	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang OPT="$(FUZZ_OPT)" fuzz-bins
+	tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS) $(FUZZ_JOBS) $(FUZZ_TARGETS)
+
+fuzz-bins: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz_%)
+
+$(BUILD)/fuzz/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/tests/fuzz/fuzz_util.o $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	@echo "  LD  $@"
+	@$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+
+fuzz-deps: deps
+	@$(call apt_install,$(FUZZ_PKGS))
+
+# Installs the Debian packages of $(1) that are missing (as root).
+define apt_install
+missing=""; for p in $(1); do \
+  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+if [ -n "$$missing" ]; then \
+  echo "installing:$$missing"; \
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+fi
+endef
+
 clean:
-	rm -rf build build-asan jobd
+	rm -rf build build-asan build-fuzz jobd
