@@ -15,7 +15,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 HEADERS  := $(wildcard server/*.h handlers/*.h queues/*.h tests/*.h tests/fuzz/*.h)
 
-.PHONY: all run test test-asan deps clean bench check-config fuzz fuzz-deps fuzz-bins
+.PHONY: all run test test-asan deps clean bench check-config fuzz fuzz-deps fuzz-bins chaos
 
 all: jobd
 
@@ -99,6 +99,19 @@ $(BUILD)/fuzz/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/tests/fuzz/fuzz_util
 
 fuzz-deps: deps
 	@$(call apt_install,$(FUZZ_PKGS))
+
+# Chaos: redis-server (AOF, appendfsync always), 3 jobd and a webhook receiver
+# on free loopback ports; CHAOS_JOBS jobs from several clients while jobd
+# processes are killed (-9) and restarted, and Redis restarted, for
+# CHAOS_SECONDS; then every accepted job is checked (tests/chaos/chaos.py).
+CHAOS_PKGS    := python3
+CHAOS_SECONDS ?= 100
+CHAOS_JOBS    ?= 20000
+
+chaos: deps
+	@$(call apt_install,$(CHAOS_PKGS))
+	@$(MAKE) --no-print-directory jobd
+	tests/chaos/chaos.py --jobd $(BUILD)/jobd --seconds $(CHAOS_SECONDS) --jobs $(CHAOS_JOBS)
 
 # Installs the Debian packages of $(1) that are missing (as root).
 define apt_install
