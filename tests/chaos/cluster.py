@@ -175,8 +175,9 @@ def http_call(port, method, path, body=None, timeout=5.0, conn=None):
 
 
 class Receiver:
-    """The webhook receiver: records every delivery (job id, attempt) and
-    answers 500 to the first attempt of a job whose args say fail_first."""
+    """The webhook receiver: records every delivery (job id, attempt), takes
+    args.ms milliseconds to answer, and answers 500 to the first attempt of a
+    job whose args say fail_first."""
 
     def __init__(self):
         self.lock = threading.Lock()
@@ -192,7 +193,9 @@ class Receiver:
                 try:
                     job = json.loads(body)
                     jid, attempt = job["id"], int(job["attempt"])
-                    fail = bool((job.get("args") or {}).get("fail_first")) and attempt == 1
+                    args = job.get("args") or {}
+                    fail = bool(args.get("fail_first")) and attempt == 1
+                    delay = min(float(args.get("ms", 0)), 5000) / 1000
                 except (ValueError, KeyError, TypeError, AttributeError):
                     self.send_response(400)
                     self.send_header("Content-Length", "0")
@@ -201,6 +204,7 @@ class Receiver:
                 with receiver.lock:
                     receiver.deliveries.setdefault(jid, []).append(attempt)
                     receiver.count += 1
+                time.sleep(delay)
                 self.send_response(500 if fail else 200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -232,11 +236,12 @@ def proc_sample(pid):
 
 
 def job_spec(rng, jid, webhook_share, fail_share):
-    """One job of the mix: noop, sleep (10-300 ms) or the webhook ("hook"),
-    some of whose first attempts fail."""
+    """One job of the mix: noop, sleep (10-300 ms) or the webhook ("hook",
+    answered at once or after 50-200 ms), some of whose first attempts fail."""
     r = rng.random()
     if r < webhook_share:
-        return {"id": jid, "type": "hook", "args": {"fail_first": rng.random() < fail_share}}
+        return {"id": jid, "type": "hook",
+                "args": {"fail_first": rng.random() < fail_share, "ms": rng.choice((0, 0, 50, 200))}}
     if r < webhook_share + 0.25:
         return {"id": jid, "type": "sleep", "args": {"ms": rng.randrange(10, 300)}}
     return {"id": jid, "type": "noop"}
