@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import random
-import shutil
 import signal
 import sys
 import tempfile
@@ -27,8 +26,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cluster import (FINAL_STATES, Jobd, Receiver, Redis, expected_runs, http_call,  # noqa: E402
-                     job_spec, wait_until)
+from cluster import (FINAL_STATES, Receiver, Redis, expected_runs, http_call,  # noqa: E402
+                     job_spec, launch, teardown)
 
 QUEUES = ("agg", "plain")
 
@@ -310,23 +309,14 @@ def main():
                     help="do not fail on a jobd that exited by itself")
     ap.add_argument("--keep", action="store_true", help="keep the scratch folder")
     a = ap.parse_args()
-    jobd_bin = os.path.abspath(a.jobd)
     rng = random.Random(a.seed)
     started = time.monotonic()
     work = tempfile.mkdtemp(prefix="jobd-chaos.")
     redis, receiver, slots = Redis(work), Receiver(), []
     ok = False
     try:
-        redis.start()
-        receiver.start()
-        cfg_path = os.path.join(work, "jobd.json")
-        with open(cfg_path, "w") as f:
-            json.dump(jobd_config(redis.port, receiver.port, a.workers), f)
-        slots = [Jobd(jobd_bin, work, i, cfg_path) for i in range(3)]
-        for s in slots:
-            s.start()
-        wait_until("3 jobd ready", lambda: all(
-            http_call(s.port, "GET", "/readyz", timeout=0.5)[0] == 200 for s in slots), 30, 0.1)
+        launch(work, redis, receiver, a.jobd, lambda rp, hp: jobd_config(rp, hp, a.workers),
+               slots, 3)
 
         tally = Tally()
         driver = Driver(slots, redis, a.seconds, a.kills, a.redis_restarts, rng)
@@ -398,14 +388,7 @@ def main():
               f"(seed {a.seed}, {total_s:.0f} s)")
         ok = not problems
     finally:
-        for s in slots:
-            s.kill(signal.SIGKILL)
-        receiver.stop()
-        redis.stop(signal.SIGKILL)
-        if ok and not a.keep:
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            print(f"chaos: logs kept in {work}", file=sys.stderr)
+        teardown("chaos", work, ok, signal.SIGKILL, slots, receiver, redis, a.keep)
     return 0 if ok else 1
 
 

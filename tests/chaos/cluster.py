@@ -8,9 +8,11 @@ import http.server
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 
@@ -43,6 +45,50 @@ def wait_until(what, pred, timeout, step=0.05):
             return
         time.sleep(step)
     raise RuntimeError(f"timed out after {timeout} s waiting for {what}")
+
+
+def signal_and_wait(proc, sig, grace):
+    """Sends sig to proc if it runs and waits for its exit (SIGKILL after
+    grace seconds). False when it was not running."""
+    if proc is None or proc.poll() is not None:
+        return False
+    proc.send_signal(sig)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+    return True
+
+
+def launch(work, redis, receiver, jobd_bin, config, slots, n):
+    """Starts Redis and the receiver, writes config(redis port, receiver
+    port) to the scratch folder, starts n jobd slots on it (appended to
+    slots at once, so that teardown finds them even if this fails) and waits
+    (30 s) until each answers /readyz 200."""
+    redis.start()
+    receiver.start()
+    cfg_path = os.path.join(work, "jobd.json")
+    with open(cfg_path, "w") as f:
+        json.dump(config(redis.port, receiver.port), f)
+    for i in range(n):
+        slots.append(Jobd(os.path.abspath(jobd_bin), work, i, cfg_path))
+        slots[-1].start()
+    wait_until(f"{n} jobd ready", lambda: all(
+        http_call(s.port, "GET", "/readyz", timeout=0.5)[0] == 200 for s in slots), 30, 0.1)
+
+
+def teardown(name, work, ok, sig, jobds, receiver, redis, keep=False):
+    """Stops what a suite started (jobd and Redis by sig) and removes its
+    scratch folder, which is kept (and named) when the run failed."""
+    for j in jobds:
+        j.kill(sig)
+    receiver.stop()
+    redis.stop(sig)
+    if ok and not keep:
+        shutil.rmtree(work, ignore_errors=True)
+    else:
+        print(f"{name}: logs kept in {work}", file=sys.stderr)
 
 
 def redis_cmd(port, *args, timeout=1.0):
@@ -86,14 +132,7 @@ class Redis:
 
     def stop(self, sig=signal.SIGKILL):
         """Stops it with sig and waits for its exit (SIGKILL after 10 s)."""
-        if not self.proc or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(sig)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
+        signal_and_wait(self.proc, sig, 10)
 
 
 class Jobd:
@@ -126,15 +165,7 @@ class Jobd:
     def kill(self, sig=signal.SIGKILL):
         """Signals the running process and waits for it (SIGKILL after 30 s)."""
         with self.lock:
-            if not self.alive():
-                return False
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-            return True
+            return signal_and_wait(self.proc, sig, 30)
 
     def healthy(self):
         return http_call(self.port, "GET", "/healthz", timeout=0.5)[0] == 200

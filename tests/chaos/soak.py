@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import random
-import shutil
 import signal
 import sys
 import tempfile
@@ -22,7 +21,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cluster import Jobd, Receiver, Redis, http_call, job_spec, proc_sample, wait_until  # noqa: E402
+from cluster import (Receiver, Redis, http_call, job_spec, launch, proc_sample,  # noqa: E402
+                     teardown)
 
 QUEUES = ("local", "agg", "plain")
 SAMPLE_EVERY = 10
@@ -128,18 +128,11 @@ def main():
     if a.seconds < BASELINE_AT + 2 * SAMPLE_EVERY:
         ap.error(f"--seconds must be at least {BASELINE_AT + 2 * SAMPLE_EVERY}")
     work = tempfile.mkdtemp(prefix="jobd-soak.")
-    redis, receiver, jobd = Redis(work, fsync="everysec"), Receiver(), None
+    redis, receiver, slots = Redis(work, fsync="everysec"), Receiver(), []
     ok = False
     try:
-        redis.start()
-        receiver.start()
-        cfg_path = os.path.join(work, "jobd.json")
-        with open(cfg_path, "w") as f:
-            json.dump(jobd_config(redis.port, receiver.port), f)
-        jobd = Jobd(os.path.abspath(a.jobd), work, 0, cfg_path)
-        jobd.start()
-        wait_until("jobd ready",
-                   lambda: http_call(jobd.port, "GET", "/readyz", timeout=0.5)[0] == 200, 30, 0.1)
+        launch(work, redis, receiver, a.jobd, jobd_config, slots, 1)
+        jobd = slots[0]
         stop, errors = threading.Event(), []
         clients = [Load(k, jobd.port, a.rate / a.clients, stop, errors) for k in range(a.clients)]
         t0 = time.monotonic()
@@ -173,14 +166,7 @@ def main():
               f"{base[2]} -> {last[2]} ({fd_g:+.1f} %); limit {a.limit:.0f} %: "
               f"{'OK' if ok else 'FAILED'}")
     finally:
-        if jobd:
-            jobd.kill(signal.SIGTERM)
-        receiver.stop()
-        redis.stop(signal.SIGTERM)
-        if ok:
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            print(f"soak: logs kept in {work}", file=sys.stderr)
+        teardown("soak", work, ok, signal.SIGTERM, slots, receiver, redis)
     return 0 if ok else 1
 
 
