@@ -30,6 +30,8 @@ from cluster import (FINAL_STATES, Receiver, Redis, expected_runs, http_call,  #
                      job_spec, launch, teardown)
 
 QUEUES = ("agg", "plain")
+LEASE_S = 2
+FREEZE_S = LEASE_S + 1.5  # a frozen jobd's leases expire while it is stopped
 
 
 def jobd_config(redis_port, hook_port, workers):
@@ -38,7 +40,7 @@ def jobd_config(redis_port, hook_port, workers):
     return {
         "workers": workers,
         "heartbeat": 0.25,
-        "lease_expiry": 2,
+        "lease_expiry": LEASE_S,
         "shutdown_timeout": 2,
         "poll_interval": 0.2,
         "redis": {"url": f"redis://127.0.0.1:{redis_port}/0", "prefix": "chaos", "timeout": 1},
@@ -127,24 +129,38 @@ def make_batches(n_jobs, n_clients, rng):
 
 
 class Driver:
-    """Kills and restarts jobd processes and Redis on a schedule, and restarts
-    any jobd that exited by itself (counted, with its last ERROR line)."""
+    """Kills and restarts jobd processes and Redis on a schedule, freezes a
+    jobd (SIGSTOP) for longer than its lease so that a live process loses its
+    leases, and restarts any jobd that exited by itself (counted, with its
+    last ERROR line)."""
 
-    def __init__(self, slots, redis, seconds, kills, redis_restarts, rng):
+    def __init__(self, slots, redis, seconds, kills, freezes, redis_restarts, rng):
         self.slots, self.redis, self.rng = slots, redis, rng
         self.events = sorted([(rng.uniform(3, seconds - 2), "kill") for _ in range(kills)] +
+                             [(rng.uniform(3, seconds - 2 - FREEZE_S), "freeze")
+                              for _ in range(freezes)] +
                              [(seconds * (i + 1) / (redis_restarts + 1), "redis")
                               for i in range(redis_restarts)])
         self.restart_at = {}  # slot -> monotonic time of its restart
+        self.thaw_at = {}  # slot -> monotonic time of its SIGCONT
         self.kills = 0
+        self.freezes = 0
         self.redis_restarts = []  # signal names
         self.self_exits = []  # (slot, exit status, last ERROR line)
 
-    def kill_one(self, slot=None):
-        slot = slot or self.rng.choice([s for s in self.slots if s not in self.restart_at])
+    def idle(self):
+        """The slots that run and are neither frozen nor about to restart."""
+        return [s for s in self.slots if s not in self.restart_at and s not in self.thaw_at]
+
+    def kill(self, slot, restart_in):
         if slot.kill(signal.SIGKILL):
             self.kills += 1
-        self.restart_at[slot] = time.monotonic() + self.rng.uniform(0.05, 0.5)
+        self.restart_at[slot] = time.monotonic() + restart_in
+
+    def freeze(self, slot):
+        slot.proc.send_signal(signal.SIGSTOP)
+        self.freezes += 1
+        self.thaw_at[slot] = time.monotonic() + FREEZE_S
 
     def restart_redis(self):
         sig = signal.SIGKILL if len(self.redis_restarts) % 2 == 0 else signal.SIGTERM
@@ -153,22 +169,28 @@ class Driver:
         time.sleep(self.rng.uniform(0.2, 0.6))
         self.redis.start()
         # A jobd starting while Redis reads its AOF back.
-        candidates = [s for s in self.slots if s not in self.restart_at]
-        if candidates:
-            slot = self.rng.choice(candidates)
-            if slot.kill(signal.SIGKILL):
-                self.kills += 1
-            self.restart_at[slot] = time.monotonic()
+        if self.idle():
+            self.kill(self.rng.choice(self.idle()), 0)
 
     def tick(self, t0):
-        """One round: due events, due restarts, self-exits. True while events remain."""
+        """One round: due events, due restarts and thaws, self-exits. True
+        while events remain."""
         now = time.monotonic()
         while self.events and t0 + self.events[0][0] <= now:
             _, what = self.events.pop(0)
-            if what == "kill" and len(self.restart_at) < len(self.slots):
-                self.kill_one()
-            elif what == "redis":
+            # One slot at least stays up, so that clients always find one.
+            if what == "redis":
                 self.restart_redis()
+            elif len(self.idle()) > 1:
+                slot = self.rng.choice(self.idle())
+                if what == "kill":
+                    self.kill(slot, self.rng.uniform(0.05, 0.5))
+                else:
+                    self.freeze(slot)
+        for slot in list(self.thaw_at):
+            if self.thaw_at[slot] <= time.monotonic():
+                slot.proc.send_signal(signal.SIGCONT)
+                del self.thaw_at[slot]
         for slot in self.slots:
             if slot in self.restart_at:
                 if self.restart_at[slot] <= time.monotonic():
@@ -184,7 +206,7 @@ class Driver:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.tick(0)
-            if not self.restart_at and all(s.alive() and s.healthy() for s in self.slots):
+            if len(self.idle()) == len(self.slots) and all(s.healthy() for s in self.slots):
                 return True
             time.sleep(0.1)
         return False
@@ -299,6 +321,8 @@ def main():
     ap.add_argument("--seconds", type=float, default=float(os.environ.get("CHAOS_SECONDS", 100)),
                     help="length of the load and of the kills")
     ap.add_argument("--kills", type=int, default=int(os.environ.get("CHAOS_KILLS", 24)))
+    ap.add_argument("--freezes", type=int, default=int(os.environ.get("CHAOS_FREEZES", 3)),
+                    help=f"times a jobd is stopped (SIGSTOP) for {FREEZE_S} s")
     ap.add_argument("--redis-restarts", type=int, default=2)
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--workers", type=int, default=16)
@@ -319,7 +343,7 @@ def main():
                slots, 3)
 
         tally = Tally()
-        driver = Driver(slots, redis, a.seconds, a.kills, a.redis_restarts, rng)
+        driver = Driver(slots, redis, a.seconds, a.kills, a.freezes, a.redis_restarts, rng)
         batches = make_batches(a.jobs, a.clients, rng)
         t0 = time.monotonic()
         clients = [Client(k, batches[k], slots, tally, a.seconds * 0.95, t0 + a.seconds + 60)
@@ -375,7 +399,8 @@ def main():
         print(f"chaos: {len(tally.accepted)} jobs accepted by 3 jobd on 2 Redis queues "
               f"(202: {tally.status[202]} answers, 200 replayed: {tally.status[200]}; "
               f"retried: {tally.retried_503} x 503, {tally.retried_conn} x no answer) in "
-              f"{load_s:.0f} s with {driver.kills} jobd kill -9 and {len(driver.redis_restarts)} "
+              f"{load_s:.0f} s with {driver.kills} jobd kill -9, {driver.freezes} jobd frozen for "
+              f"{FREEZE_S} s and {len(driver.redis_restarts)} "
               f"Redis restarts ({'+'.join(driver.redis_restarts)}), {len(driver.self_exits)} jobd "
               f"exits by themselves ({loading} on LOADING); after {drain_s:.1f} s of drain: "
               f"{fig['succeeded']} succeeded, {fig['dead']} dead, {fig['cancelled']} cancelled, "
