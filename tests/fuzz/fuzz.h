@@ -13,6 +13,8 @@
 #include "../../queues/job.h"
 #include "../../queues/pipeline.h"
 #include "../../server/config.h"
+#include "../../util/name.h"
+#include "../../util/rfc3339.h"
 
 /* The targets: each takes any bytes and returns 0; a broken property aborts. */
 int fuzz_job(const uint8_t *data, size_t size);    /* JSON -> job_from_request */

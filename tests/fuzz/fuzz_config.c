@@ -52,7 +52,7 @@ static void fuzz_check_config(const config_t *cfg)
     FUZZ_CHECK(cfg->n_queues >= 1, "no queue");
     for (size_t i = 0; i < cfg->n_queues; i++) {
         const queue_cfg *q = &cfg->queues[i];
-        FUZZ_CHECK(config_queue_name_ok(q->name), "queue name \"%s\"", q->name);
+        FUZZ_CHECK(name_queue_ok(q->name), "queue name \"%s\"", q->name);
         FUZZ_CHECK(config_queue(cfg, q->name) == q, "queue %s not found by name", q->name);
         FUZZ_CHECK(q->max_attempts >= 1 && q->max_attempts <= 1000, "max_attempts %d",
                    q->max_attempts);

@@ -142,9 +142,9 @@ int fuzz_router(const uint8_t *data, size_t size)
     if (m.route == ROUTE_METHOD_NOT_ALLOWED)
         FUZZ_CHECK(memchr(m.allow, '\0', sizeof m.allow) && m.allow[0], "405 without Allow");
     if (m.queue_ok)
-        FUZZ_CHECK(config_queue_name_ok(m.queue), "queue \"%s\" called ok", m.queue);
+        FUZZ_CHECK(name_queue_ok(m.queue), "queue \"%s\" called ok", m.queue);
     if (m.id_ok)
-        FUZZ_CHECK(job_id_ok(m.id), "id \"%s\" called ok", m.id);
+        FUZZ_CHECK(name_id_ok(m.id), "id \"%s\" called ok", m.id);
     fuzz_query q = {0};
     fuzz_query_parse(query, &q);
     if (m.queue_ok && strcmp(m.queue, "local") == 0)

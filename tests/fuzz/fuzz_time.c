@@ -1,4 +1,4 @@
-/* fuzz_time.c - RFC 3339 parsing (job_time_parse): any text either is
+/* fuzz_time.c - RFC 3339 parsing (rfc3339_parse): any text either is
  * refused, or gives the time glibc's timegm gives for the same fields (a
  * valid calendar date; the fraction cut to ms; the offset subtracted), which
  * formats and parses back to the same ms; and any ms in the documented years
@@ -15,10 +15,10 @@
 static void fuzz_time_round_trip(int64_t ms)
 {
     char buf[64];
-    job_time_format(ms, buf);
+    rfc3339_format(ms, buf);
     FUZZ_CHECK(strlen(buf) == 24 && buf[23] == 'Z', "format of %lld: \"%s\"", (long long)ms, buf);
     int64_t back = -1;
-    FUZZ_CHECK(job_time_parse(buf, &back) == 0, "own format refused: \"%s\"", buf);
+    FUZZ_CHECK(rfc3339_parse(buf, &back) == 0, "own format refused: \"%s\"", buf);
     FUZZ_CHECK(back == ms, "\"%s\" parsed back as %lld, not %lld", buf, (long long)back,
                (long long)ms);
 }
@@ -64,7 +64,7 @@ int fuzz_time(const uint8_t *data, size_t size)
 {
     char *s = fuzz_text(data, size);
     int64_t ms = 0;
-    if (job_time_parse(s, &ms) == 0) {
+    if (rfc3339_parse(s, &ms) == 0) {
         fuzz_time_oracle(s, ms);
         if (ms >= 0 && ms <= FUZZ_TIME_MAX)
             fuzz_time_round_trip(ms);

@@ -31,8 +31,8 @@ char *fuzz_text(const uint8_t *data, size_t size)
 
 void fuzz_check_job(const job_t *job)
 {
-    FUZZ_CHECK(job_id_ok(job->id), "id \"%s\"", job->id);
-    FUZZ_CHECK(config_queue_name_ok(job->queue), "queue \"%s\"", job->queue);
+    FUZZ_CHECK(name_id_ok(job->id), "id \"%s\"", job->id);
+    FUZZ_CHECK(name_queue_ok(job->queue), "queue \"%s\"", job->queue);
     FUZZ_CHECK(job->type[0] != '\0', "empty type of %s", job->id);
     FUZZ_CHECK(job->args != NULL, "args of %s", job->id);
     FUZZ_CHECK((unsigned)job->state < JOB_STATE_COUNT, "state %d", (int)job->state);
@@ -109,7 +109,7 @@ fuzz_world *fuzz_world_get(void)
     w->cfg = config_parse(fuzz_world_config, strlen(fuzz_world_config), NULL, err, sizeof err);
     FUZZ_CHECK(w->cfg, "world config: %s", err);
     w->ctx.cfg = w->cfg;
-    idgen_init(&w->ctx.ids);
+    ulid_init(&w->ctx.ids);
     w->ctx.exec = exec_table_new(w->cfg, err, sizeof err);
     FUZZ_CHECK(w->ctx.exec, "world handlers: %s", err);
     w->local = pipeline_build(&w->ctx, config_queue(w->cfg, "local"), err, sizeof err);
