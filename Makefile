@@ -12,11 +12,11 @@ BUILD   ?= build
 RUBY_PKGS := ruby ruby-activejob ruby-railties ruby-rack puma ruby-minitest
 
 LIB_SRC  := $(filter-out server/main.c,$(wildcard util/*.c server/*.c handlers/*.c queues/*.c))
-TEST_SRC := $(wildcard tests/*.c)
+TEST_SRC := $(wildcard tests/*.c tests/fuzz/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all run test test-asan deps clean bench check-config test-ruby deps-ruby
+.PHONY: all run test test-asan deps clean bench check-config test-ruby deps-ruby fuzz fuzz-deps fuzz-bins chaos soak
 
 # The Lua scripts of the Redis data model, queues/lua/<name>.lua (lib/: the
 # pieces they include), embedded as C strings redis_lua_<name> by
@@ -116,7 +116,7 @@ deps-ruby:
 	@$(MAKE) --no-print-directory deps DEPS_PKGS="$(RUBY_PKGS)"
 
 clean:
-	rm -rf build build-asan jobd
+	rm -rf build build-asan build-fuzz jobd
 
 # Deploy with docker-compose (README): the stack of docker/docker-compose.yml.
 COMPOSE ?= docker-compose
@@ -129,3 +129,53 @@ compose-up:
 docker-test:
 	@$(MAKE) --no-print-directory deps DEPS_PKGS="$(DOCKER_TEST_PKGS)"
 	tests/docker/run.sh
+
+# Fuzzing: the targets of tests/fuzz/ built with clang, libFuzzer, ASan and
+# UBSan in build-fuzz/, each run FUZZ_SECONDS, FUZZ_JOBS at a time, from the
+# seeds of tests/fuzz/corpus/<target>/ (tests/fuzz/run.sh).
+FUZZ_PKGS    := clang libclang-rt-14-dev
+FUZZ_SECONDS ?= 30
+FUZZ_JOBS    ?= 2
+FUZZ_TARGETS := job batch router config time record
+FUZZ_OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \
+                -fno-sanitize-recover=undefined -DJOBD_LIBFUZZER
+
+fuzz: fuzz-deps
+	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang OPT="$(FUZZ_OPT)" fuzz-bins
+	tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS) $(FUZZ_JOBS) $(FUZZ_TARGETS)
+
+fuzz-bins: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz_%)
+
+$(BUILD)/fuzz/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/tests/fuzz/fuzz_util.o $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	@echo "  LD  $@"
+	@$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+
+fuzz-deps: deps
+	@$(MAKE) --no-print-directory deps DEPS_PKGS="$(FUZZ_PKGS)"
+
+# Chaos: redis-server (AOF, appendfsync always), 3 jobd and a webhook receiver
+# on free loopback ports; CHAOS_JOBS jobs from several clients while jobd
+# processes are killed (-9) and restarted, and Redis restarted, for
+# CHAOS_SECONDS; then every accepted job is checked (tests/chaos/chaos.py).
+CHAOS_PKGS    := python3
+CHAOS_SECONDS ?= 150
+CHAOS_KILLS   ?= 30
+CHAOS_JOBS    ?= 20000
+
+chaos: deps
+	@$(MAKE) --no-print-directory deps DEPS_PKGS="$(CHAOS_PKGS)"
+	@$(MAKE) --no-print-directory jobd
+	tests/chaos/chaos.py --jobd $(BUILD)/jobd --seconds $(CHAOS_SECONDS) --jobs $(CHAOS_JOBS) \
+	  --kills $(CHAOS_KILLS)
+
+# Soak (not in CI): one jobd under mixed load for SOAK_SECONDS; its RSS and
+# open fds are sampled every 10 s and may grow by less than 5 % after the
+# first minute (tests/chaos/soak.py).
+SOAK_SECONDS ?= 600
+
+soak: deps
+	@$(MAKE) --no-print-directory deps DEPS_PKGS="$(CHAOS_PKGS)"
+	@$(MAKE) --no-print-directory jobd
+	tests/chaos/soak.py --jobd $(BUILD)/jobd --seconds $(SOAK_SECONDS)
+
