@@ -3,6 +3,11 @@ CC      ?= cc
 PKGS    := libmicrohttpd jansson hiredis libcurl libcrypto
 DEPS_PKGS := libmicrohttpd-dev libjansson-dev libhiredis-dev libcriterion-dev \
              libcurl4-openssl-dev libssl-dev redis-server pkg-config
+# HTTPS: server/tls.c checks the certificate and key with GnuTLS, the library
+# libmicrohttpd serves TLS with; the tests make their certificates with openssl.
+PKGS      += gnutls
+TLS_PKGS  := libgnutls28-dev openssl
+DEPS_PKGS += $(TLS_PKGS)
 WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 OPT     ?= -O2 -g
 CFLAGS  := $(OPT) -std=c11 -D_GNU_SOURCE $(WARN) -pthread $(shell pkg-config --cflags $(PKGS) 2>/dev/null)

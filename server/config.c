@@ -5,7 +5,6 @@
  * config depends on no processor or executor. */
 #include "config.h"
 
-#include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -13,7 +12,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../util/file.h"
 #include "../util/name.h"
+#include "config_auth.h"
 
 #define PATH_LEN 512
 #define FILE_MAX (16L << 20) /* a config file is a few KiB; refuse runaway input */
@@ -23,6 +24,7 @@ typedef struct pctx {
     char *err;
     size_t errlen;
     const config_checks *checks; /* borrowed */
+    char *(*getenv_fn)(const char *); /* NULL = no environment */
 } pctx;
 
 typedef enum field_type { F_INT, F_LONG, F_SIZE, F_NUM, F_BOOL, F_STR, F_OBJ, F_FN } field_type;
@@ -57,6 +59,7 @@ static int read_enqueue(pctx *c, json_t *v, void *base, const char *path);
 static int read_dequeue(pctx *c, json_t *v, void *base, const char *path);
 static bool redis_url_ok(const char *s);
 static bool redis_prefix_ok(const char *s);
+static bool path_ok(const char *s);
 
 #define CFG(m) offsetof(config_t, m)
 #define QCFG(m) offsetof(queue_cfg, m)
@@ -100,6 +103,17 @@ static const field dead_fields[] = {
 
 static const field auth_fields[] = {CUSTOM("tokens", read_tokens), END};
 
+static const field metrics_fields[] = {
+    {.key = "public", .type = F_BOOL, .off = CFG(metrics_public)},
+    END};
+
+static const field tls_fields[] = {
+    {.key = "cert_file", .type = F_STR, .off = CFG(tls_cert_file), .ok = path_ok,
+     .why = "must be a file path"},
+    {.key = "key_file", .type = F_STR, .off = CFG(tls_key_file), .ok = path_ok,
+     .why = "must be a file path"},
+    END};
+
 static const field log_fields[] = {CUSTOM("format", read_log_format), END};
 
 /* The config sections live in config_t itself, hence offset 0. workers'
@@ -119,6 +133,8 @@ static const field top_fields[] = {
     CUSTOM("queues", read_queues),
     CUSTOM("handlers", read_handlers),
     OBJECT("auth", 0, auth_fields),
+    OBJECT("metrics", 0, metrics_fields),
+    OBJECT("tls", 0, tls_fields),
     OBJECT("log", 0, log_fields),
     END};
 
@@ -153,6 +169,8 @@ static const struct env_override {
     {"REDIS_URL", "redis.url", ENV_TEXT},
     {"JOBD_API_TOKENS", "auth.tokens", ENV_LIST},
     {"JOBD_LOG_FORMAT", "log.format", ENV_TEXT},
+    {"JOBD_TLS_CERT_FILE", "tls.cert_file", ENV_TEXT},
+    {"JOBD_TLS_KEY_FILE", "tls.key_file", ENV_TEXT},
 };
 
 static const char *const builtin_handlers[] = {"noop", "sleep", "fail", "echo"};
@@ -197,6 +215,11 @@ static bool redis_url_ok(const char *s)
 static bool redis_prefix_ok(const char *s)
 {
     return name_chars_ok(s, "_:.-", 64);
+}
+
+static bool path_ok(const char *s)
+{
+    return s[0] != '\0';
 }
 
 static int fail_range(pctx *c, const field *f, const char *path)
@@ -345,36 +368,10 @@ static int read_log_format(pctx *c, json_t *v, void *base, const char *path)
     return 0;
 }
 
-static void free_tokens(config_t *cfg)
-{
-    for (size_t i = 0; i < cfg->n_tokens; i++)
-        free(cfg->tokens[i]);
-    free(cfg->tokens);
-    cfg->tokens = NULL;
-    cfg->n_tokens = 0;
-}
-
 /* Replaces the token list (the env override comes after the file's). */
 static int read_tokens(pctx *c, json_t *v, void *base, const char *path)
 {
-    config_t *cfg = base;
-    size_t i;
-    json_t *t;
-    if (!json_is_array(v))
-        return fail(c, path, "must be an array of strings");
-    free_tokens(cfg);
-    cfg->tokens = calloc(json_array_size(v) + 1, sizeof *cfg->tokens);
-    if (!cfg->tokens)
-        return fail(c, path, "out of memory");
-    json_array_foreach(v, i, t) {
-        char sub[PATH_LEN];
-        path_index(sub, path, i);
-        if (json_string_length(t) == 0)
-            return fail(c, sub, "must be a non-empty string");
-        if (set_string(c, &cfg->tokens[cfg->n_tokens++], json_string_value(t), sub) < 0)
-            return -1;
-    }
-    return 0;
+    return config_auth_tokens(base, v, path, c->getenv_fn, c->err, c->errlen);
 }
 
 /* One processor entry into pc (left freeable on error). */
@@ -590,6 +587,8 @@ static int check_whole(pctx *c, const config_t *cfg)
         return fail(c, "queues", "needs at least one queue");
     if (cfg->lease_expiry <= cfg->heartbeat)
         return fail(c, "lease_expiry", "must be greater than heartbeat (%.15g)", cfg->heartbeat);
+    if (!cfg->tls_cert_file != !cfg->tls_key_file)
+        return fail(c, "tls", "needs both cert_file and key_file (HTTPS), or neither (HTTP)");
     return 0;
 }
 
@@ -616,7 +615,7 @@ static int fill(pctx *c, config_t *cfg, json_t *root, char *(*getenv_fn)(const c
 config_t *config_parse(const char *text, size_t len, char *(*getenv_fn)(const char *),
                        const config_checks *checks, char *err, size_t errlen)
 {
-    pctx c = {err, errlen, checks};
+    pctx c = {err, errlen, checks, getenv_fn};
     json_error_t jerr;
     json_t *root;
     config_t *cfg;
@@ -644,43 +643,15 @@ config_t *config_parse(const char *text, size_t len, char *(*getenv_fn)(const ch
     return cfg;
 }
 
-/* The whole file into a NUL-terminated buffer (owned) or NULL with err. */
-static char *read_file(const char *path, size_t *len, pctx *c)
-{
-    FILE *f = fopen(path, "rb");
-    char *buf = NULL;
-    size_t cap = 0;
-    *len = 0;
-    if (!f) {
-        fail(c, path, "%s", strerror(errno));
-        return NULL;
-    }
-    while (!feof(f) && !ferror(f) && cap <= FILE_MAX) {
-        size_t grown_cap = cap ? 2 * cap : 4096;
-        char *grown = realloc(buf, grown_cap);
-        if (!grown)
-            break;
-        buf = grown;
-        cap = grown_cap;
-        *len += fread(buf + *len, 1, cap - *len - 1, f); /* keeps a byte for the NUL */
-    }
-    if (ferror(f) || !feof(f)) {
-        fail(c, path, "%s", ferror(f) ? strerror(errno) : "too large or out of memory");
-        free(buf);
-        buf = NULL;
-    } else {
-        buf[*len] = '\0';
-    }
-    fclose(f);
-    return buf;
-}
-
 config_t *config_load_file(const char *path, char *(*getenv_fn)(const char *),
                            const config_checks *checks, char *err, size_t errlen)
 {
-    pctx c = {err, errlen, checks};
+    pctx c = {err, errlen, checks, getenv_fn};
     size_t len;
-    char *text = read_file(path, &len, &c);
+    const char *why = "";
+    char *text = file_read_all(path, FILE_MAX, &len, &why);
+    if (!text)
+        fail(&c, path, "%s", why);
     config_t *cfg = text ? config_parse(text, len, getenv_fn, checks, err, errlen) : NULL;
     free(text);
     return cfg;
@@ -731,7 +702,9 @@ void config_free(config_t *cfg)
         json_decref(cfg->handlers[i].opts);
     }
     free(cfg->handlers);
-    free_tokens(cfg);
+    config_auth_free(cfg);
+    free(cfg->tls_cert_file);
+    free(cfg->tls_key_file);
     free(cfg->redis_url);
     free(cfg->redis_prefix);
     free(cfg);

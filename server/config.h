@@ -47,6 +47,21 @@ typedef struct config_checks {
     int (*handler)(const char *type, const json_t *obj, char *why, size_t whylen);
 } config_checks;
 
+/* What a bearer token may do (README, Auth): bits of a mask. A route needs
+ * one of them (http_route.scope); a plain string token has them all. */
+typedef enum auth_scope {
+    SCOPE_SUBMIT = 1u << 0,  /* POST jobs */
+    SCOPE_READ = 1u << 1,    /* GET jobs, queues, dead set, periodic */
+    SCOPE_ADMIN = 1u << 2,   /* cancel, pause/resume, dead retry/delete, periodic trigger */
+    SCOPE_METRICS = 1u << 3, /* GET /metrics (unless metrics.public) */
+    SCOPE_ALL = (1u << 4) - 1
+} auth_scope;
+
+typedef struct auth_token {
+    char *secret;    /* owned; never logged, never in an error message */
+    unsigned scopes; /* auth_scope mask, not 0 */
+} auth_token;
+
 struct config {
     char listen_host[256];
     int listen_port;
@@ -73,8 +88,11 @@ struct config {
     size_t n_queues;
     handler_cfg *handlers;     /* owned array; always holds the builtins */
     size_t n_handlers;
-    char **tokens;             /* owned array of owned strings; empty = auth off */
+    auth_token *tokens;        /* owned array; empty = auth off */
     size_t n_tokens;
+    bool metrics_public;       /* metrics.public: GET /metrics needs no token */
+    char *tls_cert_file;       /* owned; tls.cert_file, NULL = plain HTTP */
+    char *tls_key_file;        /* owned; tls.key_file, set exactly when tls_cert_file is */
     bool log_json;             /* log.format "json" */
 };
 
@@ -82,8 +100,9 @@ struct config {
  * default), each processor and handler entry through checks (borrowed, not
  * NULL; jobd passes pipeline_config_checks), then applies the environment
  * overrides of README, Configuration (JOBD_LISTEN, JOBD_WORKERS, REDIS_URL,
- * JOBD_API_TOKENS, JOBD_LOG_FORMAT), read through getenv_fn (getenv in jobd;
- * tests pass their own, NULL = no overrides). Returns a new config, or NULL
+ * JOBD_API_TOKENS, JOBD_LOG_FORMAT, JOBD_TLS_*), read through getenv_fn (getenv
+ * in jobd; tests pass their own, NULL = no overrides), which also reads the
+ * tokens' token_env variables; token_file files are read here too. Returns a new config, or NULL
  * with a message in err naming the field path and why, e.g.
  * `queues.default.enqueue[0]: unknown processor "agregate"`. */
 config_t *config_parse(const char *text, size_t len, char *(*getenv_fn)(const char *),
@@ -101,6 +120,9 @@ const queue_cfg *config_queue(const config_t *cfg, const char *name);
 
 /* Borrowed handler config of that job type, or NULL. */
 const handler_cfg *config_handler(const config_t *cfg, const char *type);
+
+/* The config name of one scope bit ("submit", ...), or NULL for another value. */
+const char *config_scope_name(unsigned scope);
 
 /* Frees cfg and everything it owns. NULL is fine. */
 void config_free(config_t *cfg);

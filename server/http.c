@@ -374,11 +374,14 @@ static int http_hash_tokens(http_server_t *srv, const config_t *cfg)
     if (cfg->n_tokens == 0)
         return 0;
     srv->token_digests = calloc(cfg->n_tokens, sizeof *srv->token_digests);
-    if (!srv->token_digests)
+    srv->token_scopes = calloc(cfg->n_tokens, sizeof *srv->token_scopes);
+    if (!srv->token_digests || !srv->token_scopes)
         return -1;
-    for (size_t i = 0; i < cfg->n_tokens; i++)
-        SHA256((const unsigned char *)cfg->tokens[i], strlen(cfg->tokens[i]),
-               srv->token_digests[i]);
+    for (size_t i = 0; i < cfg->n_tokens; i++) {
+        const auth_token *t = &cfg->tokens[i];
+        SHA256((const unsigned char *)t->secret, strlen(t->secret), srv->token_digests[i]);
+        srv->token_scopes[i] = t->scopes;
+    }
     srv->n_tokens = cfg->n_tokens;
     return 0;
 }
@@ -391,6 +394,8 @@ static void http_server_free(http_server_t *srv)
         free(c);
     }
     free(srv->token_digests);
+    free(srv->token_scopes);
+    tls_pem_free(&srv->tls);
     pthread_cond_destroy(&srv->idle);
     pthread_mutex_destroy(&srv->mu);
     pthread_cond_destroy(&srv->sweep_cv);
@@ -426,7 +431,15 @@ static struct MHD_Daemon *http_daemon_start(http_server_t *srv, const struct soc
     const config_t *cfg = srv->ctx->cfg;
     unsigned threads = cfg->http_threads > 1 ? (unsigned)cfg->http_threads : 1u;
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_ERROR_LOG | (sa->sa_family == AF_INET6 ? MHD_USE_IPv6 : 0);
+                     MHD_USE_ERROR_LOG | (sa->sa_family == AF_INET6 ? MHD_USE_IPv6 : 0) |
+                     (srv->tls.cert ? MHD_USE_TLS : 0);
+    /* HTTPS: MHD takes the PEM texts themselves (kept in srv until the stop). */
+    struct MHD_OptionItem tls_opts[] = {
+        {MHD_OPTION_HTTPS_MEM_CERT, 0, srv->tls.cert},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, srv->tls.key},
+        {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)TLS_PRIORITIES},
+        {MHD_OPTION_END, 0, NULL},
+    };
     return MHD_start_daemon(
         flags, (uint16_t)cfg->listen_port, NULL, NULL, http_access, srv,
         MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log, srv, /* first, or MHD warns */
@@ -439,6 +452,7 @@ static struct MHD_Daemon *http_daemon_start(http_server_t *srv, const struct soc
         MHD_OPTION_URI_LOG_CALLBACK, http_uri_seen, srv,
         MHD_OPTION_NOTIFY_CONNECTION, http_sock_notify, srv,
         MHD_OPTION_NOTIFY_COMPLETED, http_completed, srv,
+        MHD_OPTION_ARRAY, srv->tls.cert ? tls_opts : &tls_opts[3],
         /* MHD warns about a pool of 0 or 1, so one thread ends the list here */
         threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, threads,
         MHD_OPTION_END);
@@ -478,6 +492,12 @@ http_server_t *http_start(jobd_t *ctx, const http_route *routes)
         log_event(LOG_ERROR, "http.start_failed", NULL, "out of memory");
         return NULL;
     }
+    char err[768];
+    if (cfg->tls_cert_file && tls_load(cfg, &srv->tls, err, sizeof err) != 0) {
+        log_event(LOG_ERROR, "http.start_failed", NULL, "%s", err);
+        http_server_free(srv);
+        return NULL;
+    }
     if (!(srv->daemon = http_daemon_start(srv, (const struct sockaddr *)&sa))) {
         log_event(LOG_ERROR, "http.start_failed", NULL, "cannot listen on %s:%d",
                   cfg->listen_host, cfg->listen_port);
@@ -492,9 +512,9 @@ http_server_t *http_start(jobd_t *ctx, const http_route *routes)
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
     srv->port = info ? info->port : cfg->listen_port;
-    log_event(LOG_INFO, "http.start", NULL, "listening on %s:%d (%d HTTP threads, auth %s)",
-              cfg->listen_host, srv->port, cfg->http_threads > 1 ? cfg->http_threads : 1,
-              srv->n_tokens ? "on" : "off");
+    log_event(LOG_INFO, "http.start", NULL, "listening on %s:%d (%s, %d HTTP threads, auth %s)",
+              cfg->listen_host, srv->port, srv->tls.cert ? "HTTPS" : "HTTP",
+              cfg->http_threads > 1 ? cfg->http_threads : 1, srv->n_tokens ? "on" : "off");
     return srv;
 }
 

@@ -3,6 +3,7 @@
 #ifndef JOBD_HTTP_H
 #define JOBD_HTTP_H
 
+#include "config.h"
 #include "jobd.h"
 #include "router.h"
 
@@ -61,6 +62,7 @@ typedef struct http_route {
     bool has_queue;         /* path holds /queues/{queue}: 404 unknown_queue before handle */
     bool has_id;            /* path holds a job id: 404 unknown_job when malformed */
     bool open;              /* no auth needed */
+    unsigned scope;         /* auth_scope the token needs; 0 on a route not open = every scope */
 } http_route;
 
 /* Starts the daemon on cfg listen address with cfg http_threads threads in

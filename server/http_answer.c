@@ -136,6 +136,10 @@ static struct MHD_Response *http_build_response(http_req *req)
  * whose send buffer holds nothing of ours yet are written whole. */
 enum MHD_Result http_send_raw(http_conn *c)
 {
+    /* Over HTTPS, plain bytes on the socket would break the TLS stream:
+     * MHD is asked instead, and closes the connection where it cannot. */
+    if (c->srv->tls.cert)
+        return http_send(c);
     http_req *req = &c->req;
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);

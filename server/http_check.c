@@ -13,25 +13,67 @@
 
 /* ---- checks common to every route ----------------------------------- */
 
-/* True when the Authorization header holds one of the configured bearer
- * tokens. Comparing SHA-256 digests with CRYPTO_memcmp, and always against
- * every token, keeps the time independent of where or whether they differ. */
-static bool http_authorized(http_conn *c)
+/* The scopes of the bearer token of the Authorization header: the OR of the
+ * masks of every configured token it equals; 0 when it equals none (or there
+ * is no bearer token). Comparing SHA-256 digests with CRYPTO_memcmp, always
+ * against every token, and folding each result in without a branch keeps
+ * the time independent of where or whether they differ. */
+static unsigned http_token_scopes(http_conn *c)
 {
     const char *h = http_header(&c->req, MHD_HTTP_HEADER_AUTHORIZATION);
     if (!h || strncasecmp(h, "Bearer ", 7) != 0)
-        return false;
+        return 0;
     const char *token = h + 7;
     token += strspn(token, " ");
     size_t len = strcspn(token, " \t");
     if (len == 0 || token[len + strspn(token + len, " \t")] != '\0')
-        return false;
+        return 0;
     unsigned char digest[SHA256_DIGEST_LENGTH];
     SHA256((const unsigned char *)token, len, digest);
-    bool match = false;
-    for (size_t i = 0; i < c->srv->n_tokens; i++)
-        match |= CRYPTO_memcmp(digest, c->srv->token_digests[i], sizeof digest) == 0;
-    return match;
+    unsigned scopes = 0;
+    for (size_t i = 0; i < c->srv->n_tokens; i++) {
+        unsigned equal = (unsigned)(CRYPTO_memcmp(digest, c->srv->token_digests[i],
+                                                  sizeof digest) == 0);
+        scopes |= c->srv->token_scopes[i] & (0u - equal);
+    }
+    return scopes;
+}
+
+/* The scope a request of route r needs: 0 when it needs no token (auth off,
+ * an open route, /metrics with metrics.public). A route that forgot to
+ * declare its scope needs them all, so an all-scope token still works and
+ * no scoped token gains a right by omission. */
+static unsigned http_needed_scope(const http_conn *c, const http_route *r)
+{
+    if (c->srv->n_tokens == 0 || r->open)
+        return 0;
+    if (r->scope == SCOPE_METRICS && c->srv->ctx->cfg->metrics_public)
+        return 0;
+    return r->scope ? r->scope : SCOPE_ALL;
+}
+
+/* False after answering 401 (no valid token) or 403 forbidden (a valid
+ * token without the route's scope). */
+static bool http_check_auth(http_conn *c, const http_route *r)
+{
+    http_req *req = &c->req;
+    unsigned need = http_needed_scope(c, r);
+    if (!need)
+        return true;
+    unsigned have = http_token_scopes(c);
+    if (!have) {
+        http_errorf(req, 401, "unauthorized",
+                    "a valid 'Authorization: Bearer <token>' is required");
+        req->www_auth = true;
+        return false;
+    }
+    if ((have & need) != need) {
+        const char *name = config_scope_name(need);
+        http_errorf(req, 403, "forbidden", "this token lacks the scope this request needs: %s",
+                    name ? name : "all scopes");
+        return false;
+    }
+    return true;
 }
 
 /* application/json, with parameters (charset=...) allowed, any case. */
@@ -200,12 +242,8 @@ void http_check(http_conn *c)
     const http_route *r = &c->srv->routes[m->route];
     /* Before the queue and id checks: a caller without a token must not
      * learn which queues exist. */
-    if (!r->open && c->srv->n_tokens > 0 && !http_authorized(c)) {
-        http_errorf(req, 401, "unauthorized",
-                    "a valid 'Authorization: Bearer <token>' is required");
-        req->www_auth = true;
+    if (!http_check_auth(c, r))
         return;
-    }
     if (r->has_queue && !http_check_queue(req))
         return;
     if (r->has_id && !m->id_ok) {

@@ -11,6 +11,7 @@
 
 #include "../util/list.h"
 #include "http.h"
+#include "tls.h"
 
 #define HTTP_CONN_TIMEOUT_S 30u
 #define HTTP_CONN_LIMIT 4096u
@@ -77,7 +78,9 @@ struct http_server {
     struct MHD_Daemon *daemon;
     int port;
     unsigned char (*token_digests)[SHA256_DIGEST_LENGTH]; /* owned, one per cfg token */
+    unsigned *token_scopes; /* owned, the auth_scope mask of each token */
     size_t n_tokens;
+    tls_pem tls;            /* HTTPS: owned PEM texts MHD serves from; empty = plain HTTP */
     /* Suspended connections, so http_stop can resume every one of them
      * (MHD_stop_daemon must not meet a suspended connection), and the count
      * of awaited requests MHD has not finished, so it can let their answers

@@ -12,6 +12,7 @@
 #include "../queues/pipeline.h"
 #include "../server/config.h"
 #include "../util/name.h"
+#include "support.h"
 
 /* Relative to the repository root, where `make test` runs the binary. */
 #define DATA_DIR "tests/data/config"
@@ -168,6 +169,9 @@ Test(config, defaults)
     cr_expect_eq(cfg->dead_max_age, 15552000);
     cr_expect_eq(cfg->dead_max_jobs, 10000);
     cr_expect_eq(cfg->n_tokens, 0);
+    cr_expect_not(cfg->metrics_public);
+    cr_expect_null(cfg->tls_cert_file, "plain HTTP by default");
+    cr_expect_null(cfg->tls_key_file);
     cr_expect_not(cfg->log_json);
     cr_expect_not(cfg->no_http);
     cr_assert_eq(cfg->n_queues, 2);
@@ -246,9 +250,13 @@ Test(config, every_key_read)
     cr_expect_eq(cfg->dead_max_age, 120.5);
     cr_expect_eq(cfg->dead_max_jobs, 0);
     cr_assert_eq(cfg->n_tokens, 2);
-    cr_expect_str_eq(cfg->tokens[0], "s3cret");
-    cr_expect_str_eq(cfg->tokens[1], "other");
+    cr_expect_str_eq(cfg->tokens[0].secret, "s3cret");
+    cr_expect_str_eq(cfg->tokens[1].secret, "other");
+    cr_expect_eq(cfg->tokens[0].scopes, SCOPE_ALL, "a plain string token has every scope");
     cr_expect(cfg->log_json);
+    cr_expect(cfg->metrics_public);
+    cr_expect_str_eq(cfg->tls_cert_file, "/etc/jobd/cert.pem");
+    cr_expect_str_eq(cfg->tls_key_file, "/etc/jobd/key.pem");
 
     const queue_cfg *q = config_queue(cfg, "mail_out-2");
     cr_assert_not_null(q);
@@ -368,8 +376,8 @@ Test(config, env_overrides)
     cr_expect_eq(cfg->workers, 7);
     cr_expect_str_eq(cfg->redis_url, "redis://127.0.0.1:6390/3");
     cr_assert_eq(cfg->n_tokens, 2, "the env list replaces the file's");
-    cr_expect_str_eq(cfg->tokens[0], "tok-a");
-    cr_expect_str_eq(cfg->tokens[1], "tok-b");
+    cr_expect_str_eq(cfg->tokens[0].secret, "tok-a");
+    cr_expect_str_eq(cfg->tokens[1].secret, "tok-b");
     cr_expect(cfg->log_json);
     config_free(cfg);
 }
@@ -380,8 +388,128 @@ Test(config, env_unset_keeps_file)
     config_t *cfg = parse(tokens_json, env_empty_tokens, err);
     cr_assert_not_null(cfg, "%s", err);
     cr_assert_eq(cfg->n_tokens, 1, "an empty JOBD_API_TOKENS must not turn auth off");
-    cr_expect_str_eq(cfg->tokens[0], "from-file");
+    cr_expect_str_eq(cfg->tokens[0].secret, "from-file");
     cr_expect_eq(cfg->workers, 3);
+    config_free(cfg);
+}
+
+/* ---- scoped tokens and TLS ---- */
+
+static char *env_scoped(const char *name)
+{
+    static const char *const pairs[] = {"JOBD_TOKEN_APP", "env-secret-1", "JOBD_TOKEN_EMPTY", "",
+                                        "JOBD_TOKEN_BLANK", "env secret", NULL};
+    return env_lookup(pairs, name);
+}
+
+/* Writes text to a new file of the scratch folder; its path into path (512 bytes). */
+static void write_scratch(char *path, const char *name, const char *text)
+{
+    char u[32];
+    snprintf(path, 512, "%s/%s-%s", ts_tmpdir(), ts_unique(u), name);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f, "cannot write %s", path);
+    fputs(text, f);
+    fclose(f);
+}
+
+Test(config, scoped_tokens_from_env_and_file)
+{
+    char file[512], crlf[512], json[2048], err[512] = "";
+    write_scratch(file, "token", "file-secret-2\n");
+    write_scratch(crlf, "token-crlf", "file-secret-3\r\n");
+    snprintf(json, sizeof json,
+             "{\"queues\": {\"q\": {\"dequeue\": [\"inline\"]}}, \"auth\": {\"tokens\": ["
+             "\"plain-0\", {\"token_env\": \"JOBD_TOKEN_APP\", \"scopes\": [\"submit\", \"read\"]},"
+             " {\"token_file\": \"%s\", \"scopes\": [\"admin\"]},"
+             " {\"token_file\": \"%s\", \"scopes\": [\"metrics\", \"metrics\"]}]}}",
+             file, crlf);
+    config_t *cfg = parse(json, env_scoped, err);
+    cr_assert_not_null(cfg, "%s", err);
+    cr_assert_eq(cfg->n_tokens, 4);
+    cr_expect_str_eq(cfg->tokens[0].secret, "plain-0");
+    cr_expect_eq(cfg->tokens[0].scopes, SCOPE_ALL);
+    cr_expect_str_eq(cfg->tokens[1].secret, "env-secret-1");
+    cr_expect_eq(cfg->tokens[1].scopes, SCOPE_SUBMIT | SCOPE_READ);
+    cr_expect_str_eq(cfg->tokens[2].secret, "file-secret-2", "one trailing newline trimmed");
+    cr_expect_eq(cfg->tokens[2].scopes, SCOPE_ADMIN);
+    cr_expect_str_eq(cfg->tokens[3].secret, "file-secret-3", "a trailing CRLF trimmed");
+    cr_expect_eq(cfg->tokens[3].scopes, SCOPE_METRICS);
+    config_free(cfg);
+    cr_expect_str_eq(config_scope_name(SCOPE_ADMIN), "admin");
+    cr_expect_null(config_scope_name(SCOPE_ALL), "not one scope");
+}
+
+/* Each bad secret is refused with the entry's path; no message quotes it. */
+Test(config, bad_token_sources_name_the_path_never_the_secret)
+{
+    char empty[512], blank[512], twolines[512];
+    write_scratch(empty, "empty", "\n");
+    write_scratch(blank, "blank", "file secret\n");
+    write_scratch(twolines, "two", "file-secret\n\n");
+    struct {
+        char entry[640];
+        char want[640];
+    } cases[] = {
+        {"{\"token_env\": \"JOBD_TOKEN_EMPTY\", \"scopes\": [\"read\"]}",
+         "auth.tokens[1].token_env: the environment variable JOBD_TOKEN_EMPTY is not set or empty"},
+        {"{\"token_env\": \"JOBD_TOKEN_BLANK\", \"scopes\": [\"read\"]}",
+         "auth.tokens[1].token_env: the environment variable JOBD_TOKEN_BLANK holds a blank or "
+         "control character: a bearer token cannot"},
+        {"", ""},
+        {"", ""},
+        {"", ""},
+    };
+    snprintf(cases[2].entry, sizeof cases[2].entry,
+             "{\"token_file\": \"%s\", \"scopes\": [\"read\"]}", empty);
+    snprintf(cases[2].want, sizeof cases[2].want,
+             "auth.tokens[1].token_file: the file \"%s\" is empty", empty);
+    snprintf(cases[3].entry, sizeof cases[3].entry,
+             "{\"token_file\": \"%s\", \"scopes\": [\"read\"]}", blank);
+    snprintf(cases[3].want, sizeof cases[3].want,
+             "auth.tokens[1].token_file: the file \"%s\" holds a blank or control character: a "
+             "bearer token cannot", blank);
+    snprintf(cases[4].entry, sizeof cases[4].entry,
+             "{\"token_file\": \"%s\", \"scopes\": [\"read\"]}", twolines);
+    snprintf(cases[4].want, sizeof cases[4].want,
+             "auth.tokens[1].token_file: the file \"%s\" holds a blank or control character: a "
+             "bearer token cannot", twolines);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char json[2048], err[512] = "";
+        snprintf(json, sizeof json,
+                 "{\"queues\": {\"q\": {\"dequeue\": [\"inline\"]}}, \"auth\": {\"tokens\": ["
+                 "\"plain-0\", %.1024s]}}", cases[i].entry);
+        config_t *cfg = parse(json, env_scoped, err);
+        cr_expect_null(cfg, "case %zu accepted", i);
+        cr_expect_str_eq(err, cases[i].want, "case %zu", i);
+        cr_expect_null(strstr(err, "secret"), "case %zu: the message holds the secret: %s", i, err);
+        config_free(cfg);
+    }
+}
+
+static char *env_tls(const char *name)
+{
+    static const char *const pairs[] = {"JOBD_TLS_CERT_FILE", "/run/c.pem", "JOBD_TLS_KEY_FILE",
+                                        "/run/k.pem", NULL};
+    return env_lookup(pairs, name);
+}
+
+static char *env_tls_cert_only(const char *name)
+{
+    return strcmp(name, "JOBD_TLS_CERT_FILE") == 0 ? (char *)"/run/c.pem" : NULL;
+}
+
+Test(config, tls_from_env_both_or_neither)
+{
+    char err[512] = "";
+    config_t *cfg = config_parse(NULL, 0, env_tls, checks, err, sizeof err);
+    cr_assert_not_null(cfg, "%s", err);
+    cr_expect_str_eq(cfg->tls_cert_file, "/run/c.pem");
+    cr_expect_str_eq(cfg->tls_key_file, "/run/k.pem");
+    config_free(cfg);
+    cfg = config_parse(NULL, 0, env_tls_cert_only, checks, err, sizeof err);
+    cr_expect_null(cfg, "a certificate without its key is accepted");
+    cr_expect_str_eq(err, "tls: needs both cert_file and key_file (HTTPS), or neither (HTTP)");
     config_free(cfg);
 }
 

@@ -81,7 +81,7 @@ static void fuzz_check_config(const config_t *cfg)
     for (size_t i = 0; i < sizeof builtins / sizeof *builtins; i++)
         FUZZ_CHECK(config_handler(cfg, builtins[i]), "handler %s missing", builtins[i]);
     for (size_t i = 0; i < cfg->n_tokens; i++)
-        FUZZ_CHECK(cfg->tokens[i][0], "empty token %zu", i);
+        FUZZ_CHECK(cfg->tokens[i].secret[0] && cfg->tokens[i].scopes, "empty token %zu", i);
 }
 
 /* The input's config text in a file of this process, for config_load_file. */
