@@ -28,20 +28,23 @@ static const char usage[] =
     "  --verbose            also log debug events (every job start)\n"
     "  --allow-eviction     run even if Redis may evict keys (maxmemory-policy)\n"
     "  --probe URL          GET URL once (2 s at most) and exit: 0 on HTTP 200, else 1\n"
-    "                       (a container HEALTHCHECK without curl)\n"
+    "                       (a container HEALTHCHECK without curl); https:// URLs are\n"
+    "                       verified against the system CAs, or:\n"
+    "  --probe-cacert FILE  trust only the certificate(s) in FILE for --probe\n"
     "  --help, --version\n";
 
 typedef struct jobd_opts {
     const char *config_path;
     const char *log_format;
     const char *probe_url;
+    const char *probe_cacert;
     bool check_only, no_workers, no_http, allow_eviction, verbose;
 } jobd_opts;
 
 /* Parses argv into o. Returns -1 to exit 0 (help/version), 0 to run, 2 on a usage error. */
 static int jobd_parse_args(int argc, char **argv, jobd_opts *o)
 {
-    enum { O_CHECK = 256, O_NO_WORKERS, O_NO_HTTP, O_LOG, O_EVICT, O_HELP, O_VERSION, O_DEFAULT, O_VERBOSE, O_PROBE };
+    enum { O_CHECK = 256, O_NO_WORKERS, O_NO_HTTP, O_LOG, O_EVICT, O_HELP, O_VERSION, O_DEFAULT, O_VERBOSE, O_PROBE, O_PROBE_CA };
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
         {"check-config", no_argument, NULL, O_CHECK},
@@ -52,6 +55,7 @@ static int jobd_parse_args(int argc, char **argv, jobd_opts *o)
         {"allow-eviction", no_argument, NULL, O_EVICT},
         {"verbose", no_argument, NULL, O_VERBOSE},
         {"probe", required_argument, NULL, O_PROBE},
+        {"probe-cacert", required_argument, NULL, O_PROBE_CA},
         {"help", no_argument, NULL, O_HELP},
         {"version", no_argument, NULL, O_VERSION},
         {NULL, 0, NULL, 0},
@@ -67,6 +71,7 @@ static int jobd_parse_args(int argc, char **argv, jobd_opts *o)
         case O_EVICT: o->allow_eviction = true; break;
         case O_VERBOSE: o->verbose = true; break;
         case O_PROBE: o->probe_url = optarg; break;
+        case O_PROBE_CA: o->probe_cacert = optarg; break;
         case O_DEFAULT: fputs(config_default_text(), stdout); return -1;
         case 'h':
         case O_HELP: fputs(usage, stdout); return -1;
@@ -96,8 +101,10 @@ static size_t jobd_probe_discard(char *p, size_t size, size_t n, void *ud)
  * no curl). Reads no config, so it works whatever JOBD_CONFIG holds. The
  * deadline stays below Docker's health check timeout, so a hung jobd counts
  * as unhealthy rather than as a timed-out check. Returns the exit status:
- * 0 on HTTP 200, else 1 with the reason on stderr. */
-static int jobd_probe(const char *url)
+ * 0 on HTTP 200, else 1 with the reason on stderr. An https:// URL is
+ * verified (certificate and host name) against cacert, or the system CAs
+ * when cacert is NULL. */
+static int jobd_probe(const char *url, const char *cacert)
 {
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         fprintf(stderr, "jobd: probe: cannot initialise libcurl\n");
@@ -115,6 +122,8 @@ static int jobd_probe(const char *url)
         curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 2000L);
         curl_easy_setopt(h, CURLOPT_USERAGENT, "jobd-probe/" JOBD_VERSION);
         curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, jobd_probe_discard);
+        if (cacert)
+            curl_easy_setopt(h, CURLOPT_CAINFO, cacert);
         rc = curl_easy_perform(h);
         if (rc == CURLE_OK)
             curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
@@ -309,7 +318,7 @@ int main(int argc, char **argv)
     if (rc)
         return rc < 0 ? 0 : rc;
     if (o.probe_url)
-        return jobd_probe(o.probe_url);
+        return jobd_probe(o.probe_url, o.probe_cacert);
 
     /* A peer that hangs up (Redis, a webhook, a command's stdin) must not kill us. */
     signal(SIGPIPE, SIG_IGN);

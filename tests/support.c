@@ -275,14 +275,18 @@ static void ts_print_log(const char *what, const char *path)
     free(text);
 }
 
+static int ts_request(ts_resp *r, const char *cacert, const char *host, const char *method,
+                      int port, const char *path, const char *body, const char *content_type,
+                      const char *const *headers);
+
 /* True when the child answers GET /healthz with 200 before the deadline;
  * false at once when it exited. */
-static bool ts_jobd_wait_healthy(ts_jobd *j, int timeout_ms)
+static bool ts_jobd_wait_healthy(ts_jobd *j, int timeout_ms, const char *cacert)
 {
     long long deadline = ts_now_ms() + ts_patience(timeout_ms);
     while (ts_now_ms() < deadline) {
         ts_resp r;
-        ts_http_host(&r, j->host, "GET", j->port, "/healthz", NULL, NULL, NULL);
+        ts_request(&r, cacert, j->host, "GET", j->port, "/healthz", NULL, NULL, NULL);
         long status = r.status;
         ts_resp_free(&r);
         if (status == 200)
@@ -304,8 +308,9 @@ int ts_jobd_start(ts_jobd *j, const char *config_json, const char *const *extra_
     return ts_jobd_start_on(j, "127.0.0.1", config_json, extra_args);
 }
 
-int ts_jobd_start_on(ts_jobd *j, const char *host, const char *config_json,
-                     const char *const *extra_args)
+/* ts_jobd_start_on, its health checked over HTTPS when cacert is not NULL. */
+static int ts_jobd_launch(ts_jobd *j, const char *host, const char *config_json,
+                          const char *const *extra_args, const char *cacert)
 {
     memset(j, 0, sizeof *j);
     snprintf(j->host, sizeof j->host, "%s", host);
@@ -347,13 +352,24 @@ int ts_jobd_start_on(ts_jobd *j, const char *host, const char *config_json,
     j->pid = ts_spawn((char *const *)argv, env, j->log_path);
     free(argv);
     ts_env_free(env);
-    if (j->pid > 0 && ts_jobd_wait_healthy(j, TS_JOBD_START_MS))
+    if (j->pid > 0 && ts_jobd_wait_healthy(j, TS_JOBD_START_MS, cacert))
         return 0;
     fprintf(stderr, "ts_jobd_start: jobd did not come up on port %d\n", j->port);
     if (j->pid > 0)
         ts_jobd_stop(j, SIGKILL, 2000);
     ts_print_log("jobd log", j->log_path);
     return -1;
+}
+
+int ts_jobd_start_on(ts_jobd *j, const char *host, const char *config_json,
+                     const char *const *extra_args)
+{
+    return ts_jobd_launch(j, host, config_json, extra_args, NULL);
+}
+
+int ts_jobd_start_https(ts_jobd *j, const char *config_json, const char *cacert)
+{
+    return ts_jobd_launch(j, "127.0.0.1", config_json, NULL, cacert);
 }
 
 int ts_jobd_stop(ts_jobd *j, int sig, int timeout_ms)
@@ -456,8 +472,11 @@ int ts_http(ts_resp *r, const char *method, int port, const char *path, const ch
     return ts_http_host(r, "127.0.0.1", method, port, path, body, content_type, headers);
 }
 
-int ts_http_host(ts_resp *r, const char *host, const char *method, int port, const char *path,
-                 const char *body, const char *content_type, const char *const *headers)
+/* ts_http_host over HTTP, or over HTTPS trusting only the certificate in
+ * cacert when cacert is not NULL. */
+static int ts_request(ts_resp *r, const char *cacert, const char *host, const char *method,
+                      int port, const char *path, const char *body, const char *content_type,
+                      const char *const *headers)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, ts_curl_init_once);
@@ -466,11 +485,13 @@ int ts_http_host(ts_resp *r, const char *host, const char *method, int port, con
     if (!c)
         return -1;
     char url[1024];
-    snprintf(url, sizeof url, "http://%s:%d%s", host, port, path);
+    snprintf(url, sizeof url, "%s://%s:%d%s", cacert ? "https" : "http", host, port, path);
     ts_buf bb = {0}, hb = {0};
     struct curl_slist *h = ts_http_headers(body, content_type, headers);
     curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http");
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, cacert ? "https" : "http");
+    if (cacert)
+        curl_easy_setopt(c, CURLOPT_CAINFO, cacert);
     curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, TS_HTTP_TIMEOUT_MS);
@@ -503,6 +524,18 @@ int ts_http_host(ts_resp *r, const char *host, const char *method, int port, con
     if (r->body_len > 0)
         r->json = json_loadb(r->body, r->body_len, 0, NULL);
     return rc == CURLE_OK ? 0 : -1;
+}
+
+int ts_http_host(ts_resp *r, const char *host, const char *method, int port, const char *path,
+                 const char *body, const char *content_type, const char *const *headers)
+{
+    return ts_request(r, NULL, host, method, port, path, body, content_type, headers);
+}
+
+int ts_https(ts_resp *r, const char *cacert, const char *method, int port, const char *path,
+             const char *body, const char *const *headers)
+{
+    return ts_request(r, cacert, "127.0.0.1", method, port, path, body, NULL, headers);
 }
 
 int ts_post(ts_resp *r, int port, const char *path, const char *json_body)

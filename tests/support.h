@@ -47,6 +47,10 @@ int ts_jobd_start(ts_jobd *j, const char *config_json, const char *const *extra_
 int ts_jobd_start_on(ts_jobd *j, const char *host, const char *config_json,
                      const char *const *extra_args);
 
+/* ts_jobd_start for a jobd serving HTTPS (tls.* in config_json): its health
+ * is checked over HTTPS, trusting only the certificate in the file cacert. */
+int ts_jobd_start_https(ts_jobd *j, const char *config_json, const char *cacert);
+
 /* Sends sig to the child (0 = none), waits for it up to timeout_ms, SIGKILLs
  * it after that. Returns its exit status (0..255), 128+signal if killed by a
  * signal, or -1 if it had to be killed for the timeout. */
@@ -79,6 +83,11 @@ int ts_http(ts_resp *r, const char *method, int port, const char *path, const ch
 /* ts_http to host (e.g. "[::1]", "localhost") instead of 127.0.0.1. */
 int ts_http_host(ts_resp *r, const char *host, const char *method, int port, const char *path,
                  const char *body, const char *content_type, const char *const *headers);
+
+/* ts_http over HTTPS to 127.0.0.1, trusting only the certificate in the file
+ * cacert (curl --cacert); body, if any, is sent as application/json. */
+int ts_https(ts_resp *r, const char *cacert, const char *method, int port, const char *path,
+             const char *body, const char *const *headers);
 
 /* Shorthands for the common cases (JSON body). */
 int ts_post(ts_resp *r, int port, const char *path, const char *json_body);
