@@ -54,7 +54,8 @@ typedef struct error_code {
 
 static const error_code api_error_codes[] = {
     {"invalid_json", "400"},       {"invalid_parameter", "400"},
-    {"unauthorized", "401"},       {"unknown_queue", "404"},
+    {"unauthorized", "401"},       {"forbidden", "403"},
+    {"unknown_queue", "404"},
     {"unknown_job", "404"},        {"not_found", "404"},
     {"method_not_allowed", "405"}, {"conflict", "409"},
     {"payload_too_large", "413"},  {"unsupported_media_type", "415"},
