@@ -53,21 +53,10 @@ const char *config_scope_name(unsigned scope)
     return NULL;
 }
 
-/* Overwrites a secret before freeing it, so a freed block does not keep it. */
-static void auth_secret_free(char *secret)
-{
-    if (!secret)
-        return;
-    volatile char *p = secret;
-    while (*p)
-        *p++ = '\0';
-    free(secret);
-}
-
 void config_auth_free(config_t *cfg)
 {
     for (size_t i = 0; i < cfg->n_tokens; i++)
-        auth_secret_free(cfg->tokens[i].secret);
+        file_secret_free(cfg->tokens[i].secret);
     free(cfg->tokens);
     cfg->tokens = NULL;
     cfg->n_tokens = 0;
@@ -82,7 +71,7 @@ static int auth_take_secret(auth_ctx *a, auth_token *t, char *secret, const char
     for (const unsigned char *p = (const unsigned char *)secret; *p; p++)
         bad |= *p <= ' ' || *p == 0x7f;
     if (!secret[0] || bad) {
-        auth_secret_free(secret);
+        file_secret_free(secret);
         return auth_fail(a, path, "%s %s", source,
                          bad ? "holds a blank or control character: a bearer token cannot"
                              : "is empty");
@@ -121,7 +110,7 @@ static int auth_from_file(auth_ctx *a, auth_token *t, const json_t *file, const 
     if (!secret)
         return auth_fail(a, path, "cannot read \"%.256s\": %s", name, why);
     if (strlen(secret) != len) {
-        auth_secret_free(secret);
+        file_secret_free(secret);
         return auth_fail(a, path, "\"%.256s\" holds a NUL byte", name);
     }
     if (len > 0 && secret[len - 1] == '\n')

@@ -14,21 +14,10 @@
 
 #define TLS_FILE_MAX (1L << 20) /* a PEM chain is a few KiB */
 
-/* Overwrites then frees: the key should not linger in freed memory. */
-static void tls_wipe_free(char *s)
-{
-    if (!s)
-        return;
-    volatile char *p = s;
-    while (*p)
-        *p++ = '\0';
-    free(s);
-}
-
 void tls_pem_free(tls_pem *pem)
 {
     free(pem->cert);
-    tls_wipe_free(pem->key);
+    file_secret_free(pem->key);
     pem->cert = NULL;
     pem->key = NULL;
 }
@@ -42,7 +31,7 @@ static char *tls_read(const char *key, const char *path, size_t *len, char *err,
         snprintf(err, errlen, "tls.%s \"%s\": cannot read: %s", key, path, why);
     else if (strlen(text) != *len) {
         snprintf(err, errlen, "tls.%s \"%s\": not a PEM file (holds NUL bytes)", key, path);
-        tls_wipe_free(text);
+        file_secret_free(text);
         text = NULL;
     }
     return text;

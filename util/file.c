@@ -6,6 +6,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+void file_secret_free(char *s)
+{
+    if (!s)
+        return;
+    volatile char *p = s; /* volatile: the stores are not dropped as dead before free */
+    while (*p)
+        *p++ = '\0';
+    free(s);
+}
+
 char *file_read_all(const char *path, size_t max, size_t *len, const char **why)
 {
     FILE *f = fopen(path, "rb");
