@@ -16,11 +16,12 @@
 #include "http.h"
 #include "jobd.h"
 #include "log.h"
+#include "tls.h"
 
 static const char usage[] =
     "usage: jobd [options]\n"
     "  --config FILE        config file (else $JOBD_CONFIG, else the built-in default)\n"
-    "  --check-config       validate the config and exit (0 valid, 2 invalid)\n"
+    "  --check-config       validate the config (and the TLS files) and exit (0 valid, 2 invalid)\n"
     "  --print-default-config  print the built-in default config and exit\n"
     "  --no-workers         API-only node: store jobs, run none (workers: 0)\n"
     "  --no-http            worker-only node: no HTTP server\n"
@@ -337,6 +338,15 @@ int main(int argc, char **argv)
         return 2;
     }
     if (o.check_only) {
+        /* The certificate and key too, which a start reads only once it listens. */
+        tls_pem pem;
+        if (ctx.cfg->tls_cert_file && tls_load(ctx.cfg, &pem, err, sizeof err) != 0) {
+            fprintf(stderr, "jobd: config: %s\n", err);
+            config_free(ctx.cfg);
+            return 2;
+        }
+        if (ctx.cfg->tls_cert_file)
+            tls_pem_free(&pem);
         printf("config ok: %zu queues, %zu handlers\n", ctx.cfg->n_queues, ctx.cfg->n_handlers);
         config_free(ctx.cfg);
         return 0;

@@ -227,17 +227,24 @@ Test(tls, tls_1_1_client_is_refused)
     curl_global_cleanup();
 }
 
+/* Writes config to a new file of the scratch folder, its path into cfg_path (512 bytes). */
+static void tls_write_config(char *cfg_path, const char *config)
+{
+    char u[32];
+    snprintf(cfg_path, 512, "%s/tls_%s.json", ts_tmpdir(), ts_unique(u));
+    FILE *f = fopen(cfg_path, "w");
+    cr_assert_not_null(f);
+    fputs(config, f);
+    fclose(f);
+}
+
 /* Runs jobd on config to its end; expects exit status 1 and a log naming
  * each of the needles. */
 static void tls_expect_start_error(const char *what, const char *config, const char *needle1,
                                    const char *needle2)
 {
-    char u[32], cfg_path[512], log[512];
-    snprintf(cfg_path, sizeof cfg_path, "%s/tls_%s.json", ts_tmpdir(), ts_unique(u));
-    FILE *f = fopen(cfg_path, "w");
-    cr_assert_not_null(f);
-    fputs(config, f);
-    fclose(f);
+    char cfg_path[512], log[512];
+    tls_write_config(cfg_path, config);
     const char *const args[] = {"--config", cfg_path, NULL};
     int st = ts_jobd_run(args, 10000, log, sizeof log);
     char *text = ts_read_file(log, NULL);
@@ -247,6 +254,20 @@ static void tls_expect_start_error(const char *what, const char *config, const c
               needle1, text ? text : "");
     cr_expect(text && strstr(text, needle2), "%s: the log does not say \"%s\":\n%s", what,
               needle2, text ? text : "");
+    free(text);
+}
+
+/* jobd --check-config on config: exit 2, naming needle (the TLS files are checked too). */
+static void tls_expect_check_error(const char *config, const char *needle)
+{
+    char cfg_path[512], log[512];
+    tls_write_config(cfg_path, config);
+    const char *const args[] = {"--check-config", "--config", cfg_path, NULL};
+    int st = ts_jobd_run(args, 10000, log, sizeof log);
+    char *text = ts_read_file(log, NULL);
+    cr_expect_eq(st, 2, "--check-config exited %d, want 2; output:\n%s", st, text ? text : "");
+    cr_expect(text && strstr(text, needle), "--check-config does not name %s:\n%s", needle,
+              text ? text : "");
     free(text);
 }
 
@@ -277,6 +298,7 @@ Test(tls, start_errors_name_the_file_and_the_reason)
 
     tls_config(cfg, &p, NULL, other.key);
     tls_expect_start_error("mismatched key", cfg, other.key, "does not match the certificate");
+    tls_expect_check_error(cfg, other.key);
 
     snprintf(garbage, sizeof garbage, "%s.txt", p.cert);
     FILE *f = fopen(garbage, "w");
