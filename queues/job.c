@@ -48,7 +48,9 @@ job_t *job_dup(const job_t *job)
     *copy = *job;
     copy->args = json_incref(job->args);
     copy->last_error = NULL;
-    if (job->last_error && !(copy->last_error = strdup(job->last_error))) {
+    copy->tracestate = NULL;
+    if ((job->last_error && !(copy->last_error = strdup(job->last_error))) ||
+        (job->tracestate && !(copy->tracestate = strdup(job->tracestate)))) {
         job_free(copy);
         return NULL;
     }
@@ -61,6 +63,7 @@ void job_free(job_t *job)
         return;
     json_decref(job->args);
     free(job->last_error);
+    free(job->tracestate);
     free(job);
 }
 
@@ -76,6 +79,17 @@ void job_set_error(job_t *job, const char *msg)
     /* a program's stderr may hold any bytes; views must stay valid JSON */
     utf8_clean(out, JOB_ERROR_MAX + 1, msg, strlen(msg), 0);
     job->last_error = out;
+}
+
+int job_set_trace(job_t *job, const char *traceparent, const char *tracestate)
+{
+    free(job->tracestate);
+    job->tracestate = NULL;
+    if (trace_parent_parse(traceparent, job->traceparent) < 0)
+        return 0;
+    if (trace_state_ok(tracestate) && !(job->tracestate = strdup(tracestate)))
+        return -1;
+    return 0;
 }
 
 /* ---- states ---------------------------------------------------------- */
@@ -327,6 +341,14 @@ json_t *job_view(const job_t *job)
         rc |= json_object_set_new(v, "run_at", job_time_json(job->run_at));
     if (job->timeout > 0)
         rc |= json_object_set_new(v, "timeout", json_real(job->timeout));
+    if (job->traceparent[0]) {
+        char trace_id[TRACE_ID_LEN + 1];
+        trace_id_of(job->traceparent, trace_id);
+        rc |= json_object_set_new(v, "trace_id", json_string(trace_id));
+        rc |= json_object_set_new(v, "traceparent", json_string(job->traceparent));
+    }
+    if (job->tracestate)
+        rc |= json_object_set_new(v, "tracestate", json_string(job->tracestate));
     if (rc) {
         json_decref(v);
         return NULL;
@@ -400,6 +422,23 @@ static int job_view_timeout(const json_t *view, job_t *job)
     return 0;
 }
 
+/* The trace fields are absent in records written before they existed, and
+ * in jobs without a trace; trace_id is derived from traceparent. */
+static int job_view_trace(const json_t *view, job_t *job)
+{
+    const json_t *parent = json_object_get(view, "traceparent");
+    const json_t *state = json_object_get(view, "tracestate");
+    if (!parent && !state)
+        return 0;
+    const char *text = json_string_value(state);
+    if (trace_parent_parse(json_string_value(parent), job->traceparent) < 0 ||
+        (state && (!trace_state_ok(text) || strlen(text) != json_string_length(state))))
+        return -1;
+    free(job->tracestate);
+    job->tracestate = NULL;
+    return text && !(job->tracestate = strdup(text)) ? -1 : 0;
+}
+
 static int job_view_error(const json_t *view, job_t *job)
 {
     const json_t *error = json_object_get(view, "last_error");
@@ -430,7 +469,8 @@ job_t *job_from_view(const json_t *view)
         job_view_time(view, "started_at", false, &job->started_at) < 0 ||
         job_view_time(view, "finished_at", false, &job->finished_at) < 0 ||
         job_view_time(view, "run_at", true, &job->run_at) < 0 || job_view_args(view, job) < 0 ||
-        job_view_timeout(view, job) < 0 || job_view_error(view, job) < 0) {
+        job_view_timeout(view, job) < 0 || job_view_error(view, job) < 0 ||
+        job_view_trace(view, job) < 0) {
         job_free(job);
         return NULL;
     }
@@ -486,6 +526,18 @@ char *job_view_text(const job_t *job, size_t *len)
         JSONW_LIT(&w, ",\"timeout\":");
         jsonw_real(&w, job->timeout);
     }
+    if (job->traceparent[0]) {
+        char trace_id[TRACE_ID_LEN + 1];
+        trace_id_of(job->traceparent, trace_id);
+        JSONW_LIT(&w, ",\"trace_id\":");
+        jsonw_cstr(&w, trace_id);
+        JSONW_LIT(&w, ",\"traceparent\":");
+        jsonw_cstr(&w, job->traceparent);
+    }
+    if (job->tracestate) {
+        JSONW_LIT(&w, ",\"tracestate\":");
+        jsonw_cstr(&w, job->tracestate);
+    }
     JSONW_LIT(&w, "}");
     return jsonw_finish(&w, len);
 }
@@ -533,5 +585,6 @@ static size_t job_json_mem(const json_t *v)
 size_t job_mem_size(const job_t *job)
 {
     return sizeof *job + (job->args ? job_json_mem(job->args) : 0) +
-           (job->last_error ? strlen(job->last_error) + 1 : 0);
+           (job->last_error ? strlen(job->last_error) + 1 : 0) +
+           (job->tracestate ? strlen(job->tracestate) + 1 : 0);
 }

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "../util/name.h"
+#include "../util/trace.h"
 #include "../util/ulid.h"
 
 #define JOBD_VERSION "0.1.0"
@@ -75,6 +76,9 @@ typedef struct job {
     int64_t delay_ms;      /* the client's "delay" in ms, 0 = none: a store with a clock of
                             * its own (Redis TIME) counts it from its now, so host clock
                             * skew cannot run the job early */
+    char traceparent[TRACE_PARENT_LEN + 1]; /* the submission's W3C traceparent as version
+                                             * 00 (trace_parent_parse), "" = none */
+    char *tracestate;      /* owned, NULL = none; only with a traceparent */
 } job_t;
 
 typedef struct config config_t;
