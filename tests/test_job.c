@@ -411,7 +411,9 @@ Test(job, from_view_trace_fields)
     job_free(back);
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         json_t *view = json_deep_copy(good);
-        json_object_set_new(view, bad[i].key, json_loads(bad[i].value, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL));
+        json_t *value = json_loads(bad[i].value, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+        cr_assert_not_null(value, "case %zu does not parse", i);
+        json_object_set_new(view, bad[i].key, value);
         job_t *got = job_from_view(view);
         cr_expect_null(got, "accepted %s = %s", bad[i].key, bad[i].value);
         job_free(got);
