@@ -246,7 +246,7 @@ static void exec_command_close(int *fd)
  * context, TRACEPARENT (a new parent id per run, as for a webhook call) and
  * TRACESTATE. */
 typedef struct exec_command_vars {
-    char *list[4]; /* into the buffers below; NULL-terminated */
+    char *list[4]; /* into the buffers below; the unused ones NULL */
     char id[JOB_ID_MAX + 16], attempt[32];
     char traceparent[TRACE_PARENT_LEN + 16], tracestate[TRACE_STATE_MAX + 16];
 } exec_command_vars;
