@@ -118,9 +118,15 @@ static char *log_json_line(const char *ts, log_level level, const char *event,
     return line;
 }
 
-static void log_vevent(log_level level, const char *event, const log_about *about,
-                       const char *fmt, va_list ap)
+/* One line about job and request_id (either may be NULL). */
+static void log_vevent(log_level level, const char *event, const job_t *job,
+                       const char *request_id, const char *fmt, va_list ap)
 {
+    if (level < log_min_level)
+        return;
+    log_about about = {.job = job, .request_id = request_id};
+    if (job && job->traceparent[0])
+        trace_id_of(job->traceparent, about.trace_id);
     char *msg = NULL, ts[RFC3339_BUF];
     if (fmt && vasprintf(&msg, fmt, ap) < 0)
         msg = NULL;
@@ -129,8 +135,8 @@ static void log_vevent(log_level level, const char *event, const log_about *abou
     rfc3339_format(jobd_now_ms(), ts);
     const char *text = msg ? msg : "";
     const char *name = event ? event : "";
-    char *line = log_json_format ? log_json_line(ts, level, name, about, text)
-                                 : log_text_line(ts, level, name, about, text);
+    char *line = log_json_format ? log_json_line(ts, level, name, &about, text)
+                                 : log_text_line(ts, level, name, &about, text);
     free(msg);
     if (!line)
         return;
@@ -144,37 +150,19 @@ static void log_vevent(log_level level, const char *event, const log_about *abou
     free(full ? full : line);
 }
 
-/* What a line about job (may be NULL) and request_id (may be NULL) says. */
-static void log_about_fill(log_about *about, const job_t *job, const char *request_id)
-{
-    about->job = job;
-    about->request_id = request_id;
-    about->trace_id[0] = '\0';
-    if (job && job->traceparent[0])
-        trace_id_of(job->traceparent, about->trace_id);
-}
-
 void log_event(log_level level, const char *event, const job_t *job, const char *fmt, ...)
 {
-    if (level < log_min_level)
-        return;
-    log_about about;
-    log_about_fill(&about, job, NULL);
     va_list ap;
     va_start(ap, fmt);
-    log_vevent(level, event, &about, fmt, ap);
+    log_vevent(level, event, job, NULL, fmt, ap);
     va_end(ap);
 }
 
 void log_request(log_level level, const char *event, const char *request_id, const job_t *job,
                  const char *fmt, ...)
 {
-    if (level < log_min_level)
-        return;
-    log_about about;
-    log_about_fill(&about, job, request_id);
     va_list ap;
     va_start(ap, fmt);
-    log_vevent(level, event, &about, fmt, ap);
+    log_vevent(level, event, job, request_id, fmt, ap);
     va_end(ap);
 }

@@ -79,20 +79,28 @@ Test(trace, traceparent_table)
     cr_expect_eq(trace_parent_parse(NULL, out), -1);
 }
 
+/* ok takes max characters and refuses max + 1, NULL and every one of bad. */
+static void expect_bounded(bool (*ok)(const char *), size_t max, const char *const *bad,
+                           size_t n_bad)
+{
+    char *s = malloc(max + 2);
+    memset(s, 'a', max + 1);
+    s[max + 1] = '\0';
+    cr_expect_not(ok(s), "%zu chars taken", max + 1);
+    s[max] = '\0';
+    cr_expect(ok(s), "%zu chars refused", max);
+    free(s);
+    for (size_t i = 0; i < n_bad; i++)
+        cr_expect_not(ok(bad[i]), "case %zu taken", i);
+    cr_expect_not(ok(NULL));
+}
+
 Test(trace, tracestate_is_bounded_printable_ascii)
 {
-    char max[TRACE_STATE_MAX + 2];
-    memset(max, 'a', sizeof max - 1);
-    max[sizeof max - 1] = '\0';
-    cr_expect_not(trace_state_ok(max), "513 chars kept");
-    max[TRACE_STATE_MAX] = '\0';
-    cr_expect(trace_state_ok(max), "512 chars dropped");
+    const char *bad[] = {"", "a=1\tb=2", "a=1\nb=2", "a=\x7f", "a=\xc3\xa9", "\x01"};
+    expect_bounded(trace_state_ok, TRACE_STATE_MAX, bad, sizeof bad / sizeof bad[0]);
     cr_expect(trace_state_ok(TS_VALID));
     cr_expect(trace_state_ok("a=1, b=2"));
-    const char *bad[] = {"", "a=1\tb=2", "a=1\nb=2", "a=\x7f", "a=\xc3\xa9", "\x01"};
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        cr_expect_not(trace_state_ok(bad[i]), "case %zu kept", i);
-    cr_expect_not(trace_state_ok(NULL));
 }
 
 Test(trace, child_keeps_trace_and_flags_with_a_new_parent)
@@ -116,18 +124,10 @@ Test(trace, child_keeps_trace_and_flags_with_a_new_parent)
 
 Test(trace, request_id_characters_and_length)
 {
-    char max[TRACE_REQUEST_ID_MAX + 2];
-    memset(max, 'r', sizeof max - 1);
-    max[sizeof max - 1] = '\0';
-    cr_expect_not(trace_request_id_ok(max), "129 chars taken");
-    max[TRACE_REQUEST_ID_MAX] = '\0';
-    cr_expect(trace_request_id_ok(max), "128 chars refused");
+    const char *bad[] = {"", "a b", "a\tb", "a\x01", "a,b", "a;b", "caf\xc3\xa9", "a\"b", "<a>"};
+    expect_bounded(trace_request_id_ok, TRACE_REQUEST_ID_MAX, bad, sizeof bad / sizeof bad[0]);
     cr_expect(trace_request_id_ok("req-1"));
     cr_expect(trace_request_id_ok("A.b_c:d/e+f=g-h9"));
-    const char *bad[] = {"", "a b", "a\tb", "a\x01", "a,b", "a;b", "caf\xc3\xa9", "a\"b", "<a>"};
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        cr_expect_not(trace_request_id_ok(bad[i]), "case %zu taken", i);
-    cr_expect_not(trace_request_id_ok(NULL));
 }
 
 /* ---- a webhook receiver ------------------------------------------------- */
