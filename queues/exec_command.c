@@ -258,15 +258,15 @@ static void exec_command_vars_fill(exec_command_vars *v, const job_t *job)
     snprintf(v->attempt, sizeof v->attempt, "JOBD_ATTEMPT=%d", job->attempts + 1);
     v->list[n++] = v->id;
     v->list[n++] = v->attempt;
-    if (job->traceparent[0]) {
+    if (job->trace) {
         char child[TRACE_PARENT_LEN + 1];
-        trace_parent_child(job->traceparent, child);
+        trace_parent_child(job->trace->parent, child);
         snprintf(v->traceparent, sizeof v->traceparent, "TRACEPARENT=%s", child);
         v->list[n++] = v->traceparent;
-        if (job->tracestate) {
-            snprintf(v->tracestate, sizeof v->tracestate, "TRACESTATE=%s", job->tracestate);
-            v->list[n++] = v->tracestate;
-        }
+    }
+    if (job->trace && job->trace->state[0]) {
+        snprintf(v->tracestate, sizeof v->tracestate, "TRACESTATE=%s", job->trace->state);
+        v->list[n++] = v->tracestate;
     }
     while (n < sizeof v->list / sizeof *v->list)
         v->list[n++] = NULL;

@@ -502,15 +502,16 @@ static void exec_webhook_run(void *state, const exec_job *job, exec_result *res)
     }
     if (w->secret)
         items[n++] = sig_line;
-    if (job->job->traceparent[0]) {
+    const job_trace *trace = job->job->trace;
+    if (trace) {
         /* each attempt is a call of its own: a new parent id, the same trace */
         char child[TRACE_PARENT_LEN + 1];
-        trace_parent_child(job->job->traceparent, child);
+        trace_parent_child(trace->parent, child);
         snprintf(tp_line, sizeof tp_line, "traceparent: %s", child);
         items[n++] = tp_line;
     }
-    if (job->job->traceparent[0] && job->job->tracestate) {
-        snprintf(ts_line, sizeof ts_line, "tracestate: %s", job->job->tracestate);
+    if (trace && trace->state[0]) {
+        snprintf(ts_line, sizeof ts_line, "tracestate: %s", trace->state);
         items[n++] = ts_line;
     }
     struct curl_slist lines[5];

@@ -31,6 +31,19 @@ static const char *const job_fields[] = {
 
 /* ---- the job struct -------------------------------------------------- */
 
+/* A new trace context (free() it) of a version-00 traceparent and a
+ * tracestate (NULL = none), both checked by the caller. NULL on OOM. */
+static job_trace *job_trace_new(const char *parent, const char *state)
+{
+    size_t n = state ? strlen(state) : 0;
+    job_trace *t = malloc(sizeof *t + n + 1);
+    if (!t)
+        return NULL;
+    snprintf(t->parent, sizeof t->parent, "%s", parent);
+    memcpy(t->state, state ? state : "", n + 1);
+    return t;
+}
+
 job_t *job_new(void)
 {
     job_t *job = calloc(1, sizeof *job);
@@ -48,9 +61,9 @@ job_t *job_dup(const job_t *job)
     *copy = *job;
     copy->args = json_incref(job->args);
     copy->last_error = NULL;
-    copy->tracestate = NULL;
+    copy->trace = NULL;
     if ((job->last_error && !(copy->last_error = strdup(job->last_error))) ||
-        (job->tracestate && !(copy->tracestate = strdup(job->tracestate)))) {
+        (job->trace && !(copy->trace = job_trace_new(job->trace->parent, job->trace->state)))) {
         job_free(copy);
         return NULL;
     }
@@ -63,7 +76,7 @@ void job_free(job_t *job)
         return;
     json_decref(job->args);
     free(job->last_error);
-    free(job->tracestate);
+    free(job->trace);
     free(job);
 }
 
@@ -83,13 +96,13 @@ void job_set_error(job_t *job, const char *msg)
 
 int job_set_trace(job_t *job, const char *traceparent, const char *tracestate)
 {
-    free(job->tracestate);
-    job->tracestate = NULL;
-    if (trace_parent_parse(traceparent, job->traceparent) < 0)
+    char parent[TRACE_PARENT_LEN + 1];
+    free(job->trace);
+    job->trace = NULL;
+    if (trace_parent_parse(traceparent, parent) < 0)
         return 0;
-    if (trace_state_ok(tracestate) && !(job->tracestate = strdup(tracestate)))
-        return -1;
-    return 0;
+    job->trace = job_trace_new(parent, trace_state_ok(tracestate) ? tracestate : NULL);
+    return job->trace ? 0 : -1;
 }
 
 /* ---- states ---------------------------------------------------------- */
@@ -341,14 +354,14 @@ json_t *job_view(const job_t *job)
         rc |= json_object_set_new(v, "run_at", job_time_json(job->run_at));
     if (job->timeout > 0)
         rc |= json_object_set_new(v, "timeout", json_real(job->timeout));
-    if (job->traceparent[0]) {
+    if (job->trace) {
         char trace_id[TRACE_ID_LEN + 1];
-        trace_id_of(job->traceparent, trace_id);
+        trace_id_of(job->trace->parent, trace_id);
         rc |= json_object_set_new(v, "trace_id", json_string(trace_id));
-        rc |= json_object_set_new(v, "traceparent", json_string(job->traceparent));
+        rc |= json_object_set_new(v, "traceparent", json_string(job->trace->parent));
     }
-    if (job->tracestate)
-        rc |= json_object_set_new(v, "tracestate", json_string(job->tracestate));
+    if (job->trace && job->trace->state[0])
+        rc |= json_object_set_new(v, "tracestate", json_string(job->trace->state));
     if (rc) {
         json_decref(v);
         return NULL;
@@ -431,12 +444,13 @@ static int job_view_trace(const json_t *view, job_t *job)
     if (!parent && !state)
         return 0;
     const char *text = json_string_value(state);
-    if (trace_parent_parse(json_string_value(parent), job->traceparent) < 0 ||
+    char p[TRACE_PARENT_LEN + 1];
+    if (trace_parent_parse(json_string_value(parent), p) < 0 ||
         (state && (!trace_state_ok(text) || strlen(text) != json_string_length(state))))
         return -1;
-    free(job->tracestate);
-    job->tracestate = NULL;
-    return text && !(job->tracestate = strdup(text)) ? -1 : 0;
+    free(job->trace);
+    job->trace = job_trace_new(p, text);
+    return job->trace ? 0 : -1;
 }
 
 static int job_view_error(const json_t *view, job_t *job)
@@ -526,17 +540,17 @@ char *job_view_text(const job_t *job, size_t *len)
         JSONW_LIT(&w, ",\"timeout\":");
         jsonw_real(&w, job->timeout);
     }
-    if (job->traceparent[0]) {
+    if (job->trace) {
         char trace_id[TRACE_ID_LEN + 1];
-        trace_id_of(job->traceparent, trace_id);
+        trace_id_of(job->trace->parent, trace_id);
         JSONW_LIT(&w, ",\"trace_id\":");
         jsonw_cstr(&w, trace_id);
         JSONW_LIT(&w, ",\"traceparent\":");
-        jsonw_cstr(&w, job->traceparent);
+        jsonw_cstr(&w, job->trace->parent);
     }
-    if (job->tracestate) {
+    if (job->trace && job->trace->state[0]) {
         JSONW_LIT(&w, ",\"tracestate\":");
-        jsonw_cstr(&w, job->tracestate);
+        jsonw_cstr(&w, job->trace->state);
     }
     JSONW_LIT(&w, "}");
     return jsonw_finish(&w, len);
@@ -586,5 +600,5 @@ size_t job_mem_size(const job_t *job)
 {
     return sizeof *job + (job->args ? job_json_mem(job->args) : 0) +
            (job->last_error ? strlen(job->last_error) + 1 : 0) +
-           (job->tracestate ? strlen(job->tracestate) + 1 : 0);
+           (job->trace ? sizeof *job->trace + strlen(job->trace->state) + 1 : 0);
 }

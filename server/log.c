@@ -125,8 +125,8 @@ static void log_vevent(log_level level, const char *event, const job_t *job,
     if (level < log_min_level)
         return;
     log_about about = {.job = job, .request_id = request_id};
-    if (job && job->traceparent[0])
-        trace_id_of(job->traceparent, about.trace_id);
+    if (job && job->trace)
+        trace_id_of(job->trace->parent, about.trace_id);
     char *msg = NULL, ts[RFC3339_BUF];
     if (fmt && vasprintf(&msg, fmt, ap) < 0)
         msg = NULL;

@@ -400,14 +400,14 @@ Test(job, from_view_trace_fields)
     json_t *good = job_view(job);
     job_t *back = job_from_view(good);
     cr_assert_not_null(back);
-    cr_expect_str_eq(back->traceparent, job->traceparent);
-    cr_expect_str_eq(back->tracestate, "k=v");
+    cr_assert_not_null(back->trace);
+    cr_expect_str_eq(back->trace->parent, job->trace->parent);
+    cr_expect_str_eq(back->trace->state, "k=v");
     job_free(back);
     /* a record written before the trace fields existed */
     back = job_from_view(plain);
     cr_assert_not_null(back);
-    cr_expect_str_empty(back->traceparent);
-    cr_expect_null(back->tracestate);
+    cr_expect_null(back->trace);
     job_free(back);
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         json_t *view = json_deep_copy(good);

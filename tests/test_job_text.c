@@ -127,11 +127,13 @@ Test(job_text, trace_context_fields)
                      "4bf92f3577b34da6a3ce929d0e0e4736");
     job_t *back = job_from_view(view);
     cr_assert_not_null(back, "the record does not read back");
-    cr_expect_str_eq(back->traceparent, tp);
-    cr_expect_str_eq(back->tracestate, "congo=t61rcWkgMzE,a=\"x\\y\"");
+    cr_assert_not_null(back->trace);
+    cr_expect_str_eq(back->trace->parent, tp);
+    cr_expect_str_eq(back->trace->state, "congo=t61rcWkgMzE,a=\"x\\y\"");
     job_t *copy = job_dup(back);
-    cr_expect_str_eq(copy->tracestate, back->tracestate);
-    cr_expect_neq(copy->tracestate, back->tracestate, "the copy shares its tracestate");
+    cr_assert_not_null(copy->trace);
+    cr_expect_str_eq(copy->trace->state, back->trace->state);
+    cr_expect_neq(copy->trace, back->trace, "the copy shares its trace context");
     job_free(copy);
     job_free(back);
     json_decref(view);
