@@ -8,6 +8,7 @@
 #include "../queues/job.h"
 #include "../queues/pipeline.h"
 #include "../queues/store.h"
+#include "../server/log.h"
 #include "handlers.h"
 
 /* One job's outcome, written by the one done call for it. */
@@ -57,16 +58,27 @@ static submit_state *submit_state_new(http_req *req, size_t n, bool batch)
     return st;
 }
 
+/* The headers of a submission that apply to its jobs. */
+typedef struct submit_headers {
+    const char *idem_key;    /* borrowed, NULL = none */
+    const char *traceparent; /* into tp, NULL = none: every job of the batch gets it */
+    const char *tracestate;  /* into ts, NULL = none or too long */
+    char tp[512]; /* room for a later version's extra fields; longer is taken as malformed */
+    char ts[TRACE_STATE_MAX + 1];
+} submit_headers;
+
 /* Validates element i (obj) into st->jobs[i]. seen holds the ids of the
  * batch so far (NULL for a single job). 0, or -1 with err. */
 static int submit_take(submit_state *st, size_t i, const json_t *obj, queue_t *q,
-                       const char *idem_key, json_t *seen, jobd_error *err)
+                       const submit_headers *h, json_t *seen, jobd_error *err)
 {
     jobd_t *ctx = st->req->ctx;
-    job_t *job = job_from_request(obj, q->cfg->name, idem_key, &ctx->ids, jobd_now_ms(), err);
+    job_t *job = job_from_request(obj, q->cfg->name, h->idem_key, &ctx->ids, jobd_now_ms(), err);
     if (!job)
         return -1;
     st->jobs[i] = job;
+    if (job_set_trace(job, h->traceparent, h->tracestate) != 0)
+        return jobd_fail(err, 500, "internal_error", "out of memory");
     if (!exec_table_has(ctx->exec, job->type)) {
         jobd_fail(err, 422, "invalid_job", "unknown type \"%s\": no handler configured",
                   job->type);
@@ -107,9 +119,14 @@ static int submit_check_batch(const json_t *root, size_t max_batch, const char *
 static submit_state *submit_prepare(http_req *req, queue_t *q, const json_t *root,
                                     jobd_error *err)
 {
-    const char *idem_key = http_header(req, "Idempotency-Key");
+    submit_headers h;
+    h.idem_key = http_header(req, "Idempotency-Key");
+    /* Several headers are one comma-joined list (RFC 9110): a doubled
+     * traceparent is then malformed, and tracestates add up. */
+    h.traceparent = http_header_join(req, "traceparent", h.tp, sizeof h.tp);
+    h.tracestate = http_header_join(req, "tracestate", h.ts, sizeof h.ts);
     bool batch = json_is_array(root);
-    if (batch && submit_check_batch(root, req->ctx->cfg->max_batch, idem_key, err) != 0)
+    if (batch && submit_check_batch(root, req->ctx->cfg->max_batch, h.idem_key, err) != 0)
         return NULL;
     size_t n = batch ? json_array_size(root) : 1;
     submit_state *st = submit_state_new(req, n, batch);
@@ -123,7 +140,7 @@ static submit_state *submit_prepare(http_req *req, queue_t *q, const json_t *roo
     }
     for (size_t i = 0; i < n; i++) {
         const json_t *obj = batch ? json_array_get(root, i) : root;
-        if (submit_take(st, i, obj, q, idem_key, seen, err) != 0) {
+        if (submit_take(st, i, obj, q, &h, seen, err) != 0) {
             if (batch)
                 err->index = (long)i;
             submit_state_free(st);
@@ -236,6 +253,17 @@ static char *submit_batch_text(const submit_state *st)
     return text;
 }
 
+/* A debug line per job the submission stored or replayed, under the
+ * request's id: what ties a job (and its trace) to the request that made it. */
+static void submit_log(const submit_state *st)
+{
+    if (!log_enabled(LOG_DEBUG))
+        return;
+    for (size_t i = 0; i < st->n; i++)
+        log_request(LOG_DEBUG, st->slots[i].replayed ? "job.replayed" : "job.submitted",
+                    st->req->request_id, st->jobs[i], NULL);
+}
+
 /* Runs on the HTTP thread once every job has its outcome. */
 static void submit_answer(http_req *req)
 {
@@ -247,6 +275,7 @@ static void submit_answer(http_req *req)
         http_error(req, refusal);
         return;
     }
+    submit_log(st);
     if (st->batch) {
         http_json_raw(req, 202, submit_batch_text(st));
         return;

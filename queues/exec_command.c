@@ -129,8 +129,9 @@ static int exec_command_check_env(const json_t *opts, char *err, size_t errlen)
             snprintf(err, errlen, "env[%zu]: must be a variable name ([A-Za-z_][A-Za-z0-9_]*)", i);
             return -1;
         }
-        if (strcmp(s, "JOBD_JOB_ID") == 0 || strcmp(s, "JOBD_ATTEMPT") == 0) {
-            snprintf(err, errlen, "env[%zu]: %s is always set by jobd", i, s);
+        if (strcmp(s, "JOBD_JOB_ID") == 0 || strcmp(s, "JOBD_ATTEMPT") == 0 ||
+            strcmp(s, "TRACEPARENT") == 0 || strcmp(s, "TRACESTATE") == 0) {
+            snprintf(err, errlen, "env[%zu]: %s is set by jobd", i, s);
             return -1;
         }
     }
@@ -241,16 +242,46 @@ static void exec_command_close(int *fd)
     *fd = -1;
 }
 
-/* The child's environment: the allowed variables plus the job's two. New
- * array (free() it) of borrowed strings; NULL on OOM. */
-static char **exec_command_envp(const exec_command *c, char *id_var, char *attempt_var)
+/* The job's own variables: JOBD_JOB_ID, JOBD_ATTEMPT and, with a trace
+ * context, TRACEPARENT (a new parent id per run, as for a webhook call) and
+ * TRACESTATE. */
+typedef struct exec_command_vars {
+    char *list[4]; /* into the buffers below; the unused ones NULL */
+    char id[JOB_ID_MAX + 16], attempt[32];
+    char traceparent[TRACE_PARENT_LEN + 16], tracestate[TRACE_STATE_MAX + 16];
+} exec_command_vars;
+
+static void exec_command_vars_fill(exec_command_vars *v, const job_t *job)
 {
-    char **envp = calloc(c->n_env + 3, sizeof *envp);
+    size_t n = 0;
+    snprintf(v->id, sizeof v->id, "JOBD_JOB_ID=%s", job->id);
+    snprintf(v->attempt, sizeof v->attempt, "JOBD_ATTEMPT=%d", job->attempts + 1);
+    v->list[n++] = v->id;
+    v->list[n++] = v->attempt;
+    if (job->trace) {
+        char child[TRACE_PARENT_LEN + 1];
+        trace_parent_child(job->trace->parent, child);
+        snprintf(v->traceparent, sizeof v->traceparent, "TRACEPARENT=%s", child);
+        v->list[n++] = v->traceparent;
+    }
+    if (job->trace && job->trace->state[0]) {
+        snprintf(v->tracestate, sizeof v->tracestate, "TRACESTATE=%s", job->trace->state);
+        v->list[n++] = v->tracestate;
+    }
+    while (n < sizeof v->list / sizeof *v->list)
+        v->list[n++] = NULL;
+}
+
+/* The child's environment: the allowed variables plus the job's own. New
+ * array (free() it) of borrowed strings; NULL on OOM. */
+static char **exec_command_envp(const exec_command *c, const exec_command_vars *v)
+{
+    size_t n = sizeof v->list / sizeof *v->list;
+    char **envp = calloc(c->n_env + n + 1, sizeof *envp);
     if (!envp)
         return NULL;
     memcpy(envp, c->env, c->n_env * sizeof *envp);
-    envp[c->n_env] = id_var;
-    envp[c->n_env + 1] = attempt_var;
+    memcpy(envp + c->n_env, v->list, n * sizeof *envp);
     return envp;
 }
 
@@ -297,10 +328,9 @@ static int exec_command_file_actions(posix_spawn_file_actions_t *fa,
 static int exec_command_exec(const exec_command *c, const exec_job *job,
                              const int child_fd[COMMAND_NFD], pid_t *pid)
 {
-    char id_var[JOB_ID_MAX + 16], attempt_var[32];
-    snprintf(id_var, sizeof id_var, "JOBD_JOB_ID=%s", job->job->id);
-    snprintf(attempt_var, sizeof attempt_var, "JOBD_ATTEMPT=%d", job->job->attempts + 1);
-    char **envp = exec_command_envp(c, id_var, attempt_var);
+    exec_command_vars vars;
+    exec_command_vars_fill(&vars, job->job);
+    char **envp = exec_command_envp(c, &vars);
     posix_spawnattr_t at;
     posix_spawn_file_actions_t fa;
     if (!envp || exec_command_attrs(&at) != 0) {

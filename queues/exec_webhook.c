@@ -54,7 +54,8 @@ static const char *const exec_webhook_keys[] = {
 
 /* Headers jobd sets itself and that the config may not replace. */
 static const char *const exec_webhook_reserved[] = {
-    "Content-Type", "Content-Length", "Transfer-Encoding", "Expect", NULL,
+    "Content-Type", "Content-Length", "Transfer-Encoding", "Expect", "traceparent", "tracestate",
+    NULL,
 };
 
 /* ---- check ---------------------------------------------------------------- */
@@ -490,19 +491,32 @@ static void exec_webhook_run(void *state, const exec_job *job, exec_result *res)
         return;
     }
     char id_line[JOB_ID_MAX + 16], attempt_line[32], sig_line[160] = "";
+    char tp_line[TRACE_PARENT_LEN + 16], ts_line[TRACE_STATE_MAX + 16];
+    char *items[5] = {id_line, attempt_line};
+    size_t n = 2;
     snprintf(id_line, sizeof id_line, "Jobd-Job-Id: %s", job->job->id);
     snprintf(attempt_line, sizeof attempt_line, "Jobd-Attempt: %d", job->job->attempts + 1);
-    struct curl_slist lines[3] = {
-        {id_line, &lines[1]},
-        {attempt_line, w->headers},
-        {sig_line, w->headers},
-    };
     if (w->secret && exec_webhook_sign(w, job, sig_line, sizeof sig_line) != 0) {
         exec_fail(res, EXEC_RETRY, "webhook: signing failed");
         return;
     }
     if (w->secret)
-        lines[1].next = &lines[2];
+        items[n++] = sig_line;
+    const job_trace *trace = job->job->trace;
+    if (trace) {
+        /* each attempt is a call of its own: a new parent id, the same trace */
+        char child[TRACE_PARENT_LEN + 1];
+        trace_parent_child(trace->parent, child);
+        snprintf(tp_line, sizeof tp_line, "traceparent: %s", child);
+        items[n++] = tp_line;
+    }
+    if (trace && trace->state[0]) {
+        snprintf(ts_line, sizeof ts_line, "tracestate: %s", trace->state);
+        items[n++] = ts_line;
+    }
+    struct curl_slist lines[5];
+    for (size_t i = 0; i < n; i++)
+        lines[i] = (struct curl_slist){items[i], i + 1 < n ? &lines[i + 1] : w->headers};
     exec_webhook_body body = {.len = 0};
     char errbuf[CURL_ERROR_SIZE] = "";
     CURLcode rc = exec_webhook_post(w, curl, job, lines, left_ms, &body, errbuf);

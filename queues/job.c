@@ -31,6 +31,19 @@ static const char *const job_fields[] = {
 
 /* ---- the job struct -------------------------------------------------- */
 
+/* A new trace context (free() it) of a version-00 traceparent and a
+ * tracestate (NULL = none), both checked by the caller. NULL on OOM. */
+static job_trace *job_trace_new(const char *parent, const char *state)
+{
+    size_t n = state ? strlen(state) : 0;
+    job_trace *t = malloc(sizeof *t + n + 1);
+    if (!t)
+        return NULL;
+    snprintf(t->parent, sizeof t->parent, "%s", parent);
+    memcpy(t->state, state ? state : "", n + 1);
+    return t;
+}
+
 job_t *job_new(void)
 {
     job_t *job = calloc(1, sizeof *job);
@@ -48,7 +61,9 @@ job_t *job_dup(const job_t *job)
     *copy = *job;
     copy->args = json_incref(job->args);
     copy->last_error = NULL;
-    if (job->last_error && !(copy->last_error = strdup(job->last_error))) {
+    copy->trace = NULL;
+    if ((job->last_error && !(copy->last_error = strdup(job->last_error))) ||
+        (job->trace && !(copy->trace = job_trace_new(job->trace->parent, job->trace->state)))) {
         job_free(copy);
         return NULL;
     }
@@ -61,6 +76,7 @@ void job_free(job_t *job)
         return;
     json_decref(job->args);
     free(job->last_error);
+    free(job->trace);
     free(job);
 }
 
@@ -76,6 +92,17 @@ void job_set_error(job_t *job, const char *msg)
     /* a program's stderr may hold any bytes; views must stay valid JSON */
     utf8_clean(out, JOB_ERROR_MAX + 1, msg, strlen(msg), 0);
     job->last_error = out;
+}
+
+int job_set_trace(job_t *job, const char *traceparent, const char *tracestate)
+{
+    char parent[TRACE_PARENT_LEN + 1];
+    free(job->trace);
+    job->trace = NULL;
+    if (trace_parent_parse(traceparent, parent) < 0)
+        return 0;
+    job->trace = job_trace_new(parent, trace_state_ok(tracestate) ? tracestate : NULL);
+    return job->trace ? 0 : -1;
 }
 
 /* ---- states ---------------------------------------------------------- */
@@ -327,6 +354,14 @@ json_t *job_view(const job_t *job)
         rc |= json_object_set_new(v, "run_at", job_time_json(job->run_at));
     if (job->timeout > 0)
         rc |= json_object_set_new(v, "timeout", json_real(job->timeout));
+    if (job->trace) {
+        char trace_id[TRACE_ID_LEN + 1];
+        trace_id_of(job->trace->parent, trace_id);
+        rc |= json_object_set_new(v, "trace_id", json_string(trace_id));
+        rc |= json_object_set_new(v, "traceparent", json_string(job->trace->parent));
+    }
+    if (job->trace && job->trace->state[0])
+        rc |= json_object_set_new(v, "tracestate", json_string(job->trace->state));
     if (rc) {
         json_decref(v);
         return NULL;
@@ -400,6 +435,24 @@ static int job_view_timeout(const json_t *view, job_t *job)
     return 0;
 }
 
+/* The trace fields are absent in records written before they existed, and
+ * in jobs without a trace; trace_id is derived from traceparent. */
+static int job_view_trace(const json_t *view, job_t *job)
+{
+    const json_t *parent = json_object_get(view, "traceparent");
+    const json_t *state = json_object_get(view, "tracestate");
+    if (!parent && !state)
+        return 0;
+    const char *text = json_string_value(state);
+    char p[TRACE_PARENT_LEN + 1];
+    if (trace_parent_parse(json_string_value(parent), p) < 0 ||
+        (state && (!trace_state_ok(text) || strlen(text) != json_string_length(state))))
+        return -1;
+    free(job->trace);
+    job->trace = job_trace_new(p, text);
+    return job->trace ? 0 : -1;
+}
+
 static int job_view_error(const json_t *view, job_t *job)
 {
     const json_t *error = json_object_get(view, "last_error");
@@ -430,7 +483,8 @@ job_t *job_from_view(const json_t *view)
         job_view_time(view, "started_at", false, &job->started_at) < 0 ||
         job_view_time(view, "finished_at", false, &job->finished_at) < 0 ||
         job_view_time(view, "run_at", true, &job->run_at) < 0 || job_view_args(view, job) < 0 ||
-        job_view_timeout(view, job) < 0 || job_view_error(view, job) < 0) {
+        job_view_timeout(view, job) < 0 || job_view_error(view, job) < 0 ||
+        job_view_trace(view, job) < 0) {
         job_free(job);
         return NULL;
     }
@@ -486,6 +540,18 @@ char *job_view_text(const job_t *job, size_t *len)
         JSONW_LIT(&w, ",\"timeout\":");
         jsonw_real(&w, job->timeout);
     }
+    if (job->trace) {
+        char trace_id[TRACE_ID_LEN + 1];
+        trace_id_of(job->trace->parent, trace_id);
+        JSONW_LIT(&w, ",\"trace_id\":");
+        jsonw_cstr(&w, trace_id);
+        JSONW_LIT(&w, ",\"traceparent\":");
+        jsonw_cstr(&w, job->trace->parent);
+    }
+    if (job->trace && job->trace->state[0]) {
+        JSONW_LIT(&w, ",\"tracestate\":");
+        jsonw_cstr(&w, job->trace->state);
+    }
     JSONW_LIT(&w, "}");
     return jsonw_finish(&w, len);
 }
@@ -533,5 +599,6 @@ static size_t job_json_mem(const json_t *v)
 size_t job_mem_size(const job_t *job)
 {
     return sizeof *job + (job->args ? job_json_mem(job->args) : 0) +
-           (job->last_error ? strlen(job->last_error) + 1 : 0);
+           (job->last_error ? strlen(job->last_error) + 1 : 0) +
+           (job->trace ? sizeof *job->trace + strlen(job->trace->state) + 1 : 0);
 }

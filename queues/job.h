@@ -14,6 +14,12 @@ job_t *job_dup(const job_t *job);
 /* Frees job and what it owns. NULL is fine. */
 void job_free(job_t *job);
 
+/* Sets the job's trace context from a submission's traceparent and
+ * tracestate header values (either may be NULL): a malformed traceparent
+ * leaves the job without one, a tracestate is kept only with a valid
+ * traceparent and when trace_state_ok. 0, or -1 when out of memory. */
+int job_set_trace(job_t *job, const char *traceparent, const char *tracestate);
+
 /* Replaces job->last_error with a copy of msg cut to JOB_ERROR_MAX bytes
  * (at a UTF-8 boundary); msg NULL clears it. */
 void job_set_error(job_t *job, const char *msg);
@@ -32,7 +38,8 @@ job_t *job_from_request(const json_t *obj, const char *queue, const char *idem_k
 
 /* The job view of openapi.json ("id","queue","type","args","state","attempts",
  * "max_attempts","created_at","scheduled_at","started_at","finished_at","last_error")
- * plus "run_at" and "timeout" when set. Times as RFC 3339 UTC with ms, or null.
+ * plus "run_at" and "timeout" when set, and "trace_id", "traceparent",
+ * "tracestate" when the job has a trace context. Times as RFC 3339 UTC with ms, or null.
  * Returns a new reference. */
 json_t *job_view(const job_t *job);
 

@@ -109,6 +109,18 @@ static void *http_uri_seen(void *cls, const char *uri, struct MHD_Connection *co
     return c;
 }
 
+/* The request's id: the client's X-Request-Id when it is safe to repeat in
+ * a header and a log line, else a new ULID. */
+static void http_request_id(http_conn *c)
+{
+    http_req *req = &c->req;
+    const char *theirs = http_header(req, "X-Request-Id");
+    if (trace_request_id_ok(theirs))
+        snprintf(req->request_id, sizeof req->request_id, "%s", theirs);
+    else
+        ulid_next(&c->srv->request_ids, jobd_now_ms(), req->request_id);
+}
+
 /* First call for a request: headers are in, the body is not. An error found
  * now is sent at once when a body we would have to drain is big or of unknown
  * size, or when the head itself is at fault (MHD then closes the connection);
@@ -122,6 +134,8 @@ static enum MHD_Result http_begin(http_server_t *srv, struct MHD_Connection *con
         return http_oom_drop();
     c->phase = HTTP_PHASE_HEAD;
     c->version = version;
+    c->begun_ms = jobd_mono_ms();
+    http_request_id(c);
     c->req.method = method;
     c->req.url = url;
     router_match(method, url, &c->req.m);
@@ -396,6 +410,7 @@ static void http_server_free(http_server_t *srv)
     free(srv->token_digests);
     free(srv->token_scopes);
     tls_pem_free(&srv->tls);
+    ulid_destroy(&srv->request_ids);
     pthread_cond_destroy(&srv->idle);
     pthread_mutex_destroy(&srv->mu);
     pthread_cond_destroy(&srv->sweep_cv);
@@ -413,6 +428,7 @@ static http_server_t *http_server_new(jobd_t *ctx, const http_route *routes)
     srv->head_timeout_ms = (int64_t)(ctx->cfg->header_timeout * 1000.0);
     pthread_mutex_init(&srv->mu, NULL);
     pthread_mutex_init(&srv->socks_mu, NULL);
+    ulid_init(&srv->request_ids);
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);

@@ -29,6 +29,8 @@ struct http_req {
     struct MHD_Connection *conn;
     const char *method;     /* borrowed from MHD */
     const char *url;        /* borrowed, decoded path */
+    char request_id[TRACE_REQUEST_ID_MAX + 1]; /* X-Request-Id of the answer (the client's
+                                                * when safe, else a ULID); "" before the head */
     route_match m;
     char *body;             /* owned by http.c, NUL-terminated */
     size_t body_len;
@@ -90,6 +92,11 @@ void http_errorf(http_req *req, int status, const char *code, const char *fmt, .
 
 /* Value of a request header (case-insensitive), borrowed, or NULL. */
 const char *http_header(http_req *req, const char *name);
+
+/* The values of every request header called name (case-insensitive), joined
+ * with ',' into buf as HTTP allows for list headers: buf, or NULL when there
+ * is none or they do not fit in size bytes. */
+const char *http_header_join(http_req *req, const char *name, char *buf, size_t size);
 
 /* Value of a query argument, borrowed, or NULL. */
 const char *http_query(http_req *req, const char *name);

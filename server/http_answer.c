@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -67,6 +68,46 @@ const char *http_header(http_req *req, const char *name)
     return req->conn ? MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name) : NULL;
 }
 
+/* What http_header_join gathers: the values of one header, comma-joined. */
+typedef struct http_join {
+    const char *name;
+    char *buf;
+    size_t size, len;
+    bool found, over;
+} http_join;
+
+static enum MHD_Result http_join_visit(void *cls, enum MHD_ValueKind kind, const char *key,
+                                       const char *value)
+{
+    http_join *j = cls;
+    (void)kind;
+    if (strcasecmp(key, j->name) != 0 || j->over)
+        return MHD_YES;
+    size_t n = value ? strlen(value) : 0, sep = j->found;
+    j->found = true;
+    if (j->len + sep + n >= j->size) {
+        j->over = true;
+        return MHD_YES;
+    }
+    if (sep)
+        j->buf[j->len++] = ',';
+    memcpy(j->buf + j->len, value ? value : "", n);
+    j->len += n;
+    j->buf[j->len] = '\0';
+    return MHD_YES;
+}
+
+const char *http_header_join(http_req *req, const char *name, char *buf, size_t size)
+{
+    http_join j = {.name = name, .buf = buf, .size = size};
+    /* one lookup first: most requests carry none, and it costs less than a visit of all */
+    if (!req->conn || size == 0 || !http_header(req, name))
+        return NULL;
+    buf[0] = '\0';
+    MHD_get_connection_values(req->conn, MHD_HEADER_KIND, http_join_visit, &j);
+    return j.found && !j.over ? buf : NULL;
+}
+
 const char *http_query(http_req *req, const char *name)
 {
     return req->conn ? MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name)
@@ -120,12 +161,26 @@ static struct MHD_Response *http_build_response(http_req *req)
               (!req->allow[0] || http_add_header(r, MHD_HTTP_HEADER_ALLOW, req->allow)) &&
               (req->retry_after <= 0 || http_add_header(r, MHD_HTTP_HEADER_RETRY_AFTER, num)) &&
               (!req->www_auth || http_add_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer")) &&
-              (!req->close || http_add_header(r, MHD_HTTP_HEADER_CONNECTION, "close"));
+              (!req->close || http_add_header(r, MHD_HTTP_HEADER_CONNECTION, "close")) &&
+              (!req->request_id[0] || http_add_header(r, "X-Request-Id", req->request_id));
     if (!ok) {
         MHD_destroy_response(r);
         return NULL;
     }
     return r;
+}
+
+/* One line per answer, under the request's id: a debug event (--verbose),
+ * or a warning for a 5xx, which a client may come asking about. */
+static void http_log_answer(const http_conn *c)
+{
+    const http_req *req = &c->req;
+    log_level level = req->status >= 500 ? LOG_WARN : LOG_DEBUG;
+    if (!log_enabled(level))
+        return;
+    log_request(level, "http.request", req->request_id, NULL, "%s %.256s -> %d in %lld ms",
+                req->method ? req->method : "?", req->url ? req->url : "?", req->status,
+                (long long)(jobd_mono_ms() - c->begun_ms));
 }
 
 /* Writes the error answer straight to the socket, with Connection: close,
@@ -146,23 +201,24 @@ enum MHD_Result http_send_raw(http_conn *c)
     size_t len;
     const char *type;
     char *body = http_body_text(req, &len, &type);
-    char head[256];
+    char head[256 + TRACE_REQUEST_ID_MAX];
     int n = snprintf(head, sizeof head,
                      "HTTP/1.1 %d %s\r\nConnection: close\r\nContent-Type: %s\r\n"
-                     "Content-Length: %zu\r\n\r\n",
+                     "Content-Length: %zu\r\nX-Request-Id: %s\r\n\r\n",
                      req->status, MHD_get_reason_phrase_for((unsigned)req->status),
-                     type ? type : HTTP_JSON_TYPE, len);
+                     type ? type : HTTP_JSON_TYPE, len, req->request_id);
     if (ci && body && n > 0 && (size_t)n < sizeof head) {
         struct iovec iov[2] = {{head, (size_t)n}, {body, len}};
         struct msghdr msg = {.msg_iov = iov, .msg_iovlen = 2};
         if (sendmsg(ci->connect_fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
-            log_event(LOG_WARN, "http.raw_answer", NULL, "cannot send the %d answer: %s",
-                      req->status, strerror(errno));
+            log_request(LOG_WARN, "http.raw_answer", req->request_id, NULL,
+                        "cannot send the %d answer: %s", req->status, strerror(errno));
         /* FIN after the answer, so the client reads it before MHD's close */
         shutdown(ci->connect_fd, SHUT_WR);
     }
     free(body);
     c->phase = HTTP_PHASE_SENT;
+    http_log_answer(c);
     return MHD_NO;
 }
 
@@ -181,5 +237,6 @@ enum MHD_Result http_send(http_conn *c)
     enum MHD_Result rc = MHD_queue_response(c->req.conn, (unsigned)c->req.status, r);
     MHD_destroy_response(r);
     c->phase = HTTP_PHASE_SENT;
+    http_log_answer(c);
     return rc;
 }

@@ -81,6 +81,7 @@ struct http_server {
     unsigned *token_scopes; /* owned, the auth_scope mask of each token */
     size_t n_tokens;
     tls_pem tls;            /* HTTPS: owned PEM texts MHD serves from; empty = plain HTTP */
+    ulid_gen request_ids; /* for requests without a usable X-Request-Id of their own */
     /* Suspended connections, so http_stop can resume every one of them
      * (MHD_stop_daemon must not meet a suspended connection), and the count
      * of awaited requests MHD has not finished, so it can let their answers
@@ -118,6 +119,7 @@ struct http_conn {
     bool bad_target;        /* the raw request target holds a control character */
     size_t target_len;      /* of the raw request target */
     const char *version;    /* borrowed from MHD, e.g. "HTTP/1.1" */
+    int64_t begun_ms;       /* mono ms the head was in, for the request's log line */
     size_t body_cap;
 };
 

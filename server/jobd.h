@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "../util/name.h"
+#include "../util/trace.h"
 #include "../util/ulid.h"
 
 #define JOBD_VERSION "0.1.0"
@@ -56,6 +57,13 @@ typedef enum job_state {
     JOB_STATE_COUNT
 } job_state;
 
+/* A job's W3C trace context, one allocation (README, "Trace context and
+ * request ids"). */
+typedef struct job_trace {
+    char parent[TRACE_PARENT_LEN + 1]; /* the submission's traceparent, as version 00 */
+    char state[];                      /* its tracestate, "" = none */
+} job_trace;
+
 /* One job. Plain data: every processor may copy it (job_dup). */
 typedef struct job {
     char id[JOB_ID_MAX + 1];
@@ -75,6 +83,8 @@ typedef struct job {
     int64_t delay_ms;      /* the client's "delay" in ms, 0 = none: a store with a clock of
                             * its own (Redis TIME) counts it from its now, so host clock
                             * skew cannot run the job early */
+    job_trace *trace;      /* owned, NULL = none: a pointer, so that jobs without one
+                            * (most) do not pay for its bytes */
 } job_t;
 
 typedef struct config config_t;

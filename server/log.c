@@ -31,6 +31,11 @@ void log_set_level(log_level min)
     log_min_level = min;
 }
 
+bool log_enabled(log_level level)
+{
+    return level >= log_min_level;
+}
+
 /* The attempt a line speaks of: while a job runs, the run in progress. */
 static int log_attempt(const job_t *job)
 {
@@ -60,24 +65,38 @@ static void log_flatten(char *s)
             *s = ' ';
 }
 
-static char *log_text_line(const char *ts, log_level level, const char *event, const job_t *job,
-                           const char *msg)
+/* What a line says besides its event and message. */
+typedef struct log_about {
+    const job_t *job;       /* NULL = no job */
+    const char *request_id; /* NULL = no request */
+    char trace_id[TRACE_ID_LEN + 1]; /* "" = none */
+} log_about;
+
+static char *log_text_line(const char *ts, log_level level, const char *event,
+                           const log_about *a, const char *msg)
 {
-    char *line = NULL;
-    const char *sep = msg[0] ? " " : "";
-    int n = job ? asprintf(&line, "%s %-5s %s id=%s queue=%s type=%s attempt=%d%s%s", ts,
+    char *line = NULL, *head = NULL;
+    const job_t *job = a->job;
+    int n = job ? asprintf(&head, "%s %-5s %s id=%s queue=%s type=%s attempt=%d", ts,
                            log_level_text[level], event, job->id, job->queue, job->type,
-                           log_attempt(job), sep, msg)
-                : asprintf(&line, "%s %-5s %s%s%s", ts, log_level_text[level], event, sep, msg);
+                           log_attempt(job))
+                : asprintf(&head, "%s %-5s %s", ts, log_level_text[level], event);
+    if (n < 0)
+        return NULL;
+    n = asprintf(&line, "%s%s%s%s%s%s%s", head, a->trace_id[0] ? " trace_id=" : "", a->trace_id,
+                 a->request_id ? " request_id=" : "", a->request_id ? a->request_id : "",
+                 msg[0] ? " " : "", msg);
+    free(head);
     if (n < 0)
         return NULL;
     log_flatten(line);
     return line;
 }
 
-static char *log_json_line(const char *ts, log_level level, const char *event, const job_t *job,
-                           const char *msg)
+static char *log_json_line(const char *ts, log_level level, const char *event,
+                           const log_about *a, const char *msg)
 {
+    const job_t *job = a->job;
     json_t *o = json_object();
     int rc = 0;
     rc |= json_object_set_new(o, "ts", json_string(ts));
@@ -89,31 +108,35 @@ static char *log_json_line(const char *ts, log_level level, const char *event, c
         rc |= json_object_set_new(o, "type", utf8_json_string(job->type));
         rc |= json_object_set_new(o, "attempt", json_integer(log_attempt(job)));
     }
+    if (a->trace_id[0])
+        rc |= json_object_set_new(o, "trace_id", json_string(a->trace_id));
+    if (a->request_id)
+        rc |= json_object_set_new(o, "request_id", utf8_json_string(a->request_id));
     rc |= json_object_set_new(o, "msg", utf8_json_string(msg));
     char *line = rc ? NULL : json_dumps(o, JSON_COMPACT);
     json_decref(o);
     return line;
 }
 
-void log_event(log_level level, const char *event, const job_t *job, const char *fmt, ...)
+/* One line about job and request_id (either may be NULL). */
+static void log_vevent(log_level level, const char *event, const job_t *job,
+                       const char *request_id, const char *fmt, va_list ap)
 {
     if (level < log_min_level)
         return;
+    log_about about = {.job = job, .request_id = request_id};
+    if (job && job->trace)
+        trace_id_of(job->trace->parent, about.trace_id);
     char *msg = NULL, ts[RFC3339_BUF];
-    if (fmt) {
-        va_list ap;
-        va_start(ap, fmt);
-        if (vasprintf(&msg, fmt, ap) < 0)
-            msg = NULL;
-        va_end(ap);
-    }
+    if (fmt && vasprintf(&msg, fmt, ap) < 0)
+        msg = NULL;
     if ((unsigned)level > LOG_ERROR)
         level = LOG_ERROR;
     rfc3339_format(jobd_now_ms(), ts);
     const char *text = msg ? msg : "";
     const char *name = event ? event : "";
-    char *line = log_json_format ? log_json_line(ts, level, name, job, text)
-                                 : log_text_line(ts, level, name, job, text);
+    char *line = log_json_format ? log_json_line(ts, level, name, &about, text)
+                                 : log_text_line(ts, level, name, &about, text);
     free(msg);
     if (!line)
         return;
@@ -125,4 +148,21 @@ void log_event(log_level level, const char *event, const job_t *job, const char 
         log_write(full, len + 1);
     }
     free(full ? full : line);
+}
+
+void log_event(log_level level, const char *event, const job_t *job, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_vevent(level, event, job, NULL, fmt, ap);
+    va_end(ap);
+}
+
+void log_request(log_level level, const char *event, const char *request_id, const job_t *job,
+                 const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_vevent(level, event, job, request_id, fmt, ap);
+    va_end(ap);
 }

@@ -13,9 +13,19 @@ void log_set_json(bool json);
 void log_set_level(log_level min);
 
 /* Logs an event ("job.succeeded", "http.start", ...). job may be NULL; when
- * given, its id, queue, type and attempt are part of the line. Thread-safe:
+ * given, its id, queue, type and attempt are part of the line, and its
+ * trace_id when it has a trace context. Thread-safe:
  * each line is written with a single write(). */
 void log_event(log_level level, const char *event, const job_t *job, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* True when events of level are written (cheap): for lines whose arguments
+ * cost something to gather. */
+bool log_enabled(log_level level);
+
+/* Logs an event about one HTTP request: as log_event (job may be NULL), its
+ * line also carrying request_id (the answer's X-Request-Id; NULL = none). */
+void log_request(log_level level, const char *event, const char *request_id, const job_t *job,
+                 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 #endif

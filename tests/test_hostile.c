@@ -359,7 +359,7 @@ Test(hostile, endless_chunked_body_answered_413_at_once)
     int port = hs_up(hs_config);
     int fd = hs_connect(port, NULL);
     cr_assert_geq(fd, 0);
-    const char head[] = "POST /queues/local/jobs HTTP/1.1\r\nHost: x\r\n"
+    const char head[] = "POST /queues/local/jobs HTTP/1.1\r\nHost: x\r\nX-Request-Id: chunky-1\r\n"
                         "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
     cr_assert(hs_send_all(fd, head, sizeof head - 1));
     char chunk[1024 + 16];
@@ -379,6 +379,7 @@ Test(hostile, endless_chunked_body_answered_413_at_once)
     char *out = hs_read_all(fd, 2000, &len);
     close(fd);
     cr_expect_eq(hs_status(out), 413, "after %zu body bytes: %.200s", sent, out);
+    cr_expect(strstr(out, "\r\nX-Request-Id: chunky-1\r\n") != NULL, "raw answer: %.300s", out);
     char *code = hs_error_code(out);
     cr_expect_str_eq(code, "payload_too_large");
     free(code);

@@ -342,7 +342,7 @@ Test(job, view_of_unset_fields)
 /* One broken field of an otherwise valid view; value "" deletes the key. */
 typedef struct tj_bad_view {
     char key[16];
-    char value[48];
+    char value[64];
 } tj_bad_view;
 
 Test(job, from_view_rejects_malformed)
@@ -384,6 +384,46 @@ Test(job, from_view_rejects_malformed)
     cr_expect_null(job_from_view(NULL));
     json_decref(array);
     json_decref(good);
+}
+
+Test(job, from_view_trace_fields)
+{
+    static const tj_bad_view bad[] = {
+        {"traceparent", "\"00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01\""},
+        {"traceparent", "5"}, {"traceparent", "null"},
+        {"tracestate", "\"a=\\t\""}, {"tracestate", "\"a=1\\u0000b\""}, {"tracestate", "7"},
+    };
+    job_t *job = tj_full_job();
+    json_t *plain = job_view(job);
+    cr_assert_eq(job_set_trace(job, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                               "k=v"), 0);
+    json_t *good = job_view(job);
+    job_t *back = job_from_view(good);
+    cr_assert_not_null(back);
+    cr_assert_not_null(back->trace);
+    cr_expect_str_eq(back->trace->parent, job->trace->parent);
+    cr_expect_str_eq(back->trace->state, "k=v");
+    job_free(back);
+    /* a record written before the trace fields existed */
+    back = job_from_view(plain);
+    cr_assert_not_null(back);
+    cr_expect_null(back->trace);
+    job_free(back);
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        json_t *view = json_deep_copy(good);
+        json_t *value = json_loads(bad[i].value, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+        cr_assert_not_null(value, "case %zu does not parse", i);
+        json_object_set_new(view, bad[i].key, value);
+        job_t *got = job_from_view(view);
+        cr_expect_null(got, "accepted %s = %s", bad[i].key, bad[i].value);
+        job_free(got);
+        json_decref(view);
+    }
+    json_object_del(good, "traceparent");
+    cr_expect_null(job_from_view(good), "a tracestate without traceparent was accepted");
+    json_decref(good);
+    json_decref(plain);
+    job_free(job);
 }
 
 Test(job, from_view_ignores_extra_keys)
@@ -576,6 +616,24 @@ Test(log, text_line)
     free(line);
     line = tj_capture_log(false, LOG_ERROR, NULL, "");
     cr_expect_str_eq(line + 24, " ERROR job.succeeded\n");
+    free(line);
+    job_free(job);
+}
+
+Test(log, trace_id_in_job_lines)
+{
+    job_t *job = tj_log_job();
+    cr_assert_eq(job_set_trace(job, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                               NULL), 0);
+    char *line = tj_capture_log(false, LOG_INFO, job, "ok");
+    cr_expect(strstr(line, " attempt=2 trace_id=4bf92f3577b34da6a3ce929d0e0e4736 ok\n") != NULL,
+              "got: %s", line);
+    free(line);
+    line = tj_capture_log(true, LOG_INFO, job, "ok");
+    json_t *o = json_loads(line, 0, NULL);
+    cr_expect_str_eq(json_string_value(json_object_get(o, "trace_id")),
+                     "4bf92f3577b34da6a3ce929d0e0e4736");
+    json_decref(o);
     free(line);
     job_free(job);
 }

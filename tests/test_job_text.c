@@ -112,6 +112,35 @@ Test(job_text, every_field_set)
     job_free(job);
 }
 
+Test(job_text, trace_context_fields)
+{
+    job_t *job = jt_job("t", json_null());
+    const char *tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    cr_assert_eq(job_set_trace(job, tp, NULL), 0);
+    jt_expect_view_text(job, "traceparent only");
+    cr_assert_eq(job_set_trace(job, tp, "congo=t61rcWkgMzE,a=\"x\\y\""), 0);
+    jt_expect_view_text(job, "with tracestate");
+    jt_expect_payload(job, "traced");
+    char *text = job_view_text(job, NULL);
+    json_t *view = json_loads(text, 0, NULL);
+    cr_expect_str_eq(json_string_value(json_object_get(view, "trace_id")),
+                     "4bf92f3577b34da6a3ce929d0e0e4736");
+    job_t *back = job_from_view(view);
+    cr_assert_not_null(back, "the record does not read back");
+    cr_assert_not_null(back->trace);
+    cr_expect_str_eq(back->trace->parent, tp);
+    cr_expect_str_eq(back->trace->state, "congo=t61rcWkgMzE,a=\"x\\y\"");
+    job_t *copy = job_dup(back);
+    cr_assert_not_null(copy->trace);
+    cr_expect_str_eq(copy->trace->state, back->trace->state);
+    cr_expect_neq(copy->trace, back->trace, "the copy shares its trace context");
+    job_free(copy);
+    job_free(back);
+    json_decref(view);
+    free(text);
+    job_free(job);
+}
+
 Test(job_text, unset_fields_are_null_or_absent)
 {
     job_t *job = jt_job("t", json_null());

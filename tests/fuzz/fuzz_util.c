@@ -36,6 +36,8 @@ void fuzz_check_job(const job_t *job)
     FUZZ_CHECK(job->type[0] != '\0', "empty type of %s", job->id);
     FUZZ_CHECK(job->args != NULL, "args of %s", job->id);
     FUZZ_CHECK((unsigned)job->state < JOB_STATE_COUNT, "state %d", (int)job->state);
+    FUZZ_CHECK(!job->trace || strlen(job->trace->parent) == TRACE_PARENT_LEN,
+               "traceparent \"%s\"", job->trace->parent);
     json_t *view = job_view(job);
     FUZZ_CHECK(view, "no view of %s", job->id);
     char *dumped = json_dumps(view, JSON_COMPACT);
