@@ -2,11 +2,12 @@
  * and what http.c checks before it calls one. */
 #include "handlers.h"
 
-/* NOT_FOUND, METHOD_NOT_ALLOWED and the routes not served yet (metrics,
- * dashboard) have no handler: http.c answers those itself. */
+/* NOT_FOUND, METHOD_NOT_ALLOWED and the routes not served yet (dashboard)
+ * have no handler: http.c answers those itself. */
 const http_route handlers_routes[ROUTE_COUNT] = {
     [ROUTE_HEALTHZ] = {handle_healthz, false, false, true},
     [ROUTE_READYZ] = {handle_readyz, false, false, true},
+    [ROUTE_METRICS] = {handle_metrics, false, false, false},
     [ROUTE_QUEUES] = {handle_queues, false, false, false},
     [ROUTE_QUEUE] = {handle_queue, true, false, false},
     [ROUTE_QUEUE_PAUSE] = {handle_queue_pause, true, false, false},

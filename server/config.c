@@ -102,6 +102,9 @@ static const field auth_fields[] = {CUSTOM("tokens", read_tokens), END};
 
 static const field log_fields[] = {CUSTOM("format", read_log_format), END};
 
+static const field metrics_fields[] = {
+    {.key = "enabled", .type = F_BOOL, .off = CFG(metrics_enabled), .def = 1}, END};
+
 /* The config sections live in config_t itself, hence offset 0. workers'
  * default here is for one core; config_parse replaces it by 2 x cores. */
 static const field top_fields[] = {
@@ -120,6 +123,7 @@ static const field top_fields[] = {
     CUSTOM("handlers", read_handlers),
     OBJECT("auth", 0, auth_fields),
     OBJECT("log", 0, log_fields),
+    OBJECT("metrics", 0, metrics_fields),
     END};
 
 static const field backoff_fields[] = {

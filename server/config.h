@@ -76,6 +76,7 @@ struct config {
     char **tokens;             /* owned array of owned strings; empty = auth off */
     size_t n_tokens;
     bool log_json;             /* log.format "json" */
+    bool metrics_enabled;      /* metrics.enabled, default true: GET /metrics and its counters */
 };
 
 /* Parses and validates a config from JSON text (NULL text = the built-in

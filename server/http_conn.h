@@ -116,6 +116,7 @@ struct http_conn {
     size_t target_len;      /* of the raw request target */
     const char *version;    /* borrowed from MHD, e.g. "HTTP/1.1" */
     size_t body_cap;
+    int64_t began_us;       /* jobd_mono_us when the head was in, for jobd_http_request_seconds */
 };
 
 static inline http_conn *http_conn_of(http_req *req)
