@@ -12,7 +12,8 @@
 # Knobs (env): BENCH_DURATION (s per load, default 10), BENCH_CONNS (wrk
 # connections, 64), BENCH_WORKERS (jobd workers for end to end, 64),
 # BENCH_RATE (paced jobs/s, 1000), BENCH_RESULTS (folder, bench/results;
-# empty = do not write), BENCH_ONLY (space-separated row ids to run, e.g. "1 2").
+# empty = do not write), BENCH_ONLY (space-separated row ids to run, e.g. "1 2"),
+# BENCH_METRICS_ROUNDS (on/off pairs of row 2m, 3).
 set -euo pipefail
 
 usage() { echo "usage: $0 [BUILDDIR]" >&2; exit 2; }
@@ -29,6 +30,8 @@ workers=${BENCH_WORKERS:-64}
 rate=${BENCH_RATE:-1000}
 results_dir=${BENCH_RESULTS-bench/results}
 only=${BENCH_ONLY:-}
+metrics_rounds=${BENCH_METRICS_ROUNDS:-3}
+scrape_queues=100        # (8): queues of the jobd whose /metrics is timed
 batch_size=1000
 batch_conns=8            # batches are 100 KiB each: a few connections fill the pipe
 e2e_batch=100            # jobs per POST of the end-to-end load
@@ -187,10 +190,13 @@ queue_json() {
 
 # start_jobd QUEUE REDIS_PORT WORKERS [HOOK_PORT]: a fresh jobd (so its peak
 # RSS is this row's) with that one queue. Sets jobd_port, jobd_pid; or
-# returns 1 with the reason in $why.
+# returns 1 with the reason in $why. $jobd_extra (config keys with a
+# trailing comma) and $jobd_queues (the whole "queues" object, QUEUE among
+# them) change the config when set.
 start_jobd() {
     local q=$1 rport=$2 nworkers=$3 hook=${4:-9} cfg="$tmp/jobd-$1.json" log="$tmp/jobd-$1.log"
-    local code
+    local code queues
+    queues=${jobd_queues:-"{\"$q\": $(queue_json "$q")}"}
     jobd_port=$(pick_port)
     cat >"$cfg" <<EOF
 {
@@ -199,7 +205,8 @@ start_jobd() {
   "workers": $nworkers,
   "redis": {"url": "redis://127.0.0.1:$rport/0", "prefix": "bench"},
   "shutdown_timeout": 10,
-  "queues": {"$q": $(queue_json "$q")},
+  ${jobd_extra:-}
+  "queues": $queues,
   "handlers": {"hook": {"kind": "webhook", "url": "http://127.0.0.1:$hook/hook", "timeout": 5}}
 }
 EOF
@@ -372,6 +379,74 @@ row_submit() {
         "${ratio:+$ratio x (1)}" "$target" "$verdict" "$note"
 }
 
+# row_metrics ID: what the metrics cost row 2: the default queue with
+# metrics on and off (metrics.enabled false), alternated metrics_rounds times
+# so that a drifting load on the machine hits both alike; means of jobs/s.
+row_metrics() {
+    local id=$1 what="  same, metrics on vs off (alternated)" on=0 off=0 i mode v ratio
+    for ((i = 1; i <= metrics_rounds; i++)); do
+        for mode in on off; do
+            redis_reset "$redis_port_aof"
+            why=""
+            jobd_extra=""
+            [ "$mode" = off ] && jobd_extra='"metrics": {"enabled": false},'
+            if ! start_jobd default "$redis_port_aof" 0; then
+                jobd_extra=""; na "$id" "$what" ">= 0.97 x off"; return 0
+            fi
+            jobd_extra=""
+            if ! run_wrk "$(job_url default)" 0 "$conns"; then
+                why="wrk failed"; stop_jobd; na "$id" "$what" ">= 0.97 x off"; return 0
+            fi
+            stop_jobd
+            v=$(calc '%.0f' "($w_requests - $w_errors) / $w_secs")
+            say "metrics $mode, round $i: $v jobs/s"
+            if [ "$mode" = on ]; then on=$((on + v)); else off=$((off + v)); fi
+        done
+    done
+    on=$((on / metrics_rounds)) off=$((off / metrics_rounds))
+    ratio=$(calc '%.3f' "$on / $off")
+    val[metrics_on]=$on val[metrics_off]=$off
+    row "$id" "$what" "$on" "" "" "$ratio x off" ">= 0.97 x off" "$(verdict "$ratio" ge 0.97)" \
+        "metrics off: $off jobs/s; means of $metrics_rounds rounds each"
+}
+
+# row_scrape ID: GET /metrics of a jobd with scrape_queues Redis queues,
+# a job in each: a scrape that reads the store gauges (one Redis call for
+# every queue; 1.1 s apart, so the 1 s cache has expired) and one served
+# from the cache, each timed by curl (connection included).
+row_scrape() {
+    local id=$1 what="GET /metrics, $scrape_queues redis queues" i t queues miss=() hit=()
+    local url max_miss hit_p50 size
+    queues="{\"plain\": $(queue_json plain)"
+    for ((i = 1; i < scrape_queues; i++)); do queues="$queues, \"q$i\": $(queue_json plain)"; done
+    queues="$queues}"
+    redis_reset "$redis_port_none"
+    why=""
+    jobd_queues=$queues
+    if ! start_jobd plain "$redis_port_none" 0; then jobd_queues=""; na "$id" "$what" "<= 10 ms"; return 0; fi
+    jobd_queues=""
+    for ((i = 1; i < scrape_queues; i++)); do
+        curl -s -o /dev/null -H 'Content-Type: application/json' --data '{"type":"noop"}' \
+            "$(job_url "q$i")" || true
+    done
+    url="http://127.0.0.1:$jobd_port/metrics"
+    for ((i = 0; i < 10; i++)); do
+        sleep 1.1
+        miss+=("$(curl -s -o "$tmp/scrape.txt" -w '%{time_total}' "$url")")
+        hit+=("$(curl -s -o /dev/null -w '%{time_total}' "$url")")
+    done
+    size=$(wc -c <"$tmp/scrape.txt")
+    if ! grep -q "^jobd_queue_jobs{queue=\"q$((scrape_queues - 1))\",state=\"enqueued\"} 1" "$tmp/scrape.txt"; then
+        why="the scrape lacks the last queue's gauges"; stop_jobd; na "$id" "$what" "<= 10 ms"; return 0
+    fi
+    stop_jobd
+    max_miss=$(printf '%s\n' "${miss[@]}" | sort -g | tail -1)
+    hit_p50=$(printf '%s\n' "${hit[@]}" | sort -g | sed -n 5p)
+    row "$id" "$what" "" "$(calc '%.2fms' "$(printf '%s\n' "${miss[@]}" | sort -g | sed -n 5p) * 1000")" \
+        "$(calc '%.2fms' "$max_miss * 1000")" "" "<= 10 ms" "$(verdict "$max_miss" le 0.010)" \
+        "store read (cache miss): p50/max of 10; cached: p50 $(calc '%.2fms' "$hit_p50 * 1000"); $size bytes"
+}
+
 row_redis_benchmark() {
     local line
     redis_reset "$redis_port_aof"
@@ -521,6 +596,9 @@ main() {
         row_submit 2 default default aof "default: aggregate durable -> redis" ">= 0.6 x (1)"
         row_submit 2n default_nopersist default none "  same, redis without persistence"
     fi
+    if wants 2m; then
+        row_metrics 2m
+    fi
     if wants 3; then
         row_submit 3b buffered buffered aof "buffered: aggregate ack buffered -> redis"
         row_submit 3p plain plain aof "plain: redis only (no aggregate)"
@@ -537,6 +615,7 @@ main() {
     fi
     wants 6 && row_paced 6 e2e "paced ${rate}/s: submit -> start (redis)"
     wants 7 && row_rss
+    wants 8 && row_scrape 8
     {
         cat "$tmp/header"
         table
