@@ -379,11 +379,16 @@ row_submit() {
         "${ratio:+$ratio x (1)}" "$target" "$verdict" "$note"
 }
 
+# median of the numbers given as arguments
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+
 # row_metrics ID: what the metrics cost row 2: the default queue with
 # metrics on and off (metrics.enabled false), alternated metrics_rounds times
-# so that a drifting load on the machine hits both alike; means of jobs/s.
+# so that a drifting load on the machine hits both alike. Medians of jobs/s,
+# and of jobd's CPU time per job (less sensitive to the machine's other load).
 row_metrics() {
-    local id=$1 what="  same, metrics on vs off (alternated)" on=0 off=0 i mode v ratio
+    local id=$1 what="  same, metrics on vs off (alternated)" i mode v t0 cpu ratio cpu_ratio
+    local on=() off=() cpu_on=() cpu_off=()
     for ((i = 1; i <= metrics_rounds; i++)); do
         for mode in on off; do
             redis_reset "$redis_port_aof"
@@ -394,20 +399,22 @@ row_metrics() {
                 jobd_extra=""; na "$id" "$what" ">= 0.97 x off"; return 0
             fi
             jobd_extra=""
+            t0=$(cpu_ticks "$jobd_pid")
             if ! run_wrk "$(job_url default)" 0 "$conns"; then
                 why="wrk failed"; stop_jobd; na "$id" "$what" ">= 0.97 x off"; return 0
             fi
+            cpu=$(calc '%.2f' "($(cpu_ticks "$jobd_pid") - $t0) * 1e6 / $(getconf CLK_TCK) / ($w_requests - $w_errors)")
             stop_jobd
             v=$(calc '%.0f' "($w_requests - $w_errors) / $w_secs")
-            say "metrics $mode, round $i: $v jobs/s"
-            if [ "$mode" = on ]; then on=$((on + v)); else off=$((off + v)); fi
+            say "metrics $mode, round $i: $v jobs/s, jobd cpu $cpu us/job"
+            if [ "$mode" = on ]; then on+=("$v") cpu_on+=("$cpu"); else off+=("$v") cpu_off+=("$cpu"); fi
         done
     done
-    on=$((on / metrics_rounds)) off=$((off / metrics_rounds))
-    ratio=$(calc '%.3f' "$on / $off")
-    val[metrics_on]=$on val[metrics_off]=$off
-    row "$id" "$what" "$on" "" "" "$ratio x off" ">= 0.97 x off" "$(verdict "$ratio" ge 0.97)" \
-        "metrics off: $off jobs/s; means of $metrics_rounds rounds each"
+    v=$(median "${on[@]}")
+    ratio=$(calc '%.3f' "$v / $(median "${off[@]}")")
+    cpu_ratio=$(calc '%.3f' "$(median "${cpu_on[@]}") / $(median "${cpu_off[@]}")")
+    row "$id" "$what" "$v" "" "" "$ratio x off" ">= 0.97 x off" "$(verdict "$ratio" ge 0.97)" \
+        "metrics off: $(median "${off[@]}") jobs/s; jobd cpu/job on/off: $(median "${cpu_on[@]}")/$(median "${cpu_off[@]}") us = $cpu_ratio; medians of $metrics_rounds rounds (on: ${on[*]}; off: ${off[*]})"
 }
 
 # row_scrape ID: GET /metrics of a jobd with scrape_queues Redis queues,
