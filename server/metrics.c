@@ -278,32 +278,9 @@ void metrics_http_request(metrics_t *m, route_id route, int status, double secon
 
 /* --- the text buffer --- */
 
-static bool metrics_reserve(metrics_buf *b, size_t more)
-{
-    if (b->oom)
-        return false;
-    if (b->len + more + 1 <= b->cap)
-        return true;
-    size_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->len + more + 1)
-        cap *= 2;
-    char *p = realloc(b->text, cap);
-    if (!p) {
-        b->oom = true;
-        return false;
-    }
-    b->text = p;
-    b->cap = cap;
-    return true;
-}
-
 static void metrics_put(metrics_buf *b, const char *s, size_t n)
 {
-    if (!metrics_reserve(b, n))
-        return;
-    memcpy(b->text + b->len, s, n);
-    b->len += n;
-    b->text[b->len] = '\0';
+    jsonw_raw(b, s, n);
 }
 
 void metrics_printf(metrics_buf *b, const char *fmt, ...)
@@ -319,17 +296,17 @@ void metrics_printf(metrics_buf *b, const char *fmt, ...)
         metrics_put(b, small, (size_t)n);
         return;
     }
-    if (!metrics_reserve(b, (size_t)n))
+    if (!jsonw_grow(b, (size_t)n)) /* room for n bytes and vsnprintf's NUL */
         return;
     va_start(ap, fmt);
-    vsnprintf(b->text + b->len, (size_t)n + 1, fmt, ap);
+    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
     va_end(ap);
     b->len += (size_t)n;
 }
 
 void metrics_buf_free(metrics_buf *b)
 {
-    free(b->text);
+    free(b->p);
     *b = (metrics_buf){0};
 }
 
@@ -448,7 +425,8 @@ static void metrics_write_queue_hists(metrics_t *m, metrics_buf *b, const char *
             continue;
         labels.len = 0;
         metrics_queue_labels(&labels, m->cfg->queues[q].name, NULL);
-        metrics_write_hist(b, name, labels.oom ? "" : labels.text, h, le, nle);
+        const char *lab = jsonw_finish(&labels, NULL);
+        metrics_write_hist(b, name, lab ? lab : "", h, le, nle);
     }
     b->oom |= labels.oom;
     metrics_buf_free(&labels);
@@ -468,7 +446,8 @@ static void metrics_write_hists(metrics_t *m, metrics_buf *b)
                 continue;
             labels.len = 0;
             metrics_queue_labels(&labels, cfg->queues[q].name, cfg->handlers[t].type);
-            metrics_write_hist(b, run, labels.oom ? "" : labels.text, h, metrics_seconds_le,
+            const char *lab = jsonw_finish(&labels, NULL);
+            metrics_write_hist(b, run, lab ? lab : "", h, metrics_seconds_le,
                                METRICS_NLE(metrics_seconds_le));
         }
     b->oom |= labels.oom;
@@ -573,14 +552,12 @@ void metrics_cached(metrics_t *m, int64_t max_age_ms, metrics_buf *out,
     if (!m->cache_ok || now - m->cache_at >= max_age_ms) {
         m->cache.len = 0;
         m->cache.oom = false;
-        if (m->cache.text)
-            m->cache.text[0] = '\0';
         fill(&m->cache, arg);
         m->cache_at = jobd_mono_ms();
         m->cache_ok = !m->cache.oom;
     }
-    if (m->cache_ok && m->cache.text)
-        metrics_put(out, m->cache.text, m->cache.len);
+    if (m->cache_ok && m->cache.p)
+        metrics_put(out, m->cache.p, m->cache.len);
     else if (!m->cache_ok)
         out->oom = true;
     pthread_mutex_unlock(&m->cache_mu);

@@ -11,19 +11,17 @@
 #ifndef JOBD_METRICS_H
 #define JOBD_METRICS_H
 
+#include "../util/jsonw.h"
 #include "config.h"
 #include "jobd.h"
 #include "router.h"
 
 typedef struct metrics metrics_t;
 
-/* A growing text buffer. oom is set (and further writes ignored) once an
- * allocation failed: the caller answers 500 then. */
-typedef struct metrics_buf {
-    char *text; /* owned, NUL-terminated; NULL while empty */
-    size_t len, cap;
-    bool oom;
-} metrics_buf;
+/* The text being written: util/jsonw.h's growing buffer (start from {0},
+ * end with jsonw_finish, which gives the NUL-terminated text; oom is set and
+ * later writes ignored once an allocation failed). */
+typedef jsonw metrics_buf;
 
 /* A new registry for cfg's queues and handlers (cfg borrowed: it must outlive
  * the registry). NULL when out of memory. Free with metrics_free. */
