@@ -13,7 +13,7 @@
 # connections, 64), BENCH_WORKERS (jobd workers for end to end, 64),
 # BENCH_RATE (paced jobs/s, 1000), BENCH_RESULTS (folder, bench/results;
 # empty = do not write), BENCH_ONLY (space-separated row ids to run, e.g. "1 2"),
-# BENCH_METRICS_ROUNDS (on/off pairs of row 2m, 3).
+# BENCH_METRICS_ROUNDS (on/off pairs of row 2m, 4).
 set -euo pipefail
 
 usage() { echo "usage: $0 [BUILDDIR]" >&2; exit 2; }
@@ -30,7 +30,7 @@ workers=${BENCH_WORKERS:-64}
 rate=${BENCH_RATE:-1000}
 results_dir=${BENCH_RESULTS-bench/results}
 only=${BENCH_ONLY:-}
-metrics_rounds=${BENCH_METRICS_ROUNDS:-3}
+metrics_rounds=${BENCH_METRICS_ROUNDS:-4}
 scrape_queues=100        # (8): queues of the jobd whose /metrics is timed
 batch_size=1000
 batch_conns=8            # batches are 100 KiB each: a few connections fill the pipe
@@ -384,13 +384,14 @@ median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print (NR % 2) 
 
 # row_metrics ID: what the metrics cost row 2: the default queue with
 # metrics on and off (metrics.enabled false), alternated metrics_rounds times
-# so that a drifting load on the machine hits both alike. Medians of jobs/s,
+# (on first in odd rounds, off first in even ones) so that a drifting load on
+# the machine and the position in the run hit both alike. Medians of jobs/s,
 # and of jobd's CPU time per job (less sensitive to the machine's other load).
 row_metrics() {
     local id=$1 what="  same, metrics on vs off (alternated)" i mode v t0 cpu ratio cpu_ratio
     local on=() off=() cpu_on=() cpu_off=()
     for ((i = 1; i <= metrics_rounds; i++)); do
-        for mode in on off; do
+        for mode in $( ((i % 2)) && echo on off || echo off on); do
             redis_reset "$redis_port_aof"
             why=""
             jobd_extra=""
