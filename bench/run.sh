@@ -382,39 +382,66 @@ row_submit() {
 # median of the numbers given as arguments
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 
-# row_metrics ID: what the metrics cost row 2: the default queue with
-# metrics on and off (metrics.enabled false), alternated metrics_rounds times
-# (on first in odd rounds, off first in even ones) so that a drifting load on
-# the machine and the position in the run hit both alike. Medians of jobs/s,
-# and of jobd's CPU time per job (less sensitive to the machine's other load).
+# wrk_to URL FILE: the wrk load of row 2 with half the connections, its
+# machine-readable line into FILE (for two loads at once).
+wrk_to() {
+    BENCH_BATCH=0 timeout -k 5 $((duration + 30)) wrk -t1 -c$((conns / 2)) -d"${duration}s" \
+        --latency -s "$bench_dir/post.lua" "$1" | grep '^wrk ' >"$2" || true
+}
+
+# jobs/s of a wrk line in FILE (answers >= 400 left out), or 0.
+wrk_rate() {
+    local line
+    line=$(cat "$1")
+    [ -n "$line" ] || { echo 0; return; }
+    calc '%.0f' "($(kv "$line" requests) - $(kv "$line" status_errors) - $(kv "$line" socket_errors)) / ($(kv "$line" duration_us) / 1e6)"
+}
+
+# row_metrics ID: what the metrics cost row 2. Two jobd on the default queue
+# of the same Redis, one with metrics and one with metrics.enabled false, each
+# loaded by its own wrk with half of row 2's connections, at the same time:
+# whatever else the machine does then hits both alike (one after the other,
+# the drift of a shared 2-core machine between two runs is larger than the
+# difference sought). metrics_rounds rounds, the start order swapped each
+# round; medians of each one's jobs/s and of its CPU time per job.
 row_metrics() {
-    local id=$1 what="  same, metrics on vs off (alternated)" i mode v t0 cpu ratio cpu_ratio
-    local on=() off=() cpu_on=() cpu_off=()
+    local id=$1 what="  same, metrics on vs off (side by side)" i first mode t_on t_off
+    local on=() off=() cpu_on=() cpu_off=() port_on pid_on port_off pid_off w1 w2 ratio cpu_ratio
     for ((i = 1; i <= metrics_rounds; i++)); do
-        for mode in $( ((i % 2)) && echo on off || echo off on); do
-            redis_reset "$redis_port_aof"
-            why=""
+        redis_reset "$redis_port_aof"
+        why=""
+        pid_on="" pid_off=""
+        first=$( ((i % 2)) && echo on || echo off)
+        for mode in $first $([ "$first" = on ] && echo off || echo on); do
             jobd_extra=""
             [ "$mode" = off ] && jobd_extra='"metrics": {"enabled": false},'
             if ! start_jobd default "$redis_port_aof" 0; then
-                jobd_extra=""; na "$id" "$what" ">= 0.97 x off"; return 0
+                jobd_extra=""
+                for jobd_pid in $pid_on $pid_off; do stop_jobd; done
+                na "$id" "$what" ">= 0.97 x off"
+                return 0
             fi
-            jobd_extra=""
-            t0=$(cpu_ticks "$jobd_pid")
-            if ! run_wrk "$(job_url default)" 0 "$conns"; then
-                why="wrk failed"; stop_jobd; na "$id" "$what" ">= 0.97 x off"; return 0
-            fi
-            cpu=$(calc '%.2f' "($(cpu_ticks "$jobd_pid") - $t0) * 1e6 / $(getconf CLK_TCK) / ($w_requests - $w_errors)")
-            stop_jobd
-            v=$(calc '%.0f' "($w_requests - $w_errors) / $w_secs")
-            say "metrics $mode, round $i: $v jobs/s, jobd cpu $cpu us/job"
-            if [ "$mode" = on ]; then on+=("$v") cpu_on+=("$cpu"); else off+=("$v") cpu_off+=("$cpu"); fi
+            printf -v "port_$mode" '%s' "$jobd_port"
+            printf -v "pid_$mode" '%s' "$jobd_pid"
         done
+        jobd_extra=""
+        t_on=$(cpu_ticks "$pid_on") t_off=$(cpu_ticks "$pid_off")
+        wrk_to "http://127.0.0.1:$port_on/queues/default/jobs" "$tmp/wrk-on" &
+        w1=$!
+        wrk_to "http://127.0.0.1:$port_off/queues/default/jobs" "$tmp/wrk-off" &
+        w2=$!
+        wait "$w1" "$w2" || true
+        t_on=$(($(cpu_ticks "$pid_on") - t_on)) t_off=$(($(cpu_ticks "$pid_off") - t_off))
+        for jobd_pid in $pid_on $pid_off; do stop_jobd; done
+        on+=("$(wrk_rate "$tmp/wrk-on")") off+=("$(wrk_rate "$tmp/wrk-off")")
+        cpu_on+=("$(calc '%.2f' "$t_on * 1e6 / $(getconf CLK_TCK) / (${on[-1]} * $duration + 1)")")
+        cpu_off+=("$(calc '%.2f' "$t_off * 1e6 / $(getconf CLK_TCK) / (${off[-1]} * $duration + 1)")")
+        say "round $i: metrics on ${on[-1]} jobs/s (cpu ${cpu_on[-1]} us/job), off ${off[-1]} jobs/s (cpu ${cpu_off[-1]} us/job)"
     done
-    v=$(median "${on[@]}")
-    ratio=$(calc '%.3f' "$v / $(median "${off[@]}")")
+    ratio=$(calc '%.3f' "$(median "${on[@]}") / $(median "${off[@]}")")
     cpu_ratio=$(calc '%.3f' "$(median "${cpu_on[@]}") / $(median "${cpu_off[@]}")")
-    row "$id" "$what" "$v" "" "" "$ratio x off" ">= 0.97 x off" "$(verdict "$ratio" ge 0.97)" \
+    row "$id" "$what" "$(median "${on[@]}")" "" "" "$ratio x off" ">= 0.97 x off" \
+        "$(verdict "$ratio" ge 0.97)" \
         "metrics off: $(median "${off[@]}") jobs/s; jobd cpu/job on/off: $(median "${cpu_on[@]}")/$(median "${cpu_off[@]}") us = $cpu_ratio; medians of $metrics_rounds rounds (on: ${on[*]}; off: ${off[*]})"
 }
 
