@@ -328,6 +328,51 @@ Test(metrics, http_route_labels_are_templates_whatever_the_path)
     ts_jobd_stop(&j, SIGTERM, 10000);
 }
 
+/* A job's wait counts from its due time (a delay's end, not its creation);
+ * a job held by a paused queue waits until it starts; the run histogram has
+ * the run's length; jobd_workers shows the worker that runs it. */
+Test(metrics, wait_from_due_time_run_length_and_busy_workers)
+{
+    ts_jobd j;
+    rt_jobd_up(&j,
+               "{\"workers\": 2, \"queues\": {\"m\": {\"dequeue\": [\"inline\"]},"
+               " \"d\": {\"dequeue\": [\"inline\"]}}}",
+               NULL);
+    int port = j.port;
+    cr_assert_eq(mt_post(port, "/queues/d/jobs", "{\"type\": \"noop\", \"id\": \"d1\", \"delay\": 2}"),
+                 202);
+    cr_assert_eq(mt_call(port, "POST", "/queues/m/pause"), 200);
+    cr_assert_eq(mt_post(port, "/queues/m/jobs",
+                         "{\"type\": \"sleep\", \"id\": \"s1\", \"args\": {\"ms\": 1500}}"),
+                 202);
+    double age = mt_wait(port, "jobd_queue_latency_seconds{queue=\"m\"}", 0.5, 1e9, 5000);
+    cr_assert(age >= 0.5, "the held job's age: %g", age);
+    cr_assert_eq(mt_call(port, "POST", "/queues/m/resume"), 200);
+    cr_assert(ts_wait_state(port, "m", "s1", "running", 5000, NULL));
+    ts_resp r;
+    mt_scrape(port, &r);
+    mt_expect(r.body, "jobd_workers{state=\"busy\"}", 1);
+    mt_expect(r.body, "jobd_workers{state=\"idle\"}", 1);
+    ts_resp_free(&r);
+    cr_assert(ts_wait_state(port, "m", "s1", "succeeded", 10000, NULL));
+    cr_assert(ts_wait_state(port, "d", "d1", "succeeded", 10000, NULL));
+    cr_assert_eq(mt_wait(port, "jobd_workers{state=\"busy\"}", 0, 0, 5000), 0);
+    mt_scrape(port, &r);
+    const char *t = r.body;
+    mt_expect(t, "jobd_job_wait_seconds_count{queue=\"d\"}", 1);
+    double dwait = mt_value(t, "jobd_job_wait_seconds_sum{queue=\"d\"}");
+    cr_expect(dwait < 1.5, "waited %g s after its due time, not its 2 s delay", dwait);
+    cr_expect(mt_value(t, "jobd_job_wait_seconds_sum{queue=\"m\"}") >= 0.5);
+    mt_expect(t, "jobd_job_run_seconds_count{queue=\"m\",type=\"sleep\"}", 1);
+    mt_expect(t, "jobd_job_run_seconds_bucket{queue=\"m\",type=\"sleep\",le=\"1\"}", 0);
+    mt_expect(t, "jobd_job_run_seconds_bucket{queue=\"m\",type=\"sleep\",le=\"2.5\"}", 1);
+    double run = mt_value(t, "jobd_job_run_seconds_sum{queue=\"m\",type=\"sleep\"}");
+    cr_expect(run >= 1.5 && run < 2.5, "ran %g s", run);
+    mt_expect_promtool_ok(t);
+    ts_resp_free(&r);
+    ts_jobd_stop(&j, SIGTERM, 10000);
+}
+
 /* calls of cmd in the INFO commandstats of the Redis at port, or -1. */
 static long mt_redis_calls(int port, const char *cmd)
 {
