@@ -96,15 +96,21 @@ run: deps
 	  echo "started redis-server on 127.0.0.1:6379 (data in /tmp/jobd-redis)"; }
 	JOBD_LISTEN=$${JOBD_LISTEN:-127.0.0.1:8080} ./jobd
 
+# promtool (Debian's prometheus package) checks GET /metrics in the metrics suite.
+METRICS_PKGS := prometheus
+.PHONY: deps-metrics
+deps-metrics:
+	@$(MAKE) --no-print-directory deps DEPS_PKGS="$(METRICS_PKGS)"
+
 # Starts its own redis-server(s) on free ports, runs every test, stops them.
-test: deps lint-lua
+test: deps lint-lua deps-metrics
 	tests/layers.sh
 	@$(MAKE) --no-print-directory jobd $(BUILD)/tests/jobd_tests
 	tests/run.sh $(BUILD)
 	@$(MAKE) --no-print-directory test-ruby
 
 # The same tests built with AddressSanitizer and UndefinedBehaviorSanitizer.
-test-asan: deps
+test-asan: deps deps-metrics
 	@$(MAKE) --no-print-directory BUILD=build-asan \
 	  OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
 	  build-asan/jobd build-asan/tests/jobd_tests

@@ -12,7 +12,8 @@
 # Knobs (env): BENCH_DURATION (s per load, default 10), BENCH_CONNS (wrk
 # connections, 64), BENCH_WORKERS (jobd workers for end to end, 64),
 # BENCH_RATE (paced jobs/s, 1000), BENCH_RESULTS (folder, bench/results;
-# empty = do not write), BENCH_ONLY (space-separated row ids to run, e.g. "1 2").
+# empty = do not write), BENCH_ONLY (space-separated row ids to run, e.g. "1 2"),
+# BENCH_METRICS_ROUNDS (on/off pairs of row 2m, 4).
 set -euo pipefail
 
 usage() { echo "usage: $0 [BUILDDIR]" >&2; exit 2; }
@@ -29,6 +30,8 @@ workers=${BENCH_WORKERS:-64}
 rate=${BENCH_RATE:-1000}
 results_dir=${BENCH_RESULTS-bench/results}
 only=${BENCH_ONLY:-}
+metrics_rounds=${BENCH_METRICS_ROUNDS:-4}
+scrape_queues=100        # (8): queues of the jobd whose /metrics is timed
 batch_size=1000
 batch_conns=8            # batches are 100 KiB each: a few connections fill the pipe
 e2e_batch=100            # jobs per POST of the end-to-end load
@@ -187,10 +190,13 @@ queue_json() {
 
 # start_jobd QUEUE REDIS_PORT WORKERS [HOOK_PORT]: a fresh jobd (so its peak
 # RSS is this row's) with that one queue. Sets jobd_port, jobd_pid; or
-# returns 1 with the reason in $why.
+# returns 1 with the reason in $why. $jobd_extra (config keys with a
+# trailing comma) and $jobd_queues (the whole "queues" object, QUEUE among
+# them) change the config when set.
 start_jobd() {
     local q=$1 rport=$2 nworkers=$3 hook=${4:-9} cfg="$tmp/jobd-$1.json" log="$tmp/jobd-$1.log"
-    local code
+    local code queues
+    queues=${jobd_queues:-"{\"$q\": $(queue_json "$q")}"}
     jobd_port=$(pick_port)
     cat >"$cfg" <<EOF
 {
@@ -199,7 +205,8 @@ start_jobd() {
   "workers": $nworkers,
   "redis": {"url": "redis://127.0.0.1:$rport/0", "prefix": "bench"},
   "shutdown_timeout": 10,
-  "queues": {"$q": $(queue_json "$q")},
+  ${jobd_extra:-}
+  "queues": $queues,
   "handlers": {"hook": {"kind": "webhook", "url": "http://127.0.0.1:$hook/hook", "timeout": 5}}
 }
 EOF
@@ -372,6 +379,109 @@ row_submit() {
         "${ratio:+$ratio x (1)}" "$target" "$verdict" "$note"
 }
 
+# median of the numbers given as arguments
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+
+# wrk_to URL FILE: the wrk load of row 2 with half the connections, its
+# machine-readable line into FILE (for two loads at once).
+wrk_to() {
+    BENCH_BATCH=0 timeout -k 5 $((duration + 30)) wrk -t1 -c$((conns / 2)) -d"${duration}s" \
+        --latency -s "$bench_dir/post.lua" "$1" | grep '^wrk ' >"$2" || true
+}
+
+# jobs/s of a wrk line in FILE (answers >= 400 left out), or 0.
+wrk_rate() {
+    local line
+    line=$(cat "$1")
+    [ -n "$line" ] || { echo 0; return; }
+    calc '%.0f' "($(kv "$line" requests) - $(kv "$line" status_errors) - $(kv "$line" socket_errors)) / ($(kv "$line" duration_us) / 1e6)"
+}
+
+# row_metrics ID: what the metrics cost row 2. Two jobd on the default queue
+# of the same Redis, one with metrics and one with metrics.enabled false, each
+# loaded by its own wrk with half of row 2's connections, at the same time:
+# whatever else the machine does then hits both alike (one after the other,
+# the drift of a shared 2-core machine between two runs is larger than the
+# difference sought). metrics_rounds rounds, the start order swapped each
+# round; medians of each one's jobs/s and of its CPU time per job.
+row_metrics() {
+    local id=$1 what="  same, metrics on vs off (side by side)" i first mode t_on t_off
+    local on=() off=() cpu_on=() cpu_off=() port_on pid_on port_off pid_off w1 w2 ratio cpu_ratio
+    for ((i = 1; i <= metrics_rounds; i++)); do
+        redis_reset "$redis_port_aof"
+        why=""
+        pid_on="" pid_off=""
+        first=$( ((i % 2)) && echo on || echo off)
+        for mode in $first $([ "$first" = on ] && echo off || echo on); do
+            jobd_extra=""
+            [ "$mode" = off ] && jobd_extra='"metrics": {"enabled": false},'
+            if ! start_jobd default "$redis_port_aof" 0; then
+                jobd_extra=""
+                for jobd_pid in $pid_on $pid_off; do stop_jobd; done
+                na "$id" "$what" ">= 0.97 x off"
+                return 0
+            fi
+            printf -v "port_$mode" '%s' "$jobd_port"
+            printf -v "pid_$mode" '%s' "$jobd_pid"
+        done
+        jobd_extra=""
+        t_on=$(cpu_ticks "$pid_on") t_off=$(cpu_ticks "$pid_off")
+        wrk_to "http://127.0.0.1:$port_on/queues/default/jobs" "$tmp/wrk-on" &
+        w1=$!
+        wrk_to "http://127.0.0.1:$port_off/queues/default/jobs" "$tmp/wrk-off" &
+        w2=$!
+        wait "$w1" "$w2" || true
+        t_on=$(($(cpu_ticks "$pid_on") - t_on)) t_off=$(($(cpu_ticks "$pid_off") - t_off))
+        for jobd_pid in $pid_on $pid_off; do stop_jobd; done
+        on+=("$(wrk_rate "$tmp/wrk-on")") off+=("$(wrk_rate "$tmp/wrk-off")")
+        cpu_on+=("$(calc '%.2f' "$t_on * 1e6 / $(getconf CLK_TCK) / (${on[-1]} * $duration + 1)")")
+        cpu_off+=("$(calc '%.2f' "$t_off * 1e6 / $(getconf CLK_TCK) / (${off[-1]} * $duration + 1)")")
+        say "round $i: metrics on ${on[-1]} jobs/s (cpu ${cpu_on[-1]} us/job), off ${off[-1]} jobs/s (cpu ${cpu_off[-1]} us/job)"
+    done
+    ratio=$(calc '%.3f' "$(median "${on[@]}") / $(median "${off[@]}")")
+    cpu_ratio=$(calc '%.3f' "$(median "${cpu_on[@]}") / $(median "${cpu_off[@]}")")
+    row "$id" "$what" "$(median "${on[@]}")" "" "" "$ratio x off" ">= 0.97 x off" \
+        "$(verdict "$ratio" ge 0.97)" \
+        "metrics off: $(median "${off[@]}") jobs/s; jobd cpu/job on/off: $(median "${cpu_on[@]}")/$(median "${cpu_off[@]}") us = $cpu_ratio; medians of $metrics_rounds rounds (on: ${on[*]}; off: ${off[*]})"
+}
+
+# row_scrape ID: GET /metrics of a jobd with scrape_queues Redis queues,
+# a job in each: a scrape that reads the store gauges (one Redis call for
+# every queue; 1.1 s apart, so the 1 s cache has expired) and one served
+# from the cache, each timed by curl (connection included).
+row_scrape() {
+    local id=$1 what="GET /metrics, $scrape_queues redis queues" i t queues miss=() hit=()
+    local url max_miss hit_p50 size
+    queues="{\"plain\": $(queue_json plain)"
+    for ((i = 1; i < scrape_queues; i++)); do queues="$queues, \"q$i\": $(queue_json plain)"; done
+    queues="$queues}"
+    redis_reset "$redis_port_none"
+    why=""
+    jobd_queues=$queues
+    if ! start_jobd plain "$redis_port_none" 0; then jobd_queues=""; na "$id" "$what" "<= 10 ms"; return 0; fi
+    jobd_queues=""
+    for ((i = 1; i < scrape_queues; i++)); do
+        curl -s -o /dev/null -H 'Content-Type: application/json' --data '{"type":"noop"}' \
+            "$(job_url "q$i")" || true
+    done
+    url="http://127.0.0.1:$jobd_port/metrics"
+    for ((i = 0; i < 10; i++)); do
+        sleep 1.1
+        miss+=("$(curl -s -o "$tmp/scrape.txt" -w '%{time_total}' "$url")")
+        hit+=("$(curl -s -o /dev/null -w '%{time_total}' "$url")")
+    done
+    size=$(wc -c <"$tmp/scrape.txt")
+    if ! grep -q "^jobd_queue_jobs{queue=\"q$((scrape_queues - 1))\",state=\"enqueued\"} 1" "$tmp/scrape.txt"; then
+        why="the scrape lacks the last queue's gauges"; stop_jobd; na "$id" "$what" "<= 10 ms"; return 0
+    fi
+    stop_jobd
+    max_miss=$(printf '%s\n' "${miss[@]}" | sort -g | tail -1)
+    hit_p50=$(printf '%s\n' "${hit[@]}" | sort -g | sed -n 5p)
+    row "$id" "$what" "" "$(calc '%.2fms' "$(printf '%s\n' "${miss[@]}" | sort -g | sed -n 5p) * 1000")" \
+        "$(calc '%.2fms' "$max_miss * 1000")" "" "<= 10 ms" "$(verdict "$max_miss" le 0.010)" \
+        "store read (cache miss): p50/max of 10; cached: p50 $(calc '%.2fms' "$hit_p50 * 1000"); $size bytes"
+}
+
 row_redis_benchmark() {
     local line
     redis_reset "$redis_port_aof"
@@ -521,6 +631,9 @@ main() {
         row_submit 2 default default aof "default: aggregate durable -> redis" ">= 0.6 x (1)"
         row_submit 2n default_nopersist default none "  same, redis without persistence"
     fi
+    if wants 2m; then
+        row_metrics 2m
+    fi
     if wants 3; then
         row_submit 3b buffered buffered aof "buffered: aggregate ack buffered -> redis"
         row_submit 3p plain plain aof "plain: redis only (no aggregate)"
@@ -537,6 +650,7 @@ main() {
     fi
     wants 6 && row_paced 6 e2e "paced ${rate}/s: submit -> start (redis)"
     wants 7 && row_rss
+    wants 8 && row_scrape 8
     {
         cat "$tmp/header"
         table

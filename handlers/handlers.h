@@ -26,6 +26,9 @@ void handle_dead_delete(http_req *req);
 void handle_healthz(http_req *req);
 void handle_readyz(http_req *req);
 
+/* handlers/metrics.c */
+void handle_metrics(http_req *req);
+
 /* handlers/routes.c: the route table http_start serves (ROUTE_COUNT entries). */
 extern const http_route handlers_routes[ROUTE_COUNT];
 

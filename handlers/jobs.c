@@ -9,6 +9,7 @@
 #include "../queues/pipeline.h"
 #include "../queues/store.h"
 #include "../server/log.h"
+#include "../server/metrics.h"
 #include "handlers.h"
 
 /* One job's outcome, written by the one done call for it. */
@@ -25,6 +26,7 @@ typedef struct submit_slot {
  * HTTP thread that answers. */
 typedef struct submit_state {
     http_req *req;
+    const queue_cfg *qc; /* borrowed: the queue's config, for the metrics */
     bool batch;
     size_t n;
     job_t **jobs; /* n, in the same block; owned, borrowed by the pipeline until done */
@@ -167,6 +169,7 @@ static void submit_done(void *done_ctx, size_t index, const outcome_t *out)
         else if (!out->view_text)
             slot->view = json_incref(out->view);
         slot->replayed = out->kind == OUT_REPLAYED;
+        metrics_job_submitted(st->req->ctx->metrics, st->qc, slot->replayed);
     } else {
         slot->err = malloc(sizeof *slot->err);
         if (slot->err)
@@ -364,6 +367,7 @@ void handle_jobs_submit(http_req *req)
         http_error(req, &err);
         return;
     }
+    st->qc = q->cfg;
     req->async = st;
     req->async_free = submit_state_free;
     if (pipeline_submit(q, st->jobs, st->n, submit_done, st) != 0) {
@@ -403,5 +407,9 @@ void handle_job_get(http_req *req)
 void handle_job_cancel(http_req *req)
 {
     jobd_error err = {0};
-    handlers_reply(req, 200, store_cancel(handlers_queue(req), req->m.id, &err), &err);
+    queue_t *q = handlers_queue(req);
+    json_t *view = store_cancel(q, req->m.id, &err);
+    if (view)
+        metrics_job_cancelled(req->ctx->metrics, q->cfg);
+    handlers_reply(req, 200, view, &err);
 }

@@ -2,13 +2,13 @@
  * and what http.c checks before it calls one. */
 #include "handlers.h"
 
-/* NOT_FOUND, METHOD_NOT_ALLOWED and the routes not served yet (metrics,
- * dashboard) have no handler: http.c answers those itself, the last two after
- * the auth check of their scope. The scopes are README's (Auth). */
+/* NOT_FOUND, METHOD_NOT_ALLOWED and the routes not served yet (dashboard)
+ * have no handler: http.c answers those itself, the dashboard after the auth
+ * check of its scope. The scopes are README's (Auth). */
 const http_route handlers_routes[ROUTE_COUNT] = {
     [ROUTE_HEALTHZ] = {handle_healthz, false, false, true, 0},
     [ROUTE_READYZ] = {handle_readyz, false, false, true, 0},
-    [ROUTE_METRICS] = {NULL, false, false, false, SCOPE_METRICS},
+    [ROUTE_METRICS] = {handle_metrics, false, false, false, SCOPE_METRICS},
     [ROUTE_DASHBOARD] = {NULL, false, false, false, SCOPE_READ},
     [ROUTE_QUEUES] = {handle_queues, false, false, false, SCOPE_READ},
     [ROUTE_QUEUE] = {handle_queue, true, false, false, SCOPE_READ},

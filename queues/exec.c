@@ -9,6 +9,7 @@
 
 #include "../server/config.h"
 #include "../server/log.h"
+#include "../server/metrics.h"
 #include "../util/utf8.h"
 #include "job.h"
 #include "pipeline.h"
@@ -164,7 +165,10 @@ static void exec_task_run(void *arg)
     exec_task *t = arg;
     queue_t *q = t->self->queue;
     exec_result res;
-    int64_t t0 = jobd_mono_ms();
+    int64_t t0 = jobd_mono_us();
+    /* Due: when it could first run (its schedule or retry time), else its creation. */
+    int64_t due = t->job->run_at > 0 ? t->job->run_at : t->job->created_at;
+    metrics_job_started(q->ctx->metrics, q->cfg, (double)(jobd_now_ms() - due) / 1000.0);
     exec_table_run(q->ctx->exec, t->job, q->cfg->timeout, &q->ctx->interrupt, &res);
     static const outcome_kind kinds[] = {
         [EXEC_OK] = OUT_SUCCEEDED, [EXEC_RETRY] = OUT_FAILED, [EXEC_PERMANENT] = OUT_FAILED_PERMANENT};
@@ -172,9 +176,10 @@ static void exec_task_run(void *arg)
         .kind = kinds[res.status],
         .message = res.status == EXEC_OK ? NULL : res.error,
         .retry_after = res.retry_after,
-        .duration = (double)(jobd_mono_ms() - t0) / 1000.0,
+        .duration = (double)(jobd_mono_us() - t0) / 1e6,
         .interrupted = res.status != EXEC_OK && res.interrupted,
     };
+    metrics_job_ran(q->ctx->metrics, q->cfg, t->job->type, out.duration, res.status == EXEC_OK);
     t->done(t->done_ctx, t->index, &out);
     free(t);
 }

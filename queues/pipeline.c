@@ -57,6 +57,16 @@ proc_t *pipeline_proc_new(const proc_ops *ops, queue_t *q, proc_t *delegate)
     return p;
 }
 
+json_t *pipeline_proc_stats(queue_t *q, const char *name)
+{
+    for (size_t i = 0; i < q->n_chain; i++) {
+        const proc_ops *ops = q->chain[i]->ops;
+        if (strcmp(ops->name, name) == 0)
+            return ops->stats ? ops->stats(q->chain[i]) : NULL;
+    }
+    return NULL;
+}
+
 static void pipeline_proc_free(proc_t *p)
 {
     if (p->ops->destroy)

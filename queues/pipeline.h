@@ -46,6 +46,14 @@ typedef struct outcome {
  * possibly before call returns, possibly later from another thread. */
 typedef void (*proc_done_fn)(void *done_ctx, size_t index, const outcome_t *out);
 
+/* What GET /metrics shows of a queue's store (README, Metrics). */
+typedef struct store_gauges {
+    bool ok;                           /* filled; false: the store could not be read */
+    bool paused;
+    long long counts[JOB_STATE_COUNT]; /* scheduled, enqueued, running, retrying, dead */
+    double latency;                    /* seconds since the oldest enqueued job was due; 0 = none */
+} store_gauges;
+
 /* The read and admin side of a queue, answered by its store. Every function
  * returns a new reference (or 0) on success, NULL (or -1) with err filled on
  * error: 404 unknown_job, 409 conflict, 503 unavailable. */
@@ -67,6 +75,10 @@ typedef struct store_ops {
     int (*dead_delete)(proc_t *self, const char *id, jobd_error *err);
     /* True when the store can take jobs now (Redis reachable). */
     bool (*ready)(proc_t *self);
+    /* The gauges of stores[0..n), every one of this kind, into out[0..n),
+     * in one go (for Redis: one round trip for all of them). A store that
+     * cannot be read is left with ok false. */
+    void (*gauges)(proc_t *const *stores, size_t n, store_gauges *out);
 } store_ops;
 
 typedef struct proc_ops {
@@ -124,6 +136,10 @@ struct queue {
     size_t n_chain;
     atomic_int running;    /* jobs of this queue running in this process */
 };
+
+/* The stats (proc_ops.stats) of q's first processor of that kind name
+ * ("aggregate", "redis"...): a new reference, or NULL when it has none. */
+json_t *pipeline_proc_stats(queue_t *q, const char *name);
 
 /* Borrowed queue of ctx of that name, NULL when none is configured (or name is NULL). */
 queue_t *pipeline_queue(jobd_t *ctx, const char *name);

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "../server/log.h"
+#include "../server/metrics.h"
 #include "job.h"
 #include "proc_aggregate.h"
 
@@ -423,6 +424,7 @@ static size_t proc_aggregate_flush(proc_t *self, aggregate_buf *f, size_t *from_
         end = f->n - off < a->max_batch ? f->n : off + a->max_batch;
         while (end < f->n && proc_aggregate_same_call(f, end))
             end++;
+        metrics_batch(self->queue->ctx->metrics, self->queue->cfg, end - off);
         proc_aggregate_batch_run(self, f->jobs + off, f->refs + off, end - off);
     }
     return proc_aggregate_compact(f, from_spill, bytes);

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "../server/log.h"
+#include "../server/metrics.h"
 #include "../util/hash.h"
 #include "../util/heap.h"
 #include "../util/list.h"
@@ -304,6 +305,7 @@ static void inline_run_done(void *done_ctx, size_t index, const outcome_t *out)
     job->attempts++;
     double delay;
     job_state next = pipeline_next_state(qc, job, out, &delay);
+    metrics_job_filed(self->queue->ctx->metrics, qc, next);
     if (out->kind == OUT_SUCCEEDED)
         st->processed_total++;
     else {
@@ -719,6 +721,28 @@ static int inline_check(const json_t *opts, char *err, size_t errlen)
     return 0;
 }
 
+/* From memory: one lock of each queue, no I/O. */
+static void inline_gauges(proc_t *const *stores, size_t n, store_gauges *out)
+{
+    int64_t now = jobd_now_ms();
+    for (size_t i = 0; i < n; i++) {
+        inline_store *st = stores[i]->priv;
+        store_gauges *g = &out[i];
+        pthread_mutex_lock(&st->mu);
+        g->ok = true;
+        g->paused = st->paused;
+        for (int s = 0; s < JOB_STATE_COUNT; s++)
+            g->counts[s] = (long long)st->counts[s];
+        const ientry *oldest = inline_fifo_head(st, IL_READY);
+        if (oldest) {
+            const job_t *job = oldest->job;
+            int64_t due = job->run_at > 0 ? job->run_at : job->created_at;
+            g->latency = now > due ? (double)(now - due) / 1000.0 : 0;
+        }
+        pthread_mutex_unlock(&st->mu);
+    }
+}
+
 static const store_ops inline_store_ops = {
     .get = inline_get,
     .list = inline_list,
@@ -729,6 +753,7 @@ static const store_ops inline_store_ops = {
     .dead_retry = inline_dead_retry,
     .dead_delete = inline_dead_delete,
     .ready = NULL, /* memory is always there */
+    .gauges = inline_gauges,
 };
 
 static const proc_ops inline_ops = {

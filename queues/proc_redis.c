@@ -10,6 +10,7 @@
 #include "../server/log.h"
 #include "job.h"
 #include "proc_redis.h"
+#include "redis_gauges.h"
 #include "worker.h"
 
 #define PROC_REDIS_CLOCK_MARGIN_MS 20 /* error allowed in our estimate of Redis's clock */
@@ -446,6 +447,26 @@ static json_t *proc_redis_info(proc_t *self, jobd_error *err)
     return v;
 }
 
+/* Every Redis queue at once, on a connection of the first one's pool: they
+ * all share redis.url, so one script call reads them all. */
+static void proc_redis_gauges(proc_t *const *stores, size_t n, store_gauges *out)
+{
+    const redis_model **models = calloc(n ? n : 1, sizeof *models);
+    if (!models)
+        return;
+    for (size_t i = 0; i < n; i++)
+        models[i] = &((proc_redis_store *)stores[i]->priv)->m;
+    proc_redis_store *st = stores[0]->priv;
+    proc_redis_use u;
+    jobd_error err;
+    if (n > 0 && proc_redis_acquire(st, &u, &err)) {
+        while (redis_gauges_read(u.c, models, n, out, &err) != 0 && proc_redis_again(st, &u, &err))
+            ;
+        proc_redis_release(st, &u);
+    }
+    free(models);
+}
+
 /* Ready: Redis is up, its clock is known (submission deadlines need it)
  * and, where this process runs jobs, it is registered and its heartbeat is
  * alive (one that cannot register never gets a job). */
@@ -466,8 +487,9 @@ static json_t *proc_redis_stats(proc_t *self)
     char pid[REDIS_PID_LEN + 1];
     proc_redis_pid(st, pid);
     return json_pack(
-        "{s:s,s:b,s:I,s:I,s:I,s:I,s:I,s:I}", "process", pid, "redis_up",
-        !atomic_load(&st->link.down), "fetched", (json_int_t)atomic_load(&st->n_fetched),
+        "{s:s,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "process", pid, "redis_up",
+        !atomic_load(&st->link.down), "reconnects", (json_int_t)atomic_load(&st->link.reconnects),
+        "fetched", (json_int_t)atomic_load(&st->n_fetched),
         "succeeded", (json_int_t)atomic_load(&st->n_succeeded), "failed",
         (json_int_t)atomic_load(&st->n_failed), "stale_outcomes",
         (json_int_t)atomic_load(&st->n_stale), "requeued_from_dead_processes",
@@ -504,6 +526,7 @@ static const store_ops proc_redis_store_ops = {
     .dead_retry = proc_redis_dead_retry,
     .dead_delete = proc_redis_dead_delete,
     .ready = proc_redis_ready,
+    .gauges = proc_redis_gauges,
 };
 
 static const proc_ops proc_redis_ops = {

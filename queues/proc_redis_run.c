@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../server/log.h"
+#include "../server/metrics.h"
 #include "job.h"
 #include "proc_redis.h"
 #include "worker.h"
@@ -98,6 +99,7 @@ static void proc_redis_run_done(void *done_ctx, size_t index, const outcome_t *o
     if (out->kind != OUT_SUCCEEDED)
         job_set_error(job, out->message ? out->message : "failed");
     l->outcome = pipeline_next_state(st->q->cfg, job, out, &l->delay);
+    metrics_job_filed(st->ctx->metrics, st->q->cfg, l->outcome);
     job->state = l->outcome; /* for the log lines: the run is over */
     l->duration = out->duration;
     pthread_mutex_lock(&st->mu);

@@ -32,6 +32,7 @@ int redis_link_init(redis_link *l, const char *url, double timeout, size_t n, ch
     atomic_init(&l->down, false);
     atomic_init(&l->clock_offset, 0);
     atomic_init(&l->clock_known, false);
+    atomic_init(&l->reconnects, 0);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -68,9 +69,11 @@ void redis_link_set_down(redis_link *l, const char *why)
 
 void redis_link_set_up(redis_link *l)
 {
-    if (atomic_exchange(&l->down, false))
-        log_event(LOG_INFO, "redis.up", NULL, "Redis at %s:%d is reachable again", l->addr.host,
-                  l->addr.port);
+    if (!atomic_exchange(&l->down, false))
+        return;
+    atomic_fetch_add(&l->reconnects, 1);
+    log_event(LOG_INFO, "redis.up", NULL, "Redis at %s:%d is reachable again", l->addr.host,
+              l->addr.port);
 }
 
 void redis_link_suspect(redis_link *l, const char *why)

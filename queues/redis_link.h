@@ -15,6 +15,7 @@ typedef struct redis_link {
     pthread_cond_t cv;         /* a pooled connection was given back */
     atomic_llong clock_offset; /* Redis TIME ms minus our monotonic ms */
     atomic_bool clock_known;
+    atomic_llong reconnects; /* times Redis was marked reachable again after down */
     redisContext **pool; /* owned; NULL = not connected */
     bool *busy;
     bool *reused; /* the busy connection was pooled before this acquire */

@@ -2,6 +2,9 @@
  * store processor, so callers depend on one header, not on proc_t's tables. */
 #include "store.h"
 
+#include <stdlib.h>
+#include <string.h>
+
 static const store_ops *store_of(queue_t *q)
 {
     return q->store->ops->store;
@@ -51,4 +54,37 @@ bool store_ready(queue_t *q)
 {
     bool (*ready)(proc_t *) = store_of(q)->ready;
     return !ready || ready(q->store);
+}
+
+void store_gauges_all(jobd_t *ctx, store_gauges *out)
+{
+    size_t n = ctx->n_queues;
+    proc_t **group = calloc(n ? n : 1, sizeof *group);
+    size_t *where = calloc(n ? n : 1, sizeof *where);
+    store_gauges *got = calloc(n ? n : 1, sizeof *got);
+    bool *done = calloc(n ? n : 1, sizeof *done);
+    for (size_t i = 0; i < n; i++)
+        out[i] = (store_gauges){0};
+    for (size_t i = 0; group && where && got && done && i < n; i++) {
+        if (done[i])
+            continue;
+        const store_ops *ops = store_of(ctx->queues[i]);
+        size_t k = 0;
+        for (size_t j = i; j < n; j++)
+            if (!done[j] && store_of(ctx->queues[j]) == ops) {
+                done[j] = true;
+                where[k] = j;
+                group[k++] = ctx->queues[j]->store;
+            }
+        if (!ops->gauges)
+            continue;
+        memset(got, 0, k * sizeof *got);
+        ops->gauges(group, k, got);
+        for (size_t j = 0; j < k; j++)
+            out[where[j]] = got[j];
+    }
+    free(group);
+    free(where);
+    free(got);
+    free(done);
 }

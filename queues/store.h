@@ -33,6 +33,11 @@ json_t *store_dead_retry(queue_t *q, const char *id, jobd_error *err);
 /* Deletes a dead job. 0 or -1. */
 int store_dead_delete(queue_t *q, const char *id, jobd_error *err);
 
+/* The gauges of every queue of ctx into out[0..ctx->n_queues), in config
+ * order: each kind of store is asked once for all its queues (one Redis
+ * round trip for every Redis queue together). */
+void store_gauges_all(jobd_t *ctx, store_gauges *out);
+
 /* True when the store can take jobs now; a store without the notion (inline) always can. */
 bool store_ready(queue_t *q);
 

@@ -185,6 +185,14 @@ int worker_pool_free_slots(worker_pool_t *pool)
     return n;
 }
 
+void worker_pool_counts(worker_pool_t *pool, int *size, int *busy)
+{
+    pthread_mutex_lock(&pool->mu);
+    *size = pool->n;
+    *busy = pool->running;
+    pthread_mutex_unlock(&pool->mu);
+}
+
 int worker_pool_wait_idle(worker_pool_t *pool, int64_t deadline_ms)
 {
     struct timespec ts;

@@ -28,6 +28,9 @@ void worker_pool_run(worker_pool_t *pool, queue_t *q, void (*fn)(void *), void *
 /* Slots neither reserved nor running. */
 int worker_pool_free_slots(worker_pool_t *pool);
 
+/* The pool's size and how many of its workers run a job now, into *size and *busy. */
+void worker_pool_counts(worker_pool_t *pool, int *size, int *busy);
+
 /* Waits until no job runs or deadline (mono ms). 0 = idle, -1 = timed out. */
 int worker_pool_wait_idle(worker_pool_t *pool, int64_t deadline_ms);
 

@@ -104,6 +104,7 @@ static const field dead_fields[] = {
 static const field auth_fields[] = {CUSTOM("tokens", read_tokens), END};
 
 static const field metrics_fields[] = {
+    {.key = "enabled", .type = F_BOOL, .off = CFG(metrics_enabled), .def = 1},
     {.key = "public", .type = F_BOOL, .off = CFG(metrics_public)},
     END};
 

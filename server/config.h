@@ -94,6 +94,7 @@ struct config {
     char *tls_cert_file;       /* owned; tls.cert_file, NULL = plain HTTP */
     char *tls_key_file;        /* owned; tls.key_file, set exactly when tls_cert_file is */
     bool log_json;             /* log.format "json" */
+    bool metrics_enabled;      /* metrics.enabled, default true: GET /metrics and its counters */
 };
 
 /* Parses and validates a config from JSON text (NULL text = the built-in

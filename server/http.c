@@ -17,6 +17,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
 
 /* ---- the request's life ----------------------------------------------- */
 
@@ -121,6 +122,21 @@ static void http_request_id(http_conn *c)
         ulid_next(&c->srv->request_ids, jobd_now_ms(), req->request_id);
 }
 
+/* An answered request in the metrics: its time from head to the end of the
+ * answer, and a refused submission's error code (route labels and queue
+ * names come from the router and the config, never from the raw path). */
+static void http_record(http_server_t *srv, http_conn *c)
+{
+    metrics_t *m = srv->ctx->metrics;
+    http_req *req = &c->req;
+    if (!m || c->phase != HTTP_PHASE_SENT)
+        return;
+    metrics_http_request(m, req->m.route, req->status,
+                         (double)(jobd_mono_us() - c->began_us) / 1e6);
+    if (req->m.route == ROUTE_JOBS_SUBMIT && req->status >= 400 && req->m.queue_ok)
+        metrics_submit_refused(m, req->m.queue, req->err_code ? req->err_code : "internal_error");
+}
+
 /* First call for a request: headers are in, the body is not. An error found
  * now is sent at once when a body we would have to drain is big or of unknown
  * size, or when the head itself is at fault (MHD then closes the connection);
@@ -133,6 +149,7 @@ static enum MHD_Result http_begin(http_server_t *srv, struct MHD_Connection *con
     if (!c && !(c = *con_cls = http_conn_new(srv, conn)))
         return http_oom_drop();
     c->phase = HTTP_PHASE_HEAD;
+    c->began_us = jobd_mono_us();
     c->version = version;
     c->begun_ms = jobd_mono_ms();
     http_request_id(c);
@@ -353,6 +370,7 @@ static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cl
     if (!c)
         return;
     *con_cls = NULL;
+    http_record(srv, c);
     http_req *req = &c->req;
     pthread_mutex_lock(&req->mu);
     if (req->await == HTTP_AWAIT_SUSPENDED)

@@ -45,6 +45,7 @@ struct http_req {
     bool www_auth;          /* add WWW-Authenticate: Bearer */
     bool close;             /* add Connection: close (the head's framing is not trusted) */
     bool answered;
+    const char *err_code;   /* static: the code of an error answer (http_error), else NULL */
     /* asynchronous answers (submissions waiting for their store) */
     pthread_mutex_t mu;
     http_await_state await; /* under mu */
@@ -108,6 +109,10 @@ void http_await(http_req *req, http_resume_fn on_resume);
 
 /* Marks an awaited request complete and resumes it. Any thread, once. */
 void http_complete(http_req *req);
+
+/* Sets the answer: status and a body text (new memory, stolen) of content
+ * type (static), e.g. the metrics. NULL text (out of memory) answers 500. */
+void http_text(http_req *req, int status, char *text, const char *type);
 
 /* Sets the answer: status and a body that is JSON text already (new memory,
  * stolen), for answers built without a jansson tree. NULL (out of memory)

@@ -21,9 +21,10 @@ void http_json(http_req *req, int status, json_t *body)
     req->resp = body;
     req->status = status;
     req->answered = true;
+    req->err_code = NULL;
 }
 
-void http_json_raw(http_req *req, int status, char *text)
+void http_text(http_req *req, int status, char *text, const char *type)
 {
     if (!text) {
         http_errorf(req, 500, "internal_error", "out of memory");
@@ -33,9 +34,15 @@ void http_json_raw(http_req *req, int status, char *text)
     req->resp = NULL;
     free(req->resp_text);
     req->resp_text = text;
-    req->resp_type = HTTP_JSON_TYPE;
+    req->resp_type = type;
     req->status = status;
     req->answered = true;
+    req->err_code = NULL;
+}
+
+void http_json_raw(http_req *req, int status, char *text)
+{
+    http_text(req, status, text, HTTP_JSON_TYPE);
 }
 
 /* Messages may quote client input cut at a byte limit, i.e. inside a UTF-8
@@ -51,6 +58,7 @@ void http_error(http_req *req, const jobd_error *err)
         json_object_set_new(e, "index", json_integer(err->index));
     http_json(req, err->status ? err->status : 500, e ? json_pack("{s:o}", "error", e) : NULL);
     req->retry_after = err->retry_after;
+    req->err_code = code;
 }
 
 void http_errorf(http_req *req, int status, const char *code, const char *fmt, ...)

@@ -121,6 +121,7 @@ struct http_conn {
     const char *version;    /* borrowed from MHD, e.g. "HTTP/1.1" */
     int64_t begun_ms;       /* mono ms the head was in, for the request's log line */
     size_t body_cap;
+    int64_t began_us;       /* jobd_mono_us when the head was in, for jobd_http_request_seconds */
 };
 
 static inline http_conn *http_conn_of(http_req *req)

@@ -45,6 +45,8 @@ int jobd_fail(jobd_error *err, int status, const char *code, const char *fmt, ..
 int64_t jobd_now_ms(void);
 /* Monotonic milliseconds, for timeouts and durations. */
 int64_t jobd_mono_ms(void);
+/* Monotonic microseconds, for durations shorter than a millisecond (metrics). */
+int64_t jobd_mono_us(void);
 
 typedef enum job_state {
     JOB_SCHEDULED = 0,
@@ -92,6 +94,7 @@ typedef struct queue queue_t;
 typedef struct worker_pool worker_pool_t;
 typedef struct exec_table exec_table_t;
 typedef struct http_server http_server_t;
+typedef struct metrics metrics_t;
 
 /* The 503 messages of shutdown, quoted by the README: a submission that
  * arrives during shutdown, and one that was already waiting for its store
@@ -122,6 +125,7 @@ typedef struct jobd {
     worker_pool_t *pool;      /* owned, NULL with --no-workers */
     exec_table_t *exec;       /* owned: handlers by job type */
     http_server_t *http;      /* owned, NULL with --no-http */
+    metrics_t *metrics;       /* owned, NULL with metrics.enabled false (server/metrics.h) */
     ulid_gen ids;
     atomic_bool shutting_down; /* set by SIGTERM/SIGINT: submissions answer 503 */
     jobd_interrupt interrupt;  /* fired at the shutdown deadline */

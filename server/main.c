@@ -17,6 +17,7 @@
 #include "jobd.h"
 #include "log.h"
 #include "tls.h"
+#include "metrics.h"
 
 static const char usage[] =
     "usage: jobd [options]\n"
@@ -156,6 +157,10 @@ static config_t *jobd_load_config(const jobd_opts *o, char *err, size_t errlen)
 static int jobd_build(jobd_t *ctx, char *err, size_t errlen)
 {
     const config_t *cfg = ctx->cfg;
+    if (cfg->metrics_enabled && !(ctx->metrics = metrics_new(cfg))) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
     if (!(ctx->exec = exec_table_new(cfg, err, errlen)))
         return -1;
     if (cfg->workers > 0 && !(ctx->pool = worker_pool_new(cfg->workers))) {
@@ -308,6 +313,7 @@ static void jobd_free(jobd_t *ctx)
         pipeline_free(ctx->queues[i]);
     free(ctx->queues);
     exec_table_free(ctx->exec);
+    metrics_free(ctx->metrics);
     ulid_destroy(&ctx->ids);
     config_free(ctx->cfg);
 }

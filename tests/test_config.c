@@ -632,3 +632,17 @@ Test(config, options_are_checked_by_the_given_checks_with_their_paths)
         config_free(cfg);
     }
 }
+
+Test(config, metrics_enabled_defaults_to_true_and_can_be_turned_off)
+{
+    char err[512] = "";
+    config_t *cfg = parse("{\"queues\": {\"q\": {\"dequeue\": [\"inline\"]}}}", NULL, err);
+    cr_assert_not_null(cfg, "%s", err);
+    cr_expect(cfg->metrics_enabled);
+    config_free(cfg);
+    cfg = parse("{\"metrics\": {\"enabled\": false}, \"queues\": {\"q\": {\"dequeue\": [\"inline\"]}}}",
+                NULL, err);
+    cr_assert_not_null(cfg, "%s", err);
+    cr_expect(!cfg->metrics_enabled);
+    config_free(cfg);
+}
