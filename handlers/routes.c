@@ -18,4 +18,6 @@ const http_route handlers_routes[ROUTE_COUNT] = {
     [ROUTE_DEAD_LIST] = {handle_dead_list, true, false, false},
     [ROUTE_DEAD_RETRY] = {handle_dead_retry, true, true, false},
     [ROUTE_DEAD_DELETE] = {handle_dead_delete, true, true, false},
+    [ROUTE_PERIODIC] = {handle_periodic, false, false, false},
+    [ROUTE_PERIODIC_TRIGGER] = {handle_periodic_trigger, false, false, false},
 };

@@ -82,6 +82,7 @@ typedef struct queue queue_t;
 typedef struct worker_pool worker_pool_t;
 typedef struct exec_table exec_table_t;
 typedef struct http_server http_server_t;
+typedef struct periodic periodic_t;
 
 /* The 503 messages of shutdown, quoted by the README: a submission that
  * arrives during shutdown, and one that was already waiting for its store
@@ -112,6 +113,7 @@ typedef struct jobd {
     worker_pool_t *pool;      /* owned, NULL with --no-workers */
     exec_table_t *exec;       /* owned: handlers by job type */
     http_server_t *http;      /* owned, NULL with --no-http */
+    periodic_t *periodic;     /* owned: the periodic scheduler (queues/periodic.h) */
     ulid_gen ids;
     atomic_bool shutting_down; /* set by SIGTERM/SIGINT: submissions answer 503 */
     jobd_interrupt interrupt;  /* fired at the shutdown deadline */
