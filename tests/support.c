@@ -277,15 +277,18 @@ static void ts_print_log(const char *what, const char *path)
 
 /* True when the child answers GET /healthz with 200 before the deadline;
  * false at once when it exited. */
-static bool ts_jobd_wait_healthy(ts_jobd *j, int timeout_ms)
+/* Up: /healthz answers 200, or with no_http (no HTTP server) the log says
+ * jobd.started. */
+static bool ts_jobd_wait_healthy(ts_jobd *j, int timeout_ms, bool no_http)
 {
     long long deadline = ts_now_ms() + ts_patience(timeout_ms);
     while (ts_now_ms() < deadline) {
-        ts_resp r;
-        ts_http_host(&r, j->host, "GET", j->port, "/healthz", NULL, NULL, NULL);
+        ts_resp r = {0};
+        if (!no_http)
+            ts_http_host(&r, j->host, "GET", j->port, "/healthz", NULL, NULL, NULL);
         long status = r.status;
         ts_resp_free(&r);
-        if (status == 200)
+        if (status == 200 || (no_http && ts_log_contains(j, "jobd.started")))
             return true;
         int st;
         if (waitpid(j->pid, &st, WNOHANG) == j->pid) {
@@ -327,8 +330,9 @@ int ts_jobd_start_on(ts_jobd *j, const char *host, const char *config_json,
     free(cfg);
 
     size_t n_extra = 0;
-    while (extra_args && extra_args[n_extra])
-        n_extra++;
+    bool no_http = false;
+    for (; extra_args && extra_args[n_extra]; n_extra++)
+        no_http = no_http || strcmp(extra_args[n_extra], "--no-http") == 0;
     const char **argv = calloc(n_extra + 4, sizeof *argv);
     j->port = ts_free_port();
     char listen[64];
@@ -347,7 +351,7 @@ int ts_jobd_start_on(ts_jobd *j, const char *host, const char *config_json,
     j->pid = ts_spawn((char *const *)argv, env, j->log_path);
     free(argv);
     ts_env_free(env);
-    if (j->pid > 0 && ts_jobd_wait_healthy(j, TS_JOBD_START_MS))
+    if (j->pid > 0 && ts_jobd_wait_healthy(j, TS_JOBD_START_MS, no_http))
         return 0;
     fprintf(stderr, "ts_jobd_start: jobd did not come up on port %d\n", j->port);
     if (j->pid > 0)
