@@ -468,22 +468,35 @@ static int64_t proc_redis_clock_ms(proc_t *self)
     return redis_link_redis_ms(&st->link, jobd_mono_ms());
 }
 
-static int proc_redis_tick_get(proc_t *self, const char *name, int64_t *tick_ms,
-                               jobd_error *err)
+/* ZSCORE (tick_ms < 0) or ZADD GT tick_ms of schedule name in the periodic
+ * key: the reply (new, caller frees), or NULL with 503 in err. */
+static redisReply *proc_redis_tick_cmd(proc_redis_store *st, const char *name, int64_t tick_ms,
+                                       jobd_error *err)
 {
-    proc_redis_store *st = self->priv;
     proc_redis_use u;
     redisReply *r = NULL;
     if (!proc_redis_acquire(st, &u, err))
-        return -1;
+        return NULL;
     do {
         redis_cmd cmd;
-        redis_cmd_init(&cmd, "ZSCORE");
+        redis_cmd_init(&cmd, tick_ms < 0 ? "ZSCORE" : "ZADD");
         redis_cmd_adds(&cmd, st->m.periodic);
+        if (tick_ms >= 0) {
+            /* GT: processes recording ticks out of order never move it back. */
+            redis_cmd_adds(&cmd, "GT");
+            redis_cmd_addi(&cmd, tick_ms);
+        }
         redis_cmd_adds(&cmd, name);
         r = redis_conn_call(u.c, &cmd, err);
     } while (!r && proc_redis_again(st, &u, err));
     proc_redis_release(st, &u);
+    return r;
+}
+
+static int proc_redis_tick_get(proc_t *self, const char *name, int64_t *tick_ms,
+                               jobd_error *err)
+{
+    redisReply *r = proc_redis_tick_cmd(self->priv, name, -1, err);
     if (!r)
         return -1;
     *tick_ms = redis_conn_is_str(r) ? strtoll(r->str, NULL, 10) : 0; /* nil: none */
@@ -494,22 +507,7 @@ static int proc_redis_tick_get(proc_t *self, const char *name, int64_t *tick_ms,
 static int proc_redis_tick_set(proc_t *self, const char *name, int64_t tick_ms,
                                jobd_error *err)
 {
-    proc_redis_store *st = self->priv;
-    proc_redis_use u;
-    redisReply *r = NULL;
-    if (!proc_redis_acquire(st, &u, err))
-        return -1;
-    do {
-        /* GT: processes recording ticks out of order never move it back. */
-        redis_cmd cmd;
-        redis_cmd_init(&cmd, "ZADD");
-        redis_cmd_adds(&cmd, st->m.periodic);
-        redis_cmd_adds(&cmd, "GT");
-        redis_cmd_addi(&cmd, tick_ms);
-        redis_cmd_adds(&cmd, name);
-        r = redis_conn_call(u.c, &cmd, err);
-    } while (!r && proc_redis_again(st, &u, err));
-    proc_redis_release(st, &u);
+    redisReply *r = proc_redis_tick_cmd(self->priv, name, tick_ms, err);
     if (!r)
         return -1;
     freeReplyObject(r);

@@ -12,29 +12,38 @@
 
 #include "../util/name.h"
 
-__attribute__((format(printf, 4, 5))) static int cp_fail(char *err, size_t errlen,
-                                                         const char *path, const char *fmt, ...)
+__attribute__((format(printf, 4, 0))) static int cp_vfail(char *err, size_t errlen,
+                                                          const char *path, const char *fmt,
+                                                          va_list ap)
 {
     char why[384];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(why, sizeof why, fmt, ap);
-    va_end(ap);
     snprintf(err, errlen, "%s: %s", path, why);
     return -1;
 }
 
-/* cp_fail at path.key. */
+/* `path: why`. Returns -1. */
+__attribute__((format(printf, 4, 5))) static int cp_fail(char *err, size_t errlen,
+                                                         const char *path, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    cp_vfail(err, errlen, path, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* `path.key: why`. Returns -1. */
 __attribute__((format(printf, 5, 6))) static int cp_failk(char *err, size_t errlen,
                                                           const char *path, const char *key,
                                                           const char *fmt, ...)
 {
-    char why[384];
+    char sub[512];
     va_list ap;
+    snprintf(sub, sizeof sub, "%s.%s", path, key);
     va_start(ap, fmt);
-    vsnprintf(why, sizeof why, fmt, ap);
+    cp_vfail(err, errlen, sub, fmt, ap);
     va_end(ap);
-    snprintf(err, errlen, "%s.%s: %s", path, key, why);
     return -1;
 }
 
