@@ -16,7 +16,7 @@
 #include "redis_test.h"
 #include "support.h"
 
-TestSuite(periodic, .timeout = 120);
+TestSuite(periodic, .fini = rt_cleanup, .timeout = 120);
 
 #define PT_MAX_TICKS 256
 #define PT_POLL_MS 50
@@ -35,12 +35,30 @@ static void pt_config(char *buf, size_t len, const char *prefix, const char *sch
              prefix, schedules);
 }
 
-static redisContext *pt_redis(void)
+/* pt_config on the Redis at port instead of the suite's. */
+static void pt_config_port(char *buf, size_t len, const char *prefix, const char *schedules,
+                           int port)
 {
-    redisContext *c = redisConnect("127.0.0.1", ts_redis_port());
-    cr_assert(c && !c->err, "cannot reach the suite's Redis");
+    char tmpl[2048], num[16];
+    pt_config(tmpl, sizeof tmpl, prefix, schedules);
+    snprintf(num, sizeof num, "%d", port);
+    char *at = strstr(tmpl, "@REDIS_PORT@");
+    cr_assert(at);
+    snprintf(buf, len, "%.*s%s%s", (int)(at - tmpl), tmpl, num, at + strlen("@REDIS_PORT@"));
+}
+
+static redisContext *pt_redis_at(int port)
+{
+    redisContext *c = redisConnect("127.0.0.1", port);
+    cr_assert(c && !c->err, "cannot reach Redis on port %d", port);
     return c;
 }
+
+static redisContext *pt_redis(void)
+{
+    return pt_redis_at(ts_redis_port());
+}
+
 
 static long long pt_wall_ms(void)
 {
@@ -135,9 +153,16 @@ static void pt_three_processes(const char *const offsets[3])
     cr_expect(in_window >= 5 && in_window <= 7, "%zu jobs for the 6 s from %lld", in_window, t0);
     for (long long t = t0; t < t0 + 6000; t += 1000)
         cr_expect_eq(pt_count_in(&s, t, t + 1), 1, "tick %lld: no job", t);
-    for (size_t i = 0; i < s.n; i++) /* a poll sees a job at most PT_POLL_MS late, never early */
+    long long late_max = 0;
+    for (size_t i = 0; i < s.n; i++) { /* a poll sees a job at most PT_POLL_MS late, never early */
         cr_expect_geq(s.first_seen[i], s.tick[i] - 20, "tick %lld seen %lld ms early",
                       (long long)s.tick[i], (long long)(s.tick[i] - s.first_seen[i]));
+        if (s.tick[i] >= t0 && s.first_seen[i] - s.tick[i] > late_max)
+            late_max = s.first_seen[i] - s.tick[i];
+    }
+    fprintf(stderr, "periodic: clock offsets %s/%s/%s ms: %zu jobs for the 6 s window, each "
+            "seen at most %lld ms after its tick\n", offsets[0] ? offsets[0] : "0",
+            offsets[1] ? offsets[1] : "0", offsets[2] ? offsets[2] : "0", in_window, late_max);
     for (int i = 2; i >= 0; i--)
         cr_expect_eq(ts_jobd_stop(&j[i], SIGTERM, ts_patience(10000)), 0);
     pt_scan(c, prefix, "tick", &s); /* a tick may have come during the stops */
@@ -341,6 +366,87 @@ Test(periodic, list_and_trigger)
     cr_expect_eq(r.status, 405);
     ts_resp_free(&r);
     cr_expect_eq(ts_jobd_stop(&j, SIGTERM, ts_patience(10000)), 0);
+}
+
+/* A tick refused while Redis is down is tried again until it is stored:
+ * the first tick of a 4 s outage has its job once Redis is back, although it
+ * is no longer on time then. */
+Test(periodic, a_tick_refused_while_redis_is_down_is_retried)
+{
+    static const char *const aof[] = {"--appendonly", "yes", "--appendfsync", "always", NULL};
+    rt_redis r;
+    rt_redis_start(&r, aof);
+    char prefix[32], cfg[2048];
+    ts_unique(prefix);
+    pt_config_port(cfg, sizeof cfg, prefix,
+                   "\"tick\": {\"every\": 1, \"queue\": \"q\", \"type\": \"noop\"}", r.port);
+    ts_jobd j;
+    rt_jobd_up(&j, cfg, NULL);
+    redisContext *c = pt_redis_at(r.port);
+    pt_seen s = {0};
+    cr_assert(pt_wait_tick(c, prefix, "tick", &s, 0, 5000));
+    redisFree(c);
+    rt_redis_kill(&r, SIGTERM);
+    long long down = pt_wall_ms();
+    rt_sleep_ms(4000);
+    rt_redis_restart(&r);
+    long long up = pt_wall_ms();
+    c = pt_redis_at(r.port);
+    cr_assert(pt_wait_tick(c, prefix, "tick", &s, up + 1000, 8000), "no tick after the outage");
+    long long first = (down / 1000 + 1) * 1000; /* the first tick with Redis down */
+    cr_expect_eq(pt_count_in(&s, first, first + 1), 1, "tick %lld of the outage was lost", first);
+    cr_expect(ts_log_contains(&j, "periodic.refused"));
+    cr_expect_eq(ts_jobd_stop(&j, SIGTERM, ts_patience(10000)), 0);
+    redisFree(c);
+    rt_redis_kill(&r, SIGTERM);
+}
+
+/* The ids of the jobs of the inline queue "local" of j that start with
+ * periodic:<name>: (new reference: an object used as a set). */
+static json_t *pt_local_ticks(const ts_jobd *j, const char *name)
+{
+    ts_resp r;
+    json_t *set = json_object();
+    char head[128];
+    snprintf(head, sizeof head, "periodic:%s:", name);
+    cr_assert_eq(ts_get(&r, j->port, "/queues/local/jobs?limit=1000"), 0);
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(r.json, "jobs"), i, v) {
+        const char *id = json_string_value(json_object_get(v, "id"));
+        if (id && strncmp(id, head, strlen(head)) == 0)
+            json_object_set_new(set, id, json_true());
+    }
+    ts_resp_free(&r);
+    return set;
+}
+
+/* An inline queue's schedule runs in each process that has the queue: two
+ * processes, each its own job per tick. */
+Test(periodic, inline_queue_runs_in_every_process)
+{
+    char prefix[32], cfg[2048];
+    ts_unique(prefix);
+    pt_config(cfg, sizeof cfg, prefix, "\"lt\": {\"every\": 1, \"queue\": \"local\", \"type\": \"noop\"}");
+    ts_jobd a, b;
+    rt_jobd_up(&a, cfg, NULL);
+    rt_jobd_up(&b, cfg, NULL);
+    long long end = ts_now_ms() + ts_patience(8000);
+    size_t common = 0;
+    while (common < 2 && ts_now_ms() < end) {
+        rt_sleep_ms(200);
+        json_t *ta = pt_local_ticks(&a, "lt"), *tb = pt_local_ticks(&b, "lt");
+        const char *id;
+        json_t *v;
+        common = 0;
+        json_object_foreach(ta, id, v)
+            common += json_object_get(tb, id) != NULL;
+        json_decref(ta);
+        json_decref(tb);
+    }
+    cr_expect_geq(common, 2, "the same ticks were not enqueued in both processes");
+    cr_expect_eq(ts_jobd_stop(&b, SIGTERM, ts_patience(10000)), 0);
+    cr_expect_eq(ts_jobd_stop(&a, SIGTERM, ts_patience(10000)), 0);
 }
 
 Test(periodic, config_errors_name_the_path)
