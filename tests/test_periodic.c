@@ -368,9 +368,8 @@ Test(periodic, list_and_trigger)
     cr_expect_eq(ts_jobd_stop(&j, SIGTERM, ts_patience(10000)), 0);
 }
 
-/* A tick refused while Redis is down is tried again until it is stored:
- * the first tick of a 4 s outage has its job once Redis is back, although it
- * is no longer on time then. */
+/* A tick refused while Redis is down is tried again until it is stored,
+ * however old it gets: a tick of a 6 s outage has its job once Redis is back. */
 Test(periodic, a_tick_refused_while_redis_is_down_is_retried)
 {
     static const char *const aof[] = {"--appendonly", "yes", "--appendfsync", "always", NULL};
@@ -388,13 +387,16 @@ Test(periodic, a_tick_refused_while_redis_is_down_is_retried)
     redisFree(c);
     rt_redis_kill(&r, SIGTERM);
     long long down = pt_wall_ms();
-    rt_sleep_ms(4000);
+    rt_sleep_ms(6000);
     rt_redis_restart(&r);
     long long up = pt_wall_ms();
     c = pt_redis_at(r.port);
     cr_assert(pt_wait_tick(c, prefix, "tick", &s, up + 1000, 8000), "no tick after the outage");
-    long long first = (down / 1000 + 1) * 1000; /* the first tick with Redis down */
-    cr_expect_eq(pt_count_in(&s, first, first + 1), 1, "tick %lld of the outage was lost", first);
+    /* The tick that was due when Redis went away (the first of the outage,
+     * or a later one when the scheduler was slow to see it) is stored,
+     * although at the restart it is older than on time (2 s + redis.timeout). */
+    size_t kept = pt_count_in(&s, down, up - 2600);
+    cr_expect_geq(kept, 1, "no tick of the outage [%lld, %lld) was stored", down, up - 2600);
     cr_expect(ts_log_contains(&j, "periodic.refused"));
     cr_expect_eq(ts_jobd_stop(&j, SIGTERM, ts_patience(10000)), 0);
     redisFree(c);
