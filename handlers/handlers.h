@@ -22,6 +22,10 @@ void handle_dead_list(http_req *req);
 void handle_dead_retry(http_req *req);
 void handle_dead_delete(http_req *req);
 
+/* handlers/periodic.c */
+void handle_periodic(http_req *req);
+void handle_periodic_trigger(http_req *req);
+
 /* handlers/health.c */
 void handle_healthz(http_req *req);
 void handle_readyz(http_req *req);

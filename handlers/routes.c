@@ -21,4 +21,6 @@ const http_route handlers_routes[ROUTE_COUNT] = {
     [ROUTE_DEAD_LIST] = {handle_dead_list, true, false, false, SCOPE_READ},
     [ROUTE_DEAD_RETRY] = {handle_dead_retry, true, true, false, SCOPE_ADMIN},
     [ROUTE_DEAD_DELETE] = {handle_dead_delete, true, true, false, SCOPE_ADMIN},
+    [ROUTE_PERIODIC] = {handle_periodic, false, false, false, SCOPE_READ},
+    [ROUTE_PERIODIC_TRIGGER] = {handle_periodic_trigger, false, false, false, SCOPE_ADMIN},
 };

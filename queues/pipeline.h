@@ -79,6 +79,15 @@ typedef struct store_ops {
      * in one go (for Redis: one round trip for all of them). A store that
      * cannot be read is left with ok false. */
     void (*gauges)(proc_t *const *stores, size_t n, store_gauges *out);
+    /* The periodic scheduler's side (queues/periodic.c). NULL in a store
+     * without a clock and records of its own (inline): the process's clock
+     * and memory serve. clock_ms: the store's clock in unix ms (Redis TIME),
+     * 0 while unknown. tick_get: the last tick recorded for schedule name
+     * into *tick_ms (0 = none). tick_set: records tick_ms unless a later one
+     * is recorded. Both 0, or -1 with 503 in err. */
+    int64_t (*clock_ms)(proc_t *self);
+    int (*tick_get)(proc_t *self, const char *name, int64_t *tick_ms, jobd_error *err);
+    int (*tick_set)(proc_t *self, const char *name, int64_t tick_ms, jobd_error *err);
 } store_ops;
 
 typedef struct proc_ops {

@@ -481,6 +481,60 @@ static bool proc_redis_ready(proc_t *self)
     return beat > 0 && jobd_mono_ms() - beat < (int64_t)(st->ctx->cfg->lease_expiry * 1000.0);
 }
 
+/* Redis's clock: the last TIME the maintenance thread measured, carried
+ * forward on our monotonic clock (the host's wall clock plays no part). */
+static int64_t proc_redis_clock_ms(proc_t *self)
+{
+    proc_redis_store *st = self->priv;
+    return redis_link_redis_ms(&st->link, jobd_mono_ms());
+}
+
+/* ZSCORE (tick_ms < 0) or ZADD GT tick_ms of schedule name in the periodic
+ * key: the reply (new, caller frees), or NULL with 503 in err. */
+static redisReply *proc_redis_tick_cmd(proc_redis_store *st, const char *name, int64_t tick_ms,
+                                       jobd_error *err)
+{
+    proc_redis_use u;
+    redisReply *r = NULL;
+    if (!proc_redis_acquire(st, &u, err))
+        return NULL;
+    do {
+        redis_cmd cmd;
+        redis_cmd_init(&cmd, tick_ms < 0 ? "ZSCORE" : "ZADD");
+        redis_cmd_adds(&cmd, st->m.periodic);
+        if (tick_ms >= 0) {
+            /* GT: processes recording ticks out of order never move it back. */
+            redis_cmd_adds(&cmd, "GT");
+            redis_cmd_addi(&cmd, tick_ms);
+        }
+        redis_cmd_adds(&cmd, name);
+        r = redis_conn_call(u.c, &cmd, err);
+    } while (!r && proc_redis_again(st, &u, err));
+    proc_redis_release(st, &u);
+    return r;
+}
+
+static int proc_redis_tick_get(proc_t *self, const char *name, int64_t *tick_ms,
+                               jobd_error *err)
+{
+    redisReply *r = proc_redis_tick_cmd(self->priv, name, -1, err);
+    if (!r)
+        return -1;
+    *tick_ms = redis_conn_is_str(r) ? strtoll(r->str, NULL, 10) : 0; /* nil: none */
+    freeReplyObject(r);
+    return 0;
+}
+
+static int proc_redis_tick_set(proc_t *self, const char *name, int64_t tick_ms,
+                               jobd_error *err)
+{
+    redisReply *r = proc_redis_tick_cmd(self->priv, name, tick_ms, err);
+    if (!r)
+        return -1;
+    freeReplyObject(r);
+    return 0;
+}
+
 static json_t *proc_redis_stats(proc_t *self)
 {
     proc_redis_store *st = self->priv;
@@ -527,6 +581,9 @@ static const store_ops proc_redis_store_ops = {
     .dead_delete = proc_redis_dead_delete,
     .ready = proc_redis_ready,
     .gauges = proc_redis_gauges,
+    .clock_ms = proc_redis_clock_ms,
+    .tick_get = proc_redis_tick_get,
+    .tick_set = proc_redis_tick_set,
 };
 
 static const proc_ops proc_redis_ops = {

@@ -30,6 +30,7 @@ void redis_model_init(redis_model *m, const char *prefix, const char *queue, int
         {m->fence, "fence"},       {m->paused, "paused"},     {m->processed, "processed"},
         {m->failed, "failed"},     {m->trimmed, "trimmed"},   {m->procs, "procs"},
         {m->orphans, "orphans"},   {m->enqueued, "enqueued"}, {m->running, "running"},
+        {m->periodic, "periodic"},
     };
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
         snprintf(keys[i].dst, REDIS_KEY_MAX, "%s%s", base, keys[i].name);

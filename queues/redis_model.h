@@ -30,6 +30,8 @@
  *                       processes whose leases are still being taken back
  *   P:{q}:seq, fence, enqueued, running, processed, failed, trimmed   counters;
  *   P:{q}:paused flag;  P:schema  data model version
+ *   P:{q}:periodic      zset: periodic schedule name -> its last tick enqueued
+ *                       (unix ms; only ever raised, ZADD GT)
  * Times that decide anything come from Redis TIME inside the scripts. */
 #ifndef JOBD_REDIS_MODEL_H
 #define JOBD_REDIS_MODEL_H
@@ -68,6 +70,7 @@ typedef struct redis_model {
     char enqueued[REDIS_KEY_MAX], running[REDIS_KEY_MAX];
     char processed[REDIS_KEY_MAX], failed[REDIS_KEY_MAX], trimmed[REDIS_KEY_MAX];
     char procs[REDIS_KEY_MAX], orphans[REDIS_KEY_MAX];
+    char periodic[REDIS_KEY_MAX];
     char state[JOB_STATE_COUNT][REDIS_KEY_MAX]; /* used for the rare states only */
     char col[REDIS_COL_COUNT][REDIS_KEY_MAX];
     int default_max; /* the queue's max_attempts */

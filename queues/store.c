@@ -88,3 +88,21 @@ void store_gauges_all(jobd_t *ctx, store_gauges *out)
     free(got);
     free(done);
 }
+
+int64_t store_clock_ms(queue_t *q)
+{
+    const store_ops *ops = store_of(q);
+    return ops->clock_ms ? ops->clock_ms(q->store) : -1;
+}
+
+int store_tick_get(queue_t *q, const char *name, int64_t *tick_ms, jobd_error *err)
+{
+    const store_ops *ops = store_of(q);
+    return ops->tick_get ? ops->tick_get(q->store, name, tick_ms, err) : 1;
+}
+
+int store_tick_set(queue_t *q, const char *name, int64_t tick_ms, jobd_error *err)
+{
+    const store_ops *ops = store_of(q);
+    return ops->tick_set ? ops->tick_set(q->store, name, tick_ms, err) : 1;
+}

@@ -41,4 +41,18 @@ void store_gauges_all(jobd_t *ctx, store_gauges *out);
 /* True when the store can take jobs now; a store without the notion (inline) always can. */
 bool store_ready(queue_t *q);
 
+/* The store's own clock in unix ms (Redis TIME as last measured, carried
+ * forward on the monotonic clock); 0 while unknown; -1 when the store has
+ * none (inline): the caller uses the process's clock. */
+int64_t store_clock_ms(queue_t *q);
+
+/* The last tick (unix ms, 0 = none) of periodic schedule name as the store
+ * records it, into *tick_ms. 1 when the store keeps none (inline), 0, or -1
+ * with 503 in err. */
+int store_tick_get(queue_t *q, const char *name, int64_t *tick_ms, jobd_error *err);
+
+/* Records tick_ms as schedule name's last tick unless a later one is
+ * recorded. 1 when the store keeps none (inline), 0, or -1 with 503 in err. */
+int store_tick_set(queue_t *q, const char *name, int64_t tick_ms, jobd_error *err);
+
 #endif

@@ -15,6 +15,7 @@
 #include "../util/file.h"
 #include "../util/name.h"
 #include "config_auth.h"
+#include "config_periodic.h"
 
 #define PATH_LEN 512
 #define FILE_MAX (16L << 20) /* a config file is a few KiB; refuse runaway input */
@@ -55,6 +56,7 @@ static int read_queues(pctx *c, json_t *v, void *base, const char *path);
 static int read_handlers(pctx *c, json_t *v, void *base, const char *path);
 static int read_tokens(pctx *c, json_t *v, void *base, const char *path);
 static int read_log_format(pctx *c, json_t *v, void *base, const char *path);
+static int read_periodic(pctx *c, json_t *v, void *base, const char *path);
 static int read_enqueue(pctx *c, json_t *v, void *base, const char *path);
 static int read_dequeue(pctx *c, json_t *v, void *base, const char *path);
 static bool redis_url_ok(const char *s);
@@ -137,6 +139,7 @@ static const field top_fields[] = {
     OBJECT("metrics", 0, metrics_fields),
     OBJECT("tls", 0, tls_fields),
     OBJECT("log", 0, log_fields),
+    CUSTOM("periodic", read_periodic),
     END};
 
 static const field backoff_fields[] = {
@@ -367,6 +370,12 @@ static int read_log_format(pctx *c, json_t *v, void *base, const char *path)
         return fail(c, path, "must be \"text\" or \"json\"");
     ((config_t *)base)->log_json = strcmp(s, "json") == 0;
     return 0;
+}
+
+/* The schedules have a file of their own (config_periodic.c). */
+static int read_periodic(pctx *c, json_t *v, void *base, const char *path)
+{
+    return config_periodic_read(base, v, path, c->err, c->errlen);
 }
 
 /* Replaces the token list (the env override comes after the file's). */
@@ -608,9 +617,10 @@ static int fill(pctx *c, config_t *cfg, json_t *root, char *(*getenv_fn)(const c
         return -1;
     cfg->workers = default_workers();
     if (read_object(c, root, top_fields, cfg, "") < 0 || apply_env(c, cfg, getenv_fn) < 0 ||
-        check_whole(c, cfg) < 0)
+        check_whole(c, cfg) < 0 || add_builtins(c, cfg) < 0)
         return -1;
-    return add_builtins(c, cfg);
+    /* After the builtins: a schedule's type may be one of them. */
+    return config_periodic_check(cfg, c->err, c->errlen);
 }
 
 config_t *config_parse(const char *text, size_t len, char *(*getenv_fn)(const char *),
@@ -706,6 +716,7 @@ void config_free(config_t *cfg)
     config_auth_free(cfg);
     free(cfg->tls_cert_file);
     free(cfg->tls_key_file);
+    config_periodic_free(cfg);
     free(cfg->redis_url);
     free(cfg->redis_prefix);
     free(cfg);

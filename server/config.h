@@ -2,6 +2,8 @@
 #ifndef JOBD_CONFIG_H
 #define JOBD_CONFIG_H
 
+#include "../util/cron.h"
+#include "../util/tz.h"
 #include "jobd.h"
 
 typedef struct backoff_cfg {
@@ -34,6 +36,20 @@ typedef struct handler_cfg {
     char *kind;                  /* owned: "builtin", "webhook", "command" */
     json_t *opts;                /* owned reference: the handler object as given */
 } handler_cfg;
+
+/* One periodic schedule (README, Periodic jobs): "periodic": {name: {...}}. */
+typedef struct periodic_cfg {
+    char name[QUEUE_NAME_MAX + 1]; /* named like a queue */
+    char *cron;                    /* owned: the expression as given; NULL with every */
+    cron_expr expr;                /* parsed cron */
+    long every;                    /* seconds >= 1; 0 with cron */
+    tz_zone *zone;                 /* owned: cron's time zone, UTC by default */
+    char queue[QUEUE_NAME_MAX + 1];
+    char type[JOB_TYPE_MAX + 1];
+    json_t *args;                  /* owned reference, json null when absent */
+    int max_attempts;              /* 0 = the queue's default */
+    bool catch_up;                 /* enqueue the latest tick missed while no process ran */
+} periodic_cfg;
 
 /* The checks of what config_parse keeps opaque, given by the modules that own
  * those options (queues/: pipeline_config_checks, through the registries of
@@ -95,6 +111,8 @@ struct config {
     char *tls_key_file;        /* owned; tls.key_file, set exactly when tls_cert_file is */
     bool log_json;             /* log.format "json" */
     bool metrics_enabled;      /* metrics.enabled, default true: GET /metrics and its counters */
+    periodic_cfg *periodic;    /* owned array, config order */
+    size_t n_periodic;
 };
 
 /* Parses and validates a config from JSON text (NULL text = the built-in
@@ -124,6 +142,8 @@ const handler_cfg *config_handler(const config_t *cfg, const char *type);
 
 /* The config name of one scope bit ("submit", ...), or NULL for another value. */
 const char *config_scope_name(unsigned scope);
+/* Borrowed periodic schedule of that name, or NULL. */
+const periodic_cfg *config_periodic(const config_t *cfg, const char *name);
 
 /* Frees cfg and everything it owns. NULL is fine. */
 void config_free(config_t *cfg);

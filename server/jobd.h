@@ -95,6 +95,7 @@ typedef struct worker_pool worker_pool_t;
 typedef struct exec_table exec_table_t;
 typedef struct http_server http_server_t;
 typedef struct metrics metrics_t;
+typedef struct periodic periodic_t;
 
 /* The 503 messages of shutdown, quoted by the README: a submission that
  * arrives during shutdown, and one that was already waiting for its store
@@ -126,6 +127,7 @@ typedef struct jobd {
     exec_table_t *exec;       /* owned: handlers by job type */
     http_server_t *http;      /* owned, NULL with --no-http */
     metrics_t *metrics;       /* owned, NULL with metrics.enabled false (server/metrics.h) */
+    periodic_t *periodic;     /* owned: the periodic scheduler (queues/periodic.h) */
     ulid_gen ids;
     atomic_bool shutting_down; /* set by SIGTERM/SIGINT: submissions answer 503 */
     jobd_interrupt interrupt;  /* fired at the shutdown deadline */

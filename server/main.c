@@ -10,6 +10,7 @@
 
 #include "../handlers/handlers.h"
 #include "../queues/exec.h"
+#include "../queues/periodic.h"
 #include "../queues/pipeline.h"
 #include "../queues/worker.h"
 #include "config.h"
@@ -177,6 +178,8 @@ static int jobd_build(jobd_t *ctx, char *err, size_t errlen)
             return -1;
         ctx->n_queues++;
     }
+    if (!(ctx->periodic = periodic_new(ctx, err, errlen)))
+        return -1;
     return 0;
 }
 
@@ -188,6 +191,12 @@ static int jobd_start(jobd_t *ctx)
                       ctx->queues[i]->cfg->name);
             return -1;
         }
+    }
+    /* In every process, whatever its options: one job per tick is the
+     * store's idempotency, not a leader's. */
+    if (periodic_start(ctx->periodic) != 0) {
+        log_event(LOG_ERROR, "jobd.start_failed", NULL, "the periodic scheduler did not start");
+        return -1;
     }
     if (!ctx->cfg->no_http && !(ctx->http = http_start(ctx, handlers_routes)))
         return -1;
@@ -239,6 +248,9 @@ static int jobd_shutdown(jobd_t *ctx)
     int64_t deadline = jobd_mono_ms() + (int64_t)(ctx->cfg->shutdown_timeout * 1000);
     log_event(LOG_INFO, "jobd.stopping", NULL, "finishing running jobs (up to %gs)",
               ctx->cfg->shutdown_timeout);
+    /* No tick is enqueued once the shutdown began (a submission under way
+     * still completes through its pipeline, which stops below). */
+    periodic_stop(ctx->periodic);
     /* First no queue may start a job; then the runs end; then each queue
      * winds down, while its stores can still record how the runs ended.
      * Buffers (aggregate) flush on their own threads meanwhile. */
@@ -309,6 +321,7 @@ static void jobd_free(jobd_t *ctx)
     worker_pool_free(ctx->pool); /* joins: nothing runs after this */
     if (ctx->interrupt.fd >= 0)
         close(ctx->interrupt.fd);
+    periodic_free(ctx->periodic); /* the pipelines have stopped: its submissions were answered */
     for (size_t i = 0; i < ctx->n_queues; i++)
         pipeline_free(ctx->queues[i]);
     free(ctx->queues);
@@ -378,6 +391,7 @@ int main(int argc, char **argv)
         return 1;
     }
     if (jobd_start(&ctx) != 0) {
+        periodic_stop(ctx.periodic);
         for (size_t i = 0; i < ctx.n_queues; i++)
             pipeline_stop(ctx.queues[i], jobd_mono_ms());
         jobd_free(&ctx);

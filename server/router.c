@@ -9,8 +9,10 @@
 #define ROUTER_MAX_SEGS 5
 
 /* Placeholders in a rule's pattern. Their position is fixed by the API:
- * the queue is always segment 1, the job id always segment 3. */
+ * the queue is always segment 1, the job id always segment 3. A periodic
+ * schedule's name, named like a queue, is segment 1 too (route_match.queue). */
 #define SEG_QUEUE "{queue}"
+#define SEG_NAME "{name}"
 #define SEG_ID "{id}"
 #define QUEUE_SEG 1
 #define ID_SEG 3
@@ -39,6 +41,8 @@ static const route_rule router_rules[] = {
     {"GET", {"queues", SEG_QUEUE, "dead", NULL}, ROUTE_DEAD_LIST},
     {"DELETE", {"queues", SEG_QUEUE, "dead", SEG_ID, NULL}, ROUTE_DEAD_DELETE},
     {"POST", {"queues", SEG_QUEUE, "dead", SEG_ID, "retry", NULL}, ROUTE_DEAD_RETRY},
+    {"GET", {"periodic", NULL}, ROUTE_PERIODIC},
+    {"POST", {"periodic", SEG_NAME, "trigger", NULL}, ROUTE_PERIODIC_TRIGGER},
 };
 
 typedef struct segment {
@@ -74,7 +78,7 @@ static bool router_path_matches(const route_rule *r, const segment *segs, size_t
         if (i == n)
             return false;
         const char *pat = r->pattern[i];
-        if (pat[0] == '{') /* SEG_QUEUE or SEG_ID: any segment */
+        if (pat[0] == '{') /* SEG_QUEUE, SEG_NAME or SEG_ID: any segment */
             continue;
         if (strncmp(pat, segs[i].p, segs[i].len) != 0 || pat[segs[i].len] != '\0')
             return false;

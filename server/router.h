@@ -22,12 +22,15 @@ typedef enum route_id {
     ROUTE_DEAD_LIST,         /* GET /queues/{q}/dead */
     ROUTE_DEAD_RETRY,        /* POST /queues/{q}/dead/{id}/retry */
     ROUTE_DEAD_DELETE,       /* DELETE /queues/{q}/dead/{id} */
+    ROUTE_PERIODIC,          /* GET /periodic */
+    ROUTE_PERIODIC_TRIGGER,  /* POST /periodic/{name}/trigger */
     ROUTE_COUNT              /* not a route: the size of a table indexed by route_id */
 } route_id;
 
 typedef struct route_match {
     route_id route;
-    char queue[QUEUE_NAME_MAX + 1]; /* "" when the path has none */
+    char queue[QUEUE_NAME_MAX + 1]; /* "" when the path has none; for /periodic/{name}
+                                     * the schedule's name (named like queues) */
     bool queue_ok;                  /* queue segment matches [A-Za-z0-9_-]{1,64} */
     char id[JOB_ID_MAX + 1];        /* "" when the path has none */
     bool id_ok;                     /* id segment is a valid job id */

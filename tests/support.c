@@ -279,17 +279,19 @@ static int ts_request(ts_resp *r, const char *cacert, const char *host, const ch
                       int port, const char *path, const char *body, const char *content_type,
                       const char *const *headers);
 
-/* True when the child answers GET /healthz with 200 before the deadline;
- * false at once when it exited. */
-static bool ts_jobd_wait_healthy(ts_jobd *j, int timeout_ms, const char *cacert)
+/* True when the child is up before the deadline: GET /healthz answers 200
+ * (over HTTPS when cacert is not NULL), or with no_http (no HTTP server) the
+ * log says jobd.started. False at once when it exited. */
+static bool ts_jobd_wait_healthy(ts_jobd *j, int timeout_ms, const char *cacert, bool no_http)
 {
     long long deadline = ts_now_ms() + ts_patience(timeout_ms);
     while (ts_now_ms() < deadline) {
-        ts_resp r;
-        ts_request(&r, cacert, j->host, "GET", j->port, "/healthz", NULL, NULL, NULL);
+        ts_resp r = {0};
+        if (!no_http)
+            ts_request(&r, cacert, j->host, "GET", j->port, "/healthz", NULL, NULL, NULL);
         long status = r.status;
         ts_resp_free(&r);
-        if (status == 200)
+        if (status == 200 || (no_http && ts_log_contains(j, "jobd.started")))
             return true;
         int st;
         if (waitpid(j->pid, &st, WNOHANG) == j->pid) {
@@ -332,8 +334,9 @@ static int ts_jobd_launch(ts_jobd *j, const char *host, const char *config_json,
     free(cfg);
 
     size_t n_extra = 0;
-    while (extra_args && extra_args[n_extra])
-        n_extra++;
+    bool no_http = false;
+    for (; extra_args && extra_args[n_extra]; n_extra++)
+        no_http = no_http || strcmp(extra_args[n_extra], "--no-http") == 0;
     const char **argv = calloc(n_extra + 4, sizeof *argv);
     j->port = ts_free_port();
     char listen[64];
@@ -352,7 +355,7 @@ static int ts_jobd_launch(ts_jobd *j, const char *host, const char *config_json,
     j->pid = ts_spawn((char *const *)argv, env, j->log_path);
     free(argv);
     ts_env_free(env);
-    if (j->pid > 0 && ts_jobd_wait_healthy(j, TS_JOBD_START_MS, cacert))
+    if (j->pid > 0 && ts_jobd_wait_healthy(j, TS_JOBD_START_MS, cacert, no_http))
         return 0;
     fprintf(stderr, "ts_jobd_start: jobd did not come up on port %d\n", j->port);
     if (j->pid > 0)

@@ -38,7 +38,8 @@ typedef struct ts_jobd {
 /* Writes config_json to a file, starts $JOBD_BIN --config FILE [extra args...]
  * (NULL-terminated, may be NULL) with the env JOBD_LISTEN=127.0.0.1:<free port>,
  * stderr to log_path, and waits (deadline 10 s) until GET /healthz answers 200.
- * "@REDIS_PORT@" in config_json is replaced by ts_redis_port().
+ * "@REDIS_PORT@" in config_json is replaced by ts_redis_port(). With
+ * "--no-http" among the args it waits for "jobd.started" in the log instead.
  * 0 on success; -1 if it did not come up (the log is printed). */
 int ts_jobd_start(ts_jobd *j, const char *config_json, const char *const *extra_args);
 

@@ -66,6 +66,9 @@ static const access_route access_routes[] = {
      "/queues/{queue}/dead/{id}/retry"},
     {ROUTE_DEAD_DELETE, "DELETE", "/queues/local/dead/nosuchjob", NULL, SCOPE_ADMIN,
      "/queues/{queue}/dead/{id}"},
+    {ROUTE_PERIODIC, "GET", "/periodic", NULL, SCOPE_READ, "/periodic"},
+    {ROUTE_PERIODIC_TRIGGER, "POST", "/periodic/nosuchschedule/trigger", NULL, SCOPE_ADMIN,
+     "/periodic/{name}/trigger"},
 };
 #define N_ACCESS_ROUTES (sizeof access_routes / sizeof access_routes[0])
 

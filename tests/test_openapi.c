@@ -21,11 +21,12 @@
 #define OPENAPI_PATH "openapi.json"
 #define SAMPLE_QUEUE "default"
 #define SAMPLE_ID "01ABC"
+#define SAMPLE_NAME "nightly-report" /* a periodic schedule's name */
 #define REF_MAX_HOPS 8
 
 TestSuite(openapi);
 
-/* Every route of router.h but NOT_FOUND and METHOD_NOT_ALLOWED. ROUTE_DEAD_DELETE
+/* Every route of router.h but NOT_FOUND and METHOD_NOT_ALLOWED. ROUTE_PERIODIC_TRIGGER
  * is the last id of the enum: a route appended after it must be added here. */
 static const char *const route_names[] = {
     [ROUTE_HEALTHZ] = "GET /healthz",
@@ -43,6 +44,8 @@ static const char *const route_names[] = {
     [ROUTE_DEAD_LIST] = "GET /queues/{queue}/dead",
     [ROUTE_DEAD_RETRY] = "POST /queues/{queue}/dead/{id}/retry",
     [ROUTE_DEAD_DELETE] = "DELETE /queues/{queue}/dead/{id}",
+    [ROUTE_PERIODIC] = "GET /periodic",
+    [ROUTE_PERIODIC_TRIGGER] = "POST /periodic/{name}/trigger",
 };
 #define ROUTE_SLOTS (sizeof route_names / sizeof route_names[0])
 
@@ -63,6 +66,7 @@ static const error_code api_error_codes[] = {
     {"queue_full", "429"},         {"unavailable", "503"},
     {"bad_request", "400"},        {"headers_too_large", "431"},
     {"not_implemented", "501"},    {"internal_error", "500"},
+    {"unknown_periodic", "404"},
 };
 #define N_ERROR_CODES (sizeof api_error_codes / sizeof api_error_codes[0])
 
@@ -156,6 +160,8 @@ static int openapi_sample_path(const char *tmpl, char *out, size_t size)
                 piece = SAMPLE_QUEUE;
             else if (strncmp(tmpl, "{id}", skip) == 0 && skip == strlen("{id}"))
                 piece = SAMPLE_ID;
+            else if (strncmp(tmpl, "{name}", skip) == 0 && skip == strlen("{name}"))
+                piece = SAMPLE_NAME;
             else
                 return -1;
             len = strlen(piece);
@@ -211,7 +217,7 @@ static void openapi_check_route(const char *path, const char *method, const json
     char upper[8], sample[256];
     openapi_upper(method, upper);
     if (openapi_sample_path(path, sample, sizeof sample) < 0) {
-        cr_expect_fail("%s %s: placeholder other than {queue} or {id}", upper, path);
+        cr_expect_fail("%s %s: placeholder other than {queue}, {id} or {name}", upper, path);
         return;
     }
     route_match m;
@@ -224,6 +230,8 @@ static void openapi_check_route(const char *path, const char *method, const json
                          upper, path);
     if (strstr(path, "{id}"))
         cr_expect_str_eq(m.id, SAMPLE_ID, "%s %s: {id} is not the id segment", upper, path);
+    if (strstr(path, "{name}")) /* a schedule's name takes the queue's segment */
+        cr_expect_str_eq(m.queue, SAMPLE_NAME, "%s %s: {name} is not segment 1", upper, path);
     if ((size_t)m.route < ROUTE_SLOTS)
         seen[m.route] = true;
     else

@@ -31,6 +31,8 @@ static const route_case route_cases[] = {
     {"GET", "/queues/local/dead", ROUTE_DEAD_LIST, "local", ""},
     {"POST", "/queues/local/dead/abc/retry", ROUTE_DEAD_RETRY, "local", "abc"},
     {"DELETE", "/queues/local/dead/abc", ROUTE_DEAD_DELETE, "local", "abc"},
+    {"GET", "/periodic", ROUTE_PERIODIC, "", ""},
+    {"POST", "/periodic/nightly-report/trigger", ROUTE_PERIODIC_TRIGGER, "nightly-report", ""},
     /* a queue may be named like a fixed segment */
     {"GET", "/queues/jobs/jobs/dead", ROUTE_JOB_GET, "jobs", "dead"},
     {"HEAD", "/healthz", ROUTE_HEALTHZ, "", ""},
