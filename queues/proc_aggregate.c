@@ -332,13 +332,15 @@ static void proc_aggregate_batch_done(void *done_ctx, size_t index, const outcom
         atomic_fetch_add_explicit(&b->stored, 1, memory_order_relaxed);
     if (r->done) {
         r->done(r->done_ctx, r->index, out);
-    } else if (refused && out->err.status < 500) {
+    } else if (refused && out->err.status < 500 && out->err.status != 429) {
         /* Refused for what the job is, not for lack of service: a retry
          * cannot help. Said loudly, since the submitter was told "stored". */
         log_event(LOG_ERROR, "aggregate.dropped", b->jobs[index],
                   "refused by the store after it was acknowledged: %s (%s)", out->err.message,
                   out->err.code);
     } else {
+        /* Lack of service, or the queue's max_depth (429): the job was
+         * acknowledged, so it waits here until the store takes it. */
         r->keep = refused;
     }
     if (atomic_fetch_sub_explicit(&b->remaining, 1, memory_order_acq_rel) == 1) {
@@ -419,8 +421,11 @@ static size_t proc_aggregate_flush(proc_t *self, aggregate_buf *f, size_t *from_
                                    size_t *bytes)
 {
     aggregate *a = self->priv;
+    /* Under max_depth the store admits or refuses a call whole: one call per
+     * submission, so that one that does not fit refuses no other. */
+    size_t max_batch = self->queue->cfg->max_depth > 0 ? 1 : a->max_batch;
     for (size_t off = 0, end; off < f->n; off = end) {
-        end = f->n - off < a->max_batch ? f->n : off + a->max_batch;
+        end = f->n - off < max_batch ? f->n : off + max_batch;
         while (end < f->n && proc_aggregate_same_call(f, end))
             end++;
         proc_aggregate_batch_run(self, f->jobs + off, f->refs + off, end - off);

@@ -601,6 +601,7 @@ static proc_t *proc_redis_create(jobd_t *ctx, queue_t *q, const json_t *opts, pr
     const json_t *pi = json_object_get(opts, "poll_interval");
     st->poll_interval = pi ? json_number_value(pi) : cfg->poll_interval;
     redis_model_init(&st->m, cfg->redis_prefix, q->cfg->name, q->cfg->max_attempts);
+    redis_model_limits(&st->m, q->cfg);
     proc_redis_new_pid(st->pid);
     if (proc_redis_first_contact(st, err, errlen) != 0) {
         proc_redis_free_store(st);

@@ -17,6 +17,8 @@
 #define PROC_REDIS_DONE_LOG_EVERY 10 /* error answers between two log lines of one outcome */
 #define PROC_REDIS_PAUSE_CHECK_MS 250
 #define PROC_REDIS_RESERVE_WAIT_MS 200
+#define PROC_REDIS_LIMIT_WAIT_MS 1000 /* longest wait for the rate or max_running */
+#define PROC_REDIS_PROCS_TRIES 3      /* process-list reloads in one fetch round */
 
 /* --- leases --- */
 
@@ -379,7 +381,40 @@ typedef struct proc_redis_fetch_state {
     bool reconcile; /* a reply may have been lost: check our lease set */
     bool paused;
     int64_t paused_checked;
+    redis_write_procs procs; /* max_running: the processes whose leases count */
+    bool procs_loaded;
 } proc_redis_fetch_state;
+
+/* The fetch script under the queue's limits: reloads the process list when
+ * the script finds it out of date (a process came or went), and waits out
+ * (at most PROC_REDIS_LIMIT_WAIT_MS, so stop is seen) the time until the
+ * rate or max_running allows a start. Returns as redis_write_fetch; -4 when
+ * limited (waited). */
+static int proc_redis_fetch_limited(proc_redis_store *st, proc_redis_fetch_state *fs,
+                                    const char *plist, int k, redis_write_lease *leases)
+{
+    for (int tries = 0; tries < PROC_REDIS_PROCS_TRIES; tries++) {
+        if (st->m.max_running > 0 && !fs->procs_loaded) {
+            if (redis_write_procs_load(fs->c, &st->m, &fs->procs) != 0)
+                return -1;
+            fs->procs_loaded = true;
+        }
+        int64_t wait_ms = 0;
+        int n = redis_write_fetch_limited(fs->c, &st->m, plist, (size_t)k, leases, &fs->procs,
+                                          &wait_ms);
+        if (n == -3) {
+            fs->procs_loaded = false;
+            continue;
+        }
+        if (n == -4)
+            proc_redis_wait(st, wait_ms < 1                         ? 1
+                                : wait_ms > PROC_REDIS_LIMIT_WAIT_MS ? PROC_REDIS_LIMIT_WAIT_MS
+                                                                     : wait_ms,
+                            &st->fetch);
+        return n;
+    }
+    return -4; /* the processes keep changing: try again next round */
+}
 
 /* One round: (wait for jobs while idle,) reserve workers, fetch, run. */
 static void proc_redis_fetch_round(proc_redis_store *st, proc_redis_fetch_state *fs)
@@ -399,8 +434,10 @@ static void proc_redis_fetch_round(proc_redis_store *st, proc_redis_fetch_state 
     proc_redis_pid(st, pid);
     redis_model_proc_key(&st->m, pid, plist);
     redis_write_lease leases[PROC_REDIS_FETCH_MAX];
-    int n = redis_write_fetch(fs->c, &st->m, plist, (size_t)k, leases);
+    int n = proc_redis_fetch_limited(st, fs, plist, k, leases);
     proc_redis_release_slots(st, n > 0 ? k - n : k);
+    if (n == -4)
+        return; /* limited: waited already; ready may hold jobs, so not idle */
     if (n == -2) {
         fs->paused = true;
         fs->paused_checked = jobd_mono_ms();
@@ -471,6 +508,7 @@ void *proc_redis_fetch_main(void *arg)
         fs.backoff = PROC_REDIS_BACKOFF_MIN_MS;
         proc_redis_fetch_round(st, &fs);
     }
+    redis_write_procs_free(&fs.procs);
     proc_redis_drop(st, &fs.c);
     return NULL;
 }

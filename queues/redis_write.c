@@ -50,6 +50,20 @@ static int redis_write_enqueue_reply(const redis_model *m, job_t *const *jobs, c
     return 0;
 }
 
+/* True when r is the enqueue script's {'FULL', retry_after, depth}: err
+ * gets 429 queue_full. */
+static bool redis_write_full(const redis_model *m, const redisReply *r, jobd_error *err)
+{
+    if (!redis_conn_is_array(r, 3) || !redis_conn_is_str(r->element[0]) ||
+        strcmp(r->element[0]->str, "FULL") != 0)
+        return false;
+    jobd_fail(err, 429, "queue_full",
+              "queue %s holds %lld waiting jobs; max_depth is %ld: retry later", m->queue,
+              redis_conn_int(r->element[2]), m->max_depth);
+    err->retry_after = (int)redis_conn_int(r->element[1]);
+    return true;
+}
+
 int redis_write_enqueue(redisContext *c, const redis_model *m, job_t *const *jobs, size_t n,
                         int64_t not_after, job_t **replayed, char **texts, jobd_error *err)
 {
@@ -58,8 +72,10 @@ int redis_write_enqueue(redisContext *c, const redis_model *m, job_t *const *job
         return jobd_fail(err, 503, "unavailable", "out of memory");
     redis_cmd cmd;
     redis_model_script(&cmd, m, REDIS_SCRIPT_ENQUEUE);
-    redis_model_keys(&cmd, m->ready, m->sched, m->state[JOB_SCHEDULED], m->enqueued, m->seq, NULL);
+    redis_model_keys(&cmd, m->ready, m->sched, m->state[JOB_SCHEDULED], m->enqueued, m->seq,
+                     m->state[JOB_RETRYING], m->drain, NULL);
     redis_cmd_addi(&cmd, not_after);
+    redis_cmd_addi(&cmd, m->max_depth);
     for (size_t i = 0; i < n; i++) {
         size_t len = 0;
         views[i] = job_view_text(jobs[i], &len);
@@ -76,7 +92,8 @@ int redis_write_enqueue(redisContext *c, const redis_model *m, job_t *const *job
     }
     if (!r)
         return -1;
-    int rc = redis_conn_is_array(r, n)
+    int rc = redis_write_full(m, r, err) ? -1
+             : redis_conn_is_array(r, n)
                  ? redis_write_enqueue_reply(m, jobs, r, n, replayed, err)
                  : jobd_fail(err, 503, "unavailable", "unexpected answer from Redis");
     freeReplyObject(r);
@@ -140,22 +157,82 @@ static int redis_write_fetch_reply(redisContext *c, const redis_model *m, const 
 int redis_write_fetch(redisContext *c, const redis_model *m, const char *plist, size_t n,
                       redis_write_lease *out)
 {
+    int64_t wait_ms;
+    return redis_write_fetch_limited(c, m, plist, n, out, NULL, &wait_ms);
+}
+
+int redis_write_fetch_limited(redisContext *c, const redis_model *m, const char *plist, size_t n,
+                              redis_write_lease *out, const redis_write_procs *procs,
+                              int64_t *wait_ms)
+{
+    *wait_ms = 0;
     if (n == 0)
         return 0;
+    bool limit_running = m->max_running > 0 && procs;
     redis_cmd cmd;
     redis_model_script(&cmd, m, REDIS_SCRIPT_FETCH);
-    redis_model_keys(&cmd, m->ready, plist, m->paused, m->fence, m->enqueued, m->running, NULL);
+    redis_model_keys(&cmd, m->ready, plist, m->paused, m->fence, m->enqueued, m->running, m->rate,
+                     m->drain, m->procs, m->orphans, NULL);
+    for (size_t i = 0; limit_running && i < procs->n; i++)
+        redis_cmd_key(&cmd, procs->plists[i]);
     redis_cmd_addi(&cmd, (long long)(n > REDIS_BATCH_MAX ? REDIS_BATCH_MAX : n));
+    redis_cmd_addi(&cmd, m->rate_t_us);
+    redis_cmd_addi(&cmd, m->rate_tau_us);
+    redis_cmd_addi(&cmd, limit_running ? m->max_running : 0);
+    redis_cmd_adds(&cmd, m->max_depth > 0 ? "1" : "0");
+    for (size_t i = 0; limit_running && i < procs->n; i++)
+        redis_cmd_adds(&cmd, procs->pids[i]);
     redisReply *r = redis_conn_call(c, &cmd, NULL);
     if (!r)
         return -1;
     int got = -1;
-    if (r->type == REDIS_REPLY_INTEGER)
-        got = -2;
-    else if (r->type == REDIS_REPLY_ARRAY)
+    if (r->type == REDIS_REPLY_INTEGER) {
+        got = r->integer == -2 ? -3 : -2;
+    } else if (redis_conn_is_array(r, 2) && redis_conn_is_str(r->element[0])) {
+        *wait_ms = redis_conn_int(r->element[1]);
+        got = -4;
+    } else if (r->type == REDIS_REPLY_ARRAY) {
         got = redis_write_fetch_reply(c, m, plist, r, n, out);
+    }
     freeReplyObject(r);
     return got;
+}
+
+int redis_write_procs_load(redisContext *c, const redis_model *m, redis_write_procs *procs)
+{
+    redis_cmd cmd;
+    redis_cmd_init(&cmd, "SUNION");
+    redis_cmd_adds(&cmd, m->procs);
+    redis_cmd_adds(&cmd, m->orphans);
+    redisReply *r = redis_conn_call_array(c, &cmd);
+    if (!r)
+        return -1;
+    size_t n = r->elements;
+    char(*pids)[REDIS_PID_LEN + 1] = calloc(n ? n : 1, sizeof *pids);
+    char(*plists)[REDIS_KEY_MAX] = calloc(n ? n : 1, sizeof *plists);
+    if (!pids || !plists) {
+        free(pids);
+        free(plists);
+        freeReplyObject(r);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        snprintf(pids[i], sizeof pids[i], "%s", redis_conn_is_str(r->element[i]) ? r->element[i]->str : "");
+        redis_model_proc_key(m, pids[i], plists[i]);
+    }
+    freeReplyObject(r);
+    redis_write_procs_free(procs);
+    procs->pids = pids;
+    procs->plists = plists;
+    procs->n = n;
+    return 0;
+}
+
+void redis_write_procs_free(redis_write_procs *procs)
+{
+    free(procs->pids);
+    free(procs->plists);
+    *procs = (redis_write_procs){0};
 }
 
 int redis_write_wait(redisContext *c, const redis_model *m, double block)

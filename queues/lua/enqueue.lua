@@ -1,29 +1,52 @@
 -- enqueue.lua - stores a batch of submitted jobs (redis_write_enqueue).
 --
--- KEYS: common, ready sched st:scheduled enqueued seq.
--- ARGV: not_after (Redis ms, 0 = none), then per job: id view state run_at
--- created_ms max_attempts. A negative run_at -N is a delay: N ms from Redis's now.
--- Returns per job 0 (stored) or the existing record (replayed); an error when
--- it runs after not_after: the caller has answered 503 by then (a Redis that
--- was frozen), and a 503 must mean "not stored".
+-- KEYS: common, ready sched st:scheduled enqueued seq st:retrying drain.
+-- ARGV: not_after (Redis ms, 0 = none), max_depth (0 = none), then per job:
+-- id view state run_at created_ms max_attempts. A negative run_at -N is a
+-- delay: N ms from Redis's now.
+-- Returns per job 0 (stored) or the existing record (replayed); {'FULL',
+-- retry_after_s, depth} when the new jobs (replays do not count) would take
+-- the waiting jobs (scheduled, enqueued, retrying) past max_depth: nothing
+-- stored; an error when it runs after not_after: the caller has answered 503
+-- by then (a Redis that was frozen), and a 503 must mean "not stored".
 
 --@include lib/prelude.lua
 
-local ready, sched, st_sched, n_enq, seqk = unpack(KEYS, NC + 1, NC + 5)
-local W = 6
-local n = (#ARGV - 1) / W
-local not_after, now = tonumber(ARGV[1]), now_ms()
+local ready, sched, st_sched, n_enq, seqk, st_retry, drain = unpack(KEYS, NC + 1, NC + 7)
+local W, A = 6, 3
+local n = (#ARGV - A + 1) / W
+local not_after, max_depth, now = tonumber(ARGV[1]), tonumber(ARGV[2]), now_ms()
 if not_after > 0 and now > not_after then
   return redis.error_reply('LATE the submission reached Redis after its deadline')
 end
 local ids = {}
-for i = 1, n do ids[i] = ARGV[2 + (i - 1) * W] end
+for i = 1, n do ids[i] = ARGV[A + (i - 1) * W] end
 local known = mget('HMGET', COL.s, ids)
+if max_depth > 0 then
+  local fresh, dup = 0, {}
+  for i = 1, n do
+    if not known[i] and not dup[ids[i]] then fresh = fresh + 1; dup[ids[i]] = true end
+  end
+  local depth = (tonumber(redis.call('GET', n_enq)) or 0) + redis.call('ZCARD', st_sched) +
+    redis.call('ZCARD', st_retry)
+  if fresh > 0 and depth + fresh > max_depth then
+    -- Retry-After: the time the recent drain rate (starts counted by fetch
+    -- in two windows of 5 s) takes to make room, 1..60 s.
+    local d = redis.call('HMGET', drain, 't', 'c', 'p')
+    local dt, rate = tonumber(d[1]), 0
+    if dt and now - dt < 10000 then
+      rate = ((tonumber(d[2]) or 0) + (tonumber(d[3]) or 0)) * 1000 / (now - dt + 5000)
+    end
+    local wait = 60
+    if rate > 0 then wait = math.min(60, math.max(1, math.ceil((depth + fresh - max_depth) / rate))) end
+    return {'FULL', wait, depth}
+  end
+end
 local seq = redis.call('INCRBY', seqk, n) - n
 local vs, ss, ms, rs, zall, zst, zsch, push, out, old, seen = {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}
 local kv, km, kr, ks, kp, ko = 0, 0, 0, 0, 0, 0
 for i = 1, n do
-  local a, id = 2 + (i - 1) * W, ids[i]
+  local a, id = A + (i - 1) * W, ids[i]
   if known[i] or seen[id] then
     ko = ko + 1; old[ko] = i; out[i] = false
   else
