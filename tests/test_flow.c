@@ -491,3 +491,44 @@ Test(flow, inline_max_depth_refuses_and_accepts_after_drain)
     flow_accepts_after_drain(a.port, "mem");
     ts_jobd_stop(&a, SIGTERM, 5000);
 }
+
+/* ack: buffered answers 202 before Redis sees the jobs: jobs over max_depth
+ * wait in the buffer (never dropped), Redis never holds more than the bound,
+ * and they are stored and run once workers drain the queue. */
+Test(flow, buffered_aggregate_keeps_jobs_over_max_depth)
+{
+    char prefix[32], api[2048], workers[2048];
+    ts_unique(prefix);
+    const char *fmt =
+        "{\"workers\": %d, \"redis\": {\"url\": \"redis://127.0.0.1:%d/0\", \"prefix\": \"%s\"},"
+        " \"heartbeat\": 0.2, \"lease_expiry\": 1, \"poll_interval\": 0.05,"
+        " \"queues\": {\"q\": {\"enqueue\": [{\"name\": \"aggregate\", \"ack\": \"buffered\"}],"
+        "   \"dequeue\": [\"redis\"], \"max_depth\": 5}}}";
+    snprintf(api, sizeof api, fmt, 0, ts_redis_port(), prefix);
+    snprintf(workers, sizeof workers, fmt, 2, ts_redis_port(), prefix);
+    ts_jobd a, w;
+    rt_jobd_up(&a, api, NULL);
+    char body[128];
+    for (int i = 0; i < 8; i++) {
+        snprintf(body, sizeof body, "{\"type\":\"noop\",\"id\":\"b-%d\"}", i);
+        cr_assert_eq(flow_submit(a.port, "q", body), 202, "job %d", i);
+    }
+    /* Redis fills to the bound and stays there. */
+    long long deadline = ts_now_ms() + ts_patience(5000);
+    while (flow_queue_int(a.port, "q", "limits", "depth") < 5 && ts_now_ms() < deadline)
+        ts_sleep_ms(20);
+    long long until = ts_now_ms() + 500;
+    while (ts_now_ms() < until) {
+        cr_assert_eq(flow_queue_int(a.port, "q", "limits", "depth"), 5);
+        ts_sleep_ms(50);
+    }
+    rt_jobd_up(&w, workers, NULL);
+    cr_assert(flow_wait_processed(a.port, "q", 8, 15000), "buffered jobs were not stored and run");
+    for (int i = 0; i < 8; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "b-%d", i);
+        cr_expect(ts_wait_state(a.port, "q", id, "succeeded", 1000, NULL), "%s", id);
+    }
+    ts_jobd_stop(&w, SIGTERM, 5000);
+    ts_jobd_stop(&a, SIGTERM, 5000);
+}
