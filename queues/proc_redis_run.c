@@ -19,6 +19,7 @@
 #define PROC_REDIS_RESERVE_WAIT_MS 200
 #define PROC_REDIS_LIMIT_WAIT_MS 1000 /* longest wait for the rate or max_running */
 #define PROC_REDIS_PROCS_TRIES 3      /* process-list reloads in one fetch round */
+#define PROC_REDIS_PROCS_WAIT_MS 50   /* then the pause before the next round */
 
 /* --- leases --- */
 
@@ -413,7 +414,9 @@ static int proc_redis_fetch_limited(proc_redis_store *st, proc_redis_fetch_state
                             &st->fetch);
         return n;
     }
-    return -4; /* the processes keep changing: try again next round */
+    /* The processes keep changing: try again next round, not at once. */
+    proc_redis_wait(st, PROC_REDIS_PROCS_WAIT_MS, &st->fetch);
+    return -4;
 }
 
 /* One round: (wait for jobs while idle,) reserve workers, fetch, run. */
