@@ -87,9 +87,16 @@ long rt_submit(int port, const char *body, char *id)
 
 json_t *rt_queue(int port)
 {
+    return rt_queue_of(port, "q");
+}
+
+json_t *rt_queue_of(int port, const char *queue)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/queues/%s", queue);
     ts_resp r;
     json_t *v = NULL;
-    if (ts_get(&r, port, "/queues/q") == 0 && r.status == 200)
+    if (ts_get(&r, port, path) == 0 && r.status == 200)
         v = json_incref(r.json);
     ts_resp_free(&r);
     return v;

@@ -30,6 +30,9 @@ long rt_submit(int port, const char *body, char *id);
 /* GET /queues/q: new reference to the queue view, or NULL. */
 json_t *rt_queue(int port);
 
+/* GET /queues/<queue>: new reference to the queue view, or NULL. */
+json_t *rt_queue_of(int port, const char *queue);
+
 /* counts.<state> of /queues/q, or -1. */
 long rt_count(int port, const char *state);
 

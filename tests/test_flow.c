@@ -40,6 +40,25 @@ static void flow_config(char *buf, size_t len, const char *prefix, int workers,
     cr_assert(n > 0 && (size_t)n < len, "config buffer too small");
 }
 
+/* Starts n jobd processes (into procs) on one fresh prefix with
+ * flow_config's queues. */
+static void flow_up(ts_jobd *procs, int n, int workers, const char *queue_opts,
+                    const char *mem_opts)
+{
+    char prefix[32], cfg[2048];
+    ts_unique(prefix);
+    flow_config(cfg, sizeof cfg, prefix, workers, queue_opts, mem_opts);
+    for (int i = 0; i < n; i++)
+        rt_jobd_up(&procs[i], cfg, NULL);
+}
+
+/* Stops procs[0..n) with sig. */
+static void flow_down(ts_jobd *procs, int n, int sig)
+{
+    for (int i = 0; i < n; i++)
+        ts_jobd_stop(&procs[i], sig, 5000);
+}
+
 /* POSTs body to /queues/<queue>/jobs; r is filled (caller frees). */
 static void flow_post(ts_resp *r, int port, const char *queue, const char *body)
 {
@@ -73,23 +92,10 @@ static char *flow_batch(const char *type, const char *args, const char *tag, int
     return body;
 }
 
-/* GET /queues/<queue>: new reference, or NULL. */
-static json_t *flow_queue(int port, const char *queue)
-{
-    char path[128];
-    snprintf(path, sizeof path, "/queues/%s", queue);
-    ts_resp r;
-    json_t *v = NULL;
-    if (ts_get(&r, port, path) == 0 && r.status == 200)
-        v = json_incref(r.json);
-    ts_resp_free(&r);
-    return v;
-}
-
 /* An integer of the queue view at obj.key (obj NULL = top level), or -1. */
 static long flow_queue_int(int port, const char *queue, const char *obj, const char *key)
 {
-    json_t *v = flow_queue(port, queue);
+    json_t *v = rt_queue_of(port, queue);
     json_t *o = obj ? json_object_get(v, obj) : v;
     json_t *n = json_object_get(o, key);
     long c = json_is_integer(n) ? (long)json_integer_value(n) : -1;
@@ -271,35 +277,25 @@ static void flow_measure_rate(int port, const char *queue, size_t want_lo, size_
 
 Test(flow, redis_rate_across_two_processes, .timeout = 90)
 {
-    char prefix[32], cfg[2048];
-    ts_unique(prefix);
-    flow_config(cfg, sizeof cfg, prefix, 4, "\"rate\": {\"limit\": 20, \"per\": 1, \"burst\": 2}",
-                "");
-    ts_jobd a, b;
-    rt_jobd_up(&a, cfg, NULL);
-    rt_jobd_up(&b, cfg, NULL);
+    ts_jobd p[2];
+    flow_up(p, 2, 4, "\"rate\": {\"limit\": 20, \"per\": 1, \"burst\": 2}", "");
     /* 20/s with a burst of 2: 200 (+1) starts in 10 s; without the shared
      * limit the two processes would start 400. */
-    flow_measure_rate(a.port, "q", 180, 220);
-    json_t *v = flow_queue(b.port, "q");
+    flow_measure_rate(p[0].port, "q", 180, 220);
+    json_t *v = rt_queue_of(p[1].port, "q");
     json_t *rate = json_object_get(json_object_get(v, "limits"), "rate");
     cr_expect_eq(json_integer_value(json_object_get(rate, "limit")), 20);
     cr_expect_eq(json_integer_value(json_object_get(rate, "burst")), 2);
     json_decref(v);
-    ts_jobd_stop(&a, SIGTERM, 5000);
-    ts_jobd_stop(&b, SIGTERM, 5000);
+    flow_down(p, 2, SIGTERM);
 }
 
 Test(flow, inline_rate_per_process, .timeout = 90)
 {
-    char prefix[32], cfg[2048];
-    ts_unique(prefix);
-    flow_config(cfg, sizeof cfg, prefix, 4, "",
-                "\"rate\": {\"limit\": 10, \"per\": 0.5, \"burst\": 1}");
-    ts_jobd a;
-    rt_jobd_up(&a, cfg, NULL);
-    flow_measure_rate(a.port, "mem", 180, 220);
-    ts_jobd_stop(&a, SIGTERM, 5000);
+    ts_jobd p[1];
+    flow_up(p, 1, 4, "", "\"rate\": {\"limit\": 10, \"per\": 0.5, \"burst\": 1}");
+    flow_measure_rate(p[0].port, "mem", 180, 220);
+    flow_down(p, 1, SIGTERM);
 }
 
 /* --- max_running --- */
@@ -314,7 +310,7 @@ static void flow_check_running(int port, const char *queue, int limit)
     long long deadline = ts_now_ms() + ts_patience(15000);
     bool done = false;
     while (!done && ts_now_ms() < deadline) {
-        json_t *v = flow_queue(port, queue);
+        json_t *v = rt_queue_of(port, queue);
         json_t *l = json_object_get(v, "limits");
         cr_assert_eq(json_integer_value(json_object_get(l, "max_running")), limit);
         cr_expect_leq(json_integer_value(json_object_get(l, "running")), limit);
@@ -335,27 +331,19 @@ static void flow_check_running(int port, const char *queue, int limit)
 
 Test(flow, redis_max_running_across_two_processes)
 {
-    char prefix[32], cfg[2048];
-    ts_unique(prefix);
-    flow_config(cfg, sizeof cfg, prefix, 4, "\"max_running\": 3", "");
-    ts_jobd a, b;
-    rt_jobd_up(&a, cfg, NULL);
-    rt_jobd_up(&b, cfg, NULL);
+    ts_jobd p[2];
+    flow_up(p, 2, 4, "\"max_running\": 3", "");
     /* 8 workers in all, at most 3 of them busy with q. */
-    flow_check_running(a.port, "q", 3);
-    ts_jobd_stop(&a, SIGTERM, 5000);
-    ts_jobd_stop(&b, SIGTERM, 5000);
+    flow_check_running(p[0].port, "q", 3);
+    flow_down(p, 2, SIGTERM);
 }
 
 Test(flow, inline_max_running_per_process)
 {
-    char prefix[32], cfg[2048];
-    ts_unique(prefix);
-    flow_config(cfg, sizeof cfg, prefix, 6, "", "\"max_running\": 2");
-    ts_jobd a;
-    rt_jobd_up(&a, cfg, NULL);
-    flow_check_running(a.port, "mem", 2);
-    ts_jobd_stop(&a, SIGTERM, 5000);
+    ts_jobd p[1];
+    flow_up(p, 1, 6, "", "\"max_running\": 2");
+    flow_check_running(p[0].port, "mem", 2);
+    flow_down(p, 1, SIGTERM);
 }
 
 /* A process killed while it holds leases keeps its slots until a live
@@ -434,7 +422,7 @@ static void flow_fill_and_refuse(int port, const char *queue)
     ts_resp_free(&r);
     /* A replay of a stored id adds nothing: still answered. */
     cr_expect_eq(flow_submit(port, queue, "{\"type\":\"noop\",\"id\":\"d-5\"}"), 200);
-    json_t *v = flow_queue(port, queue);
+    json_t *v = rt_queue_of(port, queue);
     json_t *l = json_object_get(v, "limits");
     cr_expect_eq(json_integer_value(json_object_get(l, "max_depth")), 100);
     cr_expect_eq(json_integer_value(json_object_get(l, "depth")), 100);
@@ -476,20 +464,17 @@ Test(flow, aggregate_max_depth_refuses_and_accepts_after_drain)
 
 Test(flow, inline_max_depth_refuses_and_accepts_after_drain)
 {
-    char prefix[32], cfg[2048];
-    ts_unique(prefix);
-    flow_config(cfg, sizeof cfg, prefix, 2, "", "\"max_depth\": 100");
-    ts_jobd a;
-    rt_jobd_up(&a, cfg, NULL);
+    ts_jobd p[1];
+    flow_up(p, 1, 2, "", "\"max_depth\": 100");
     ts_resp r;
-    cr_assert_eq(ts_post(&r, a.port, "/queues/mem/pause", NULL), 0);
+    cr_assert_eq(ts_post(&r, p[0].port, "/queues/mem/pause", NULL), 0);
     cr_assert_eq(r.status, 200, "%s", r.body);
     ts_resp_free(&r);
-    flow_fill_and_refuse(a.port, "mem");
-    cr_assert_eq(ts_post(&r, a.port, "/queues/mem/resume", NULL), 0);
+    flow_fill_and_refuse(p[0].port, "mem");
+    cr_assert_eq(ts_post(&r, p[0].port, "/queues/mem/resume", NULL), 0);
     ts_resp_free(&r);
-    flow_accepts_after_drain(a.port, "mem");
-    ts_jobd_stop(&a, SIGTERM, 5000);
+    flow_accepts_after_drain(p[0].port, "mem");
+    flow_down(p, 1, SIGTERM);
 }
 
 /* ack: buffered answers 202 before Redis sees the jobs: jobs over max_depth
