@@ -72,8 +72,8 @@ typedef struct inline_store {
     pthread_t dispatcher;
     /* Flow limits of this process (README, Rate limits...). */
     double rate_tat;             /* GCRA theoretical arrival time, mono ms */
-    int64_t drain_t;             /* starts since drain_t (mono ms): drain_c; the window before: drain_p */
-    long drain_c, drain_p;
+    int64_t drain_t;             /* start of the current drain window, mono ms */
+    long drain_c, drain_p;       /* starts in the current window and in the one before */
 } inline_store;
 
 #define INLINE_DRAIN_MS 5000     /* the windows of the drain rate (max_depth's Retry-After) */
@@ -287,16 +287,26 @@ static ientry *inline_add(inline_store *st, proc_t *self, const job_t *job)
     return e;
 }
 
+/* How many of jobs[0..n) would be new once the waiting jobs (scheduled,
+ * enqueued, retrying) number *waiting: 0 when n new ones still fit under
+ * bound (no lookups), else the count of unknown ids. Called with st->mu held. */
+static size_t inline_fresh(inline_store *st, job_t *const *jobs, size_t n, size_t bound,
+                           size_t *waiting)
+{
+    *waiting = st->counts[JOB_SCHEDULED] + st->counts[JOB_ENQUEUED] + st->counts[JOB_RETRYING];
+    if (*waiting + n <= bound)
+        return 0;
+    size_t fresh = 0;
+    for (size_t i = 0; i < n; i++)
+        fresh += inline_find(st, jobs[i]->id) == NULL;
+    return fresh;
+}
+
 /* Why jobs[0..n) cannot be taken now because of max_jobs, or NULL. Replays
  * of known ids add nothing. Called with st->mu held. */
 static const char *inline_full(inline_store *st, job_t *const *jobs, size_t n)
 {
-    size_t waiting = st->counts[JOB_SCHEDULED] + st->counts[JOB_ENQUEUED] + st->counts[JOB_RETRYING];
-    if (waiting + n <= st->max_jobs)
-        return NULL; /* fits even if none is a replay: no lookups */
-    size_t fresh = 0;
-    for (size_t i = 0; i < n; i++)
-        fresh += inline_find(st, jobs[i]->id) == NULL;
+    size_t waiting, fresh = inline_fresh(st, jobs, n, st->max_jobs, &waiting);
     if (fresh && waiting + fresh > st->max_jobs)
         return "the queue holds max_jobs waiting jobs: retry later";
     return NULL;
@@ -308,16 +318,14 @@ static const char *inline_full(inline_store *st, job_t *const *jobs, size_t n)
 static bool inline_over_depth(inline_store *st, long max_depth, job_t *const *jobs, size_t n,
                               jobd_error *err)
 {
-    size_t waiting = st->counts[JOB_SCHEDULED] + st->counts[JOB_ENQUEUED] + st->counts[JOB_RETRYING];
-    if (max_depth <= 0 || waiting + n <= (size_t)max_depth)
+    if (max_depth <= 0)
         return false;
-    size_t fresh = 0;
-    for (size_t i = 0; i < n; i++)
-        fresh += inline_find(st, jobs[i]->id) == NULL;
+    size_t waiting, fresh = inline_fresh(st, jobs, n, (size_t)max_depth, &waiting);
     if (!fresh || waiting + fresh <= (size_t)max_depth)
         return false;
-    jobd_fail(err, 429, "queue_full", "the queue holds %zu waiting jobs; max_depth is %ld: retry later",
-              waiting, max_depth);
+    jobd_fail(err, 429, "queue_full",
+              "the queue holds %zu waiting jobs; max_depth is %ld: retry later", waiting,
+              max_depth);
     err->retry_after = inline_retry_after(st, jobd_mono_ms(), waiting + fresh - (size_t)max_depth);
     return true;
 }

@@ -217,7 +217,8 @@ int redis_write_procs_load(redisContext *c, const redis_model *m, redis_write_pr
         return -1;
     }
     for (size_t i = 0; i < n; i++) {
-        snprintf(pids[i], sizeof pids[i], "%s", redis_conn_is_str(r->element[i]) ? r->element[i]->str : "");
+        const redisReply *e = r->element[i];
+        snprintf(pids[i], sizeof pids[i], "%s", redis_conn_is_str(e) ? e->str : "");
         redis_model_proc_key(m, pids[i], plists[i]);
     }
     freeReplyObject(r);
