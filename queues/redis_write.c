@@ -72,10 +72,14 @@ int redis_write_enqueue(redisContext *c, const redis_model *m, job_t *const *job
         return jobd_fail(err, 503, "unavailable", "out of memory");
     redis_cmd cmd;
     redis_model_script(&cmd, m, REDIS_SCRIPT_ENQUEUE);
-    redis_model_keys(&cmd, m->ready, m->sched, m->state[JOB_SCHEDULED], m->enqueued, m->seq,
-                     m->state[JOB_RETRYING], m->drain, NULL);
+    redis_model_keys(&cmd, m->ready, m->sched, m->state[JOB_SCHEDULED], m->enqueued, m->seq, NULL);
+    /* max_depth's keys and argument only when it is on: hiredis formats
+     * each argument, which a submission would pay for nothing. */
+    if (m->max_depth > 0)
+        redis_model_keys(&cmd, m->state[JOB_RETRYING], m->drain, NULL);
     redis_cmd_addi(&cmd, not_after);
-    redis_cmd_addi(&cmd, m->max_depth);
+    if (m->max_depth > 0)
+        redis_cmd_addi(&cmd, m->max_depth);
     for (size_t i = 0; i < n; i++) {
         size_t len = 0;
         views[i] = job_view_text(jobs[i], &len);
@@ -169,17 +173,23 @@ int redis_write_fetch_limited(redisContext *c, const redis_model *m, const char 
     if (n == 0)
         return 0;
     bool limit_running = m->max_running > 0 && procs;
+    /* The limits' keys and arguments only when one is on (each costs
+     * formatting on every fetch). */
+    bool limited = limit_running || m->rate_t_us > 0 || m->max_depth > 0;
     redis_cmd cmd;
     redis_model_script(&cmd, m, REDIS_SCRIPT_FETCH);
-    redis_model_keys(&cmd, m->ready, plist, m->paused, m->fence, m->enqueued, m->running, m->rate,
-                     m->drain, m->procs, m->orphans, NULL);
+    redis_model_keys(&cmd, m->ready, plist, m->paused, m->fence, m->enqueued, m->running, NULL);
+    if (limited)
+        redis_model_keys(&cmd, m->rate, m->drain, m->procs, m->orphans, NULL);
     for (size_t i = 0; limit_running && i < procs->n; i++)
         redis_cmd_key(&cmd, procs->plists[i]);
     redis_cmd_addi(&cmd, (long long)(n > REDIS_BATCH_MAX ? REDIS_BATCH_MAX : n));
-    redis_cmd_addi(&cmd, m->rate_t_us);
-    redis_cmd_addi(&cmd, m->rate_tau_us);
-    redis_cmd_addi(&cmd, limit_running ? m->max_running : 0);
-    redis_cmd_adds(&cmd, m->max_depth > 0 ? "1" : "0");
+    if (limited) {
+        redis_cmd_addi(&cmd, m->rate_t_us);
+        redis_cmd_addi(&cmd, m->rate_tau_us);
+        redis_cmd_addi(&cmd, limit_running ? m->max_running : 0);
+        redis_cmd_adds(&cmd, m->max_depth > 0 ? "1" : "0");
+    }
     for (size_t i = 0; limit_running && i < procs->n; i++)
         redis_cmd_adds(&cmd, procs->pids[i]);
     redisReply *r = redis_conn_call(c, &cmd, NULL);

@@ -1,9 +1,12 @@
 -- enqueue.lua - stores a batch of submitted jobs (redis_write_enqueue).
 --
--- KEYS: common, ready sched st:scheduled enqueued seq st:retrying drain.
--- ARGV: not_after (Redis ms, 0 = none), max_depth (0 = none), then per job:
--- id view state run_at created_ms max_attempts. A negative run_at -N is a
--- delay: N ms from Redis's now.
+-- KEYS: common, ready sched st:scheduled enqueued seq, and with max_depth
+-- st:retrying drain.
+-- ARGV: not_after (Redis ms, 0 = none), max_depth (only with its two keys),
+-- then per job: id view state run_at created_ms max_attempts. A negative
+-- run_at -N is a delay: N ms from Redis's now. (Without max_depth neither
+-- its keys nor its argument are sent: each argument costs the caller to
+-- format, and this script runs once per submission batch.)
 -- Returns per job 0 (stored) or the existing record (replayed); {'FULL',
 -- retry_after_s, depth} when the new jobs (replays do not count) would take
 -- the waiting jobs (scheduled, enqueued, retrying) past max_depth: nothing
@@ -13,9 +16,10 @@
 --@include lib/prelude.lua
 
 local ready, sched, st_sched, n_enq, seqk, st_retry, drain = unpack(KEYS, NC + 1, NC + 7)
-local W, A = 6, 3
+local W, A, max_depth = 6, 2, 0
+if st_retry then A = 3; max_depth = tonumber(ARGV[2]) end
 local n = (#ARGV - A + 1) / W
-local not_after, max_depth, now = tonumber(ARGV[1]), tonumber(ARGV[2]), now_ms()
+local not_after, now = tonumber(ARGV[1]), now_ms()
 if not_after > 0 and now > not_after then
   return redis.error_reply('LATE the submission reached Redis after its deadline')
 end

@@ -1,11 +1,13 @@
 -- fetch.lua - leases the next jobs of ready (redis_write_fetch).
 --
--- KEYS: common, ready plist paused fence enqueued running rate drain procs
--- orphans, then (with max_running) the lease sets of the processes named in
--- ARGV. ARGV: n, rate_t rate_tau (microseconds: the interval between two
--- starts and the burst tolerance, GCRA; 0 0 = no rate limit), max_running
--- (0 = none), drain (1: count the starts for max_depth's Retry-After), then
--- (with max_running) the ids of every live or orphaned process.
+-- KEYS: common, ready plist paused fence enqueued running; with any limit
+-- also rate drain procs orphans, then (with max_running) the lease sets of
+-- the processes named in ARGV. ARGV: n; with any limit also rate_t rate_tau
+-- (microseconds: the interval between two starts and the burst tolerance,
+-- GCRA; 0 0 = no rate limit), max_running (0 = none), drain (1: count the
+-- starts for max_depth's Retry-After), then (with max_running) the ids of
+-- every live or orphaned process. Without limits none of these is sent:
+-- each argument costs formatting on every fetch.
 -- Takes up to n ids off the right of ready (oldest first), fewer when the
 -- rate or max_running allows fewer, and leases the enqueued ones, all under
 -- one new fencing token. Returns -1 (paused: nothing taken); -2 (the
@@ -19,8 +21,11 @@
 
 local ready, plist, paused, fence, n_enq, n_run, ratek, drain, procs, orphans =
   unpack(KEYS, NC + 1, NC + 10)
-local rate_t, rate_tau = tonumber(ARGV[2]), tonumber(ARGV[3])
-local max_run, count_drain = tonumber(ARGV[4]), ARGV[5] == '1'
+local rate_t, rate_tau, max_run, count_drain = 0, 0, 0, false
+if #ARGV > 1 then
+  rate_t, rate_tau = tonumber(ARGV[2]), tonumber(ARGV[3])
+  max_run, count_drain = tonumber(ARGV[4]), ARGV[5] == '1'
+end
 local FIRST_PID, RUN_WAIT_MS = 6, 50
 if redis.call('EXISTS', paused) == 1 then return -1 end
 local want = tonumber(ARGV[1])
