@@ -351,6 +351,33 @@ static void proc_aggregate_batch_done(void *done_ctx, size_t index, const outcom
     }
 }
 
+/* True when refs a and b belong to one waiting submission. */
+static bool proc_aggregate_same_ref(const aggregate_ref *a, const aggregate_ref *b)
+{
+    return a->done && a->done == b->done && a->done_ctx == b->done_ctx;
+}
+
+/* Under max_depth, a store that can take the batch's submissions as parts
+ * (call_parts) admits each whole in one call: calls it with the sizes of the
+ * submissions of refs[0..n). 0; -1 when it reported nothing (out of memory,
+ * or no call_parts: call once per submission instead). */
+static int proc_aggregate_call_parts(proc_t *d, job_t **jobs, aggregate_ref *refs, size_t n,
+                                     aggregate_batch *b)
+{
+    size_t *parts = d->ops->call_parts ? malloc(n * sizeof *parts) : NULL;
+    if (!parts)
+        return -1;
+    size_t np = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i == 0 || !proc_aggregate_same_ref(&refs[i - 1], &refs[i]))
+            parts[np++] = 0;
+        parts[np - 1]++;
+    }
+    int rc = d->ops->call_parts(d, jobs, n, parts, np, proc_aggregate_batch_done, b);
+    free(parts);
+    return rc;
+}
+
 /* Hands jobs[0..n) to the delegate in one call and waits for every outcome
  * (the entries are reused right after). */
 static void proc_aggregate_batch_run(proc_t *self, job_t **jobs, aggregate_ref *refs, size_t n)
@@ -362,7 +389,10 @@ static void proc_aggregate_batch_run(proc_t *self, job_t **jobs, aggregate_ref *
     for (size_t i = 0; i < n; i++)
         refs[i].keep = false;
     proc_t *d = self->delegate;
-    if (d->ops->call(d, jobs, n, proc_aggregate_batch_done, &b) != 0) {
+    int rc = self->queue->cfg->max_depth > 0 && d->ops->call_parts
+                 ? proc_aggregate_call_parts(d, jobs, refs, n, &b)
+                 : d->ops->call(d, jobs, n, proc_aggregate_batch_done, &b);
+    if (rc != 0) {
         for (size_t i = 0; i < n; i++) {
             outcome_t out = {.kind = OUT_REFUSED};
             jobd_fail(&out.err, 503, "unavailable", "the store cannot take jobs now");
@@ -408,8 +438,7 @@ static size_t proc_aggregate_compact(aggregate_buf *f, size_t *from_spill, size_
 /* True when entries i-1 and i belong to one waiting submission. */
 static bool proc_aggregate_same_call(const aggregate_buf *f, size_t i)
 {
-    const aggregate_ref *a = &f->refs[i - 1], *b = &f->refs[i];
-    return a->done && a->done == b->done && a->done_ctx == b->done_ctx;
+    return proc_aggregate_same_ref(&f->refs[i - 1], &f->refs[i]);
 }
 
 /* Flushes f in batches of about max_batch. A batch ends only between
@@ -421,9 +450,12 @@ static size_t proc_aggregate_flush(proc_t *self, aggregate_buf *f, size_t *from_
                                    size_t *bytes)
 {
     aggregate *a = self->priv;
-    /* Under max_depth the store admits or refuses a call whole: one call per
-     * submission, so that one that does not fit refuses no other. */
-    size_t max_batch = self->queue->cfg->max_depth > 0 ? 1 : a->max_batch;
+    /* Under max_depth a store without call_parts admits or refuses a call
+     * whole: one call per submission, so that one that does not fit refuses
+     * no other. */
+    size_t max_batch = self->queue->cfg->max_depth > 0 && !self->delegate->ops->call_parts
+                           ? 1
+                           : a->max_batch;
     for (size_t off = 0, end; off < f->n; off = end) {
         end = f->n - off < max_batch ? f->n : off + max_batch;
         while (end < f->n && proc_aggregate_same_call(f, end))

@@ -324,8 +324,8 @@ static bool inline_over_depth(inline_store *st, long max_depth, job_t *const *jo
     if (!fresh || waiting + fresh <= (size_t)max_depth)
         return false;
     jobd_fail(err, 429, "queue_full",
-              "the queue holds %zu waiting jobs; max_depth is %ld: retry later", waiting,
-              max_depth);
+              "queue %s would hold more than its max_depth of %ld waiting jobs: retry later",
+              jobs[0]->queue, max_depth);
     err->retry_after = inline_retry_after(st, jobd_mono_ms(), waiting + fresh - (size_t)max_depth);
     return true;
 }

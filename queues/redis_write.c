@@ -29,14 +29,17 @@ static void redis_write_enqueue_args(redis_cmd *cmd, const job_t *job, const cha
     redis_cmd_addi(cmd, job->max_attempts);
 }
 
-/* Reads the enqueue reply into replayed[]; -1 (all freed) if a record is unreadable. */
+/* Reads the enqueue reply into replayed[] and waits[] (-S: refused for
+ * max_depth, retry in S s); -1 (all freed) if a record is unreadable. */
 static int redis_write_enqueue_reply(const redis_model *m, job_t *const *jobs, const redisReply *r,
-                                     size_t n, job_t **replayed, jobd_error *err)
+                                     size_t n, job_t **replayed, int *waits, jobd_error *err)
 {
     for (size_t i = 0; i < n; i++) {
         const redisReply *e = r->element[i];
-        if (e->type == REDIS_REPLY_INTEGER)
+        if (e->type == REDIS_REPLY_INTEGER) {
+            waits[i] = e->integer < 0 ? (int)-e->integer : 0;
             continue;
+        }
         if (!(replayed[i] = redis_model_record(m, jobs[i]->id, e))) {
             for (size_t j = 0; j < i; j++) {
                 job_free(replayed[j]);
@@ -50,22 +53,9 @@ static int redis_write_enqueue_reply(const redis_model *m, job_t *const *jobs, c
     return 0;
 }
 
-/* True when r is the enqueue script's {'FULL', retry_after, depth}: err
- * gets 429 queue_full. */
-static bool redis_write_full(const redis_model *m, const redisReply *r, jobd_error *err)
-{
-    if (!redis_conn_is_array(r, 3) || !redis_conn_is_str(r->element[0]) ||
-        strcmp(r->element[0]->str, "FULL") != 0)
-        return false;
-    jobd_fail(err, 429, "queue_full",
-              "queue %s holds %lld waiting jobs; max_depth is %ld: retry later", m->queue,
-              redis_conn_int(r->element[2]), m->max_depth);
-    err->retry_after = (int)redis_conn_int(r->element[1]);
-    return true;
-}
-
-int redis_write_enqueue(redisContext *c, const redis_model *m, job_t *const *jobs, size_t n,
-                        int64_t not_after, job_t **replayed, char **texts, jobd_error *err)
+int redis_write_enqueue_parts(redisContext *c, const redis_model *m, job_t *const *jobs, size_t n,
+                              const size_t *parts, size_t nparts, int64_t not_after,
+                              job_t **replayed, int *waits, char **texts, jobd_error *err)
 {
     char **views = texts ? texts : calloc(n ? n : 1, sizeof *views);
     if (!views)
@@ -73,13 +63,17 @@ int redis_write_enqueue(redisContext *c, const redis_model *m, job_t *const *job
     redis_cmd cmd;
     redis_model_script(&cmd, m, REDIS_SCRIPT_ENQUEUE);
     redis_model_keys(&cmd, m->ready, m->sched, m->state[JOB_SCHEDULED], m->enqueued, m->seq, NULL);
-    /* max_depth's keys and argument only when it is on: hiredis formats
+    /* max_depth's keys and arguments only when it is on: hiredis formats
      * each argument, which a submission would pay for nothing. */
     if (m->max_depth > 0)
         redis_model_keys(&cmd, m->state[JOB_RETRYING], m->drain, NULL);
     redis_cmd_addi(&cmd, not_after);
-    if (m->max_depth > 0)
+    if (m->max_depth > 0) {
         redis_cmd_addi(&cmd, m->max_depth);
+        redis_cmd_addi(&cmd, parts ? (long long)nparts : 1);
+        for (size_t k = 0; k < (parts ? nparts : 1); k++)
+            redis_cmd_addi(&cmd, parts ? (long long)parts[k] : (long long)n);
+    }
     for (size_t i = 0; i < n; i++) {
         size_t len = 0;
         views[i] = job_view_text(jobs[i], &len);
@@ -87,6 +81,7 @@ int redis_write_enqueue(redisContext *c, const redis_model *m, job_t *const *job
             cmd.oom = true;
         redis_write_enqueue_args(&cmd, jobs[i], views[i] ? views[i] : "", len);
         replayed[i] = NULL;
+        waits[i] = 0;
     }
     redisReply *r = redis_conn_call(c, &cmd, err);
     if (!texts) {
@@ -96,11 +91,35 @@ int redis_write_enqueue(redisContext *c, const redis_model *m, job_t *const *job
     }
     if (!r)
         return -1;
-    int rc = redis_write_full(m, r, err) ? -1
-             : redis_conn_is_array(r, n)
-                 ? redis_write_enqueue_reply(m, jobs, r, n, replayed, err)
+    int rc = redis_conn_is_array(r, n)
+                 ? redis_write_enqueue_reply(m, jobs, r, n, replayed, waits, err)
                  : jobd_fail(err, 503, "unavailable", "unexpected answer from Redis");
     freeReplyObject(r);
+    return rc;
+}
+
+void redis_write_queue_full(const redis_model *m, int wait, jobd_error *err)
+{
+    jobd_fail(err, 429, "queue_full",
+              "queue %s would hold more than its max_depth of %ld waiting jobs: retry later",
+              m->queue, m->max_depth);
+    err->retry_after = wait;
+}
+
+int redis_write_enqueue(redisContext *c, const redis_model *m, job_t *const *jobs, size_t n,
+                        int64_t not_after, job_t **replayed, char **texts, jobd_error *err)
+{
+    int *waits = calloc(n ? n : 1, sizeof *waits);
+    if (!waits)
+        return jobd_fail(err, 503, "unavailable", "out of memory");
+    int rc = redis_write_enqueue_parts(c, m, jobs, n, NULL, 0, not_after, replayed, waits, texts,
+                                       err);
+    if (rc == 0 && n > 0 && waits[0] > 0) {
+        /* One part: refused whole. */
+        redis_write_queue_full(m, waits[0], err);
+        rc = -1;
+    }
+    free(waits);
     return rc;
 }
 

@@ -21,6 +21,19 @@ typedef struct redis_write_outcome {
     double delay;     /* JOB_RETRYING: seconds before the next attempt */
 } redis_write_outcome;
 
+/* redis_write_enqueue for jobs made of parts (submissions): parts[0..nparts)
+ * are their sizes, in order, summing to n (NULL: one part). Under
+ * m->max_depth a part whose new ids would take the waiting jobs past it is
+ * refused whole: waits[i] = seconds to retry (1..60) for each of its jobs,
+ * 0 for the others (stored or replayed as redis_write_enqueue says). 0, or
+ * -1 with 503 in err. */
+int redis_write_enqueue_parts(redisContext *c, const redis_model *m, job_t *const *jobs, size_t n,
+                              const size_t *parts, size_t nparts, int64_t not_after,
+                              job_t **replayed, int *waits, char **texts, jobd_error *err);
+
+/* Fills err with 429 queue_full for m's queue, Retry-After wait seconds. */
+void redis_write_queue_full(const redis_model *m, int wait, jobd_error *err);
+
 /* Stores jobs[0..n) in one script: new ids go to ready (or sched when their
  * state is scheduled); an id that exists is left alone and replayed[i] gets a
  * new job with its stored state (NULL for stored jobs). With m->max_depth,

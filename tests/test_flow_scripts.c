@@ -152,3 +152,42 @@ Test(flow_scripts, max_depth_refuses_new_jobs_whole_and_counts_no_replay)
     cr_assert_eq(enqueue_n("e", 0, 2, &err), -1);
     cr_expect_eq(err.retry_after, 1);
 }
+
+/* A batch of several submissions (an aggregate's): each part is admitted or
+ * refused whole, in order, against what the parts before it took. */
+Test(flow_scripts, max_depth_admits_each_part_whole)
+{
+    jobd_error err = {0};
+    model.max_depth = 4;
+    cr_assert_eq(enqueue_n("p", 0, 2, &err), 0, "%s", err.message);
+    /* Parts: {p-1 (a replay), a-0} fits (3), {b-0, b-1} would make 5: refused,
+     * {c-0} fits (4), {p-0, a-0} replays only: answered. */
+    const char *ids[] = {"p-1", "a-0", "b-0", "b-1", "c-0", "p-0", "a-0"};
+    enum { N = sizeof ids / sizeof *ids };
+    const size_t parts[] = {2, 2, 1, 2};
+    job_t *jobs[N], *replayed[N];
+    int waits[N];
+    for (int i = 0; i < N; i++) {
+        jobs[i] = job_new();
+        snprintf(jobs[i]->id, sizeof jobs[i]->id, "%s", ids[i]);
+        snprintf(jobs[i]->queue, sizeof jobs[i]->queue, "q");
+        snprintf(jobs[i]->type, sizeof jobs[i]->type, "noop");
+        jobs[i]->created_at = jobd_now_ms();
+        jobs[i]->state = JOB_ENQUEUED;
+    }
+    cr_assert_eq(redis_write_enqueue_parts(rc, &model, jobs, N, parts, 4, 0, replayed, waits, NULL,
+                                           &err),
+                 0, "%s", err.message);
+    const int refused[N] = {0, 0, 1, 1, 0, 0, 0};
+    const int replay[N] = {1, 0, 0, 0, 0, 1, 1};
+    for (int i = 0; i < N; i++) {
+        cr_expect_eq(waits[i] > 0, refused[i], "job %d (%s): wait %d", i, ids[i], waits[i]);
+        cr_expect_eq(replayed[i] != NULL, replay[i], "job %d (%s)", i, ids[i]);
+        job_free(replayed[i]);
+        job_free(jobs[i]);
+    }
+    redisReply *r = redisCommand(rc, "GET %s", model.enqueued);
+    cr_assert_not_null(r);
+    cr_expect_str_eq(r->str, "4", "p-0 p-1 a-0 c-0");
+    freeReplyObject(r);
+}
