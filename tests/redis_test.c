@@ -85,6 +85,16 @@ long rt_submit(int port, const char *body, char *id)
     return status;
 }
 
+redisContext *rt_script_setup(redis_model *m)
+{
+    char err[256], prefix[32];
+    redis_addr a = {.host = "127.0.0.1", .port = ts_redis_port()};
+    redisContext *c = redis_conn_open(&a, 2, 2, err, sizeof err);
+    cr_assert_not_null(c, "%s", err);
+    redis_model_init(m, ts_unique(prefix), "q", 3);
+    return c;
+}
+
 json_t *rt_queue(int port)
 {
     return rt_queue_of(port, "q");
