@@ -386,6 +386,20 @@ typedef struct proc_redis_fetch_state {
     bool procs_loaded;
 } proc_redis_fetch_state;
 
+/* Waits ms in full, unless the fetch thread is told to stop: other wake-ups
+ * of st->cv (this process's last lease ending) must not cut it short, or a
+ * process would poll right after its own runs end and take every freed
+ * max_running slot before the others look. */
+static void proc_redis_limit_sleep(proc_redis_store *st, int64_t ms)
+{
+    int64_t until = jobd_mono_ms() + ms;
+    pthread_mutex_lock(&st->mu);
+    for (int64_t left = ms; left > 0 && !proc_redis_stopping_locked(&st->fetch);
+         left = until - jobd_mono_ms())
+        proc_redis_wait_locked(st, left, &st->fetch);
+    pthread_mutex_unlock(&st->mu);
+}
+
 /* The fetch script under the queue's limits: reloads the process list when
  * the script finds it out of date (a process came or went), and waits out
  * (at most PROC_REDIS_LIMIT_WAIT_MS, so stop is seen) the time until the
@@ -408,10 +422,9 @@ static int proc_redis_fetch_limited(proc_redis_store *st, proc_redis_fetch_state
             continue;
         }
         if (n == -4)
-            proc_redis_wait(st, wait_ms < 1                         ? 1
-                                : wait_ms > PROC_REDIS_LIMIT_WAIT_MS ? PROC_REDIS_LIMIT_WAIT_MS
-                                                                     : wait_ms,
-                            &st->fetch);
+            proc_redis_limit_sleep(st, wait_ms < 1                         ? 1
+                                       : wait_ms > PROC_REDIS_LIMIT_WAIT_MS ? PROC_REDIS_LIMIT_WAIT_MS
+                                                                            : wait_ms);
         return n;
     }
     /* The processes keep changing: try again next round, not at once. */

@@ -217,8 +217,15 @@ int redis_write_fetch_limited(redisContext *c, const redis_model *m, const char 
     int got = -1;
     if (r->type == REDIS_REPLY_INTEGER) {
         got = r->integer == -2 ? -3 : -2;
-    } else if (redis_conn_is_array(r, 2) && redis_conn_is_str(r->element[0])) {
+    } else if (redis_conn_is_array(r, 3) && redis_conn_is_str(r->element[0])) {
         *wait_ms = redis_conn_int(r->element[1]);
+        /* A poll for a free max_running slot is spread over 0.5..1.5 times
+         * the interval: a process that polled at fixed steps would fall into
+         * step with its own runs' ends (its poll right after its own run
+         * ended) and take every freed slot, starving the others. */
+        if (redis_conn_is_str(r->element[2]) && strcmp(r->element[2]->str, "running") == 0 &&
+            *wait_ms > 1)
+            *wait_ms = *wait_ms / 2 + arc4random_uniform((uint32_t)*wait_ms);
         got = -4;
     } else if (r->type == REDIS_REPLY_ARRAY) {
         got = redis_write_fetch_reply(c, m, plist, r, n, out);

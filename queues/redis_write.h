@@ -73,7 +73,8 @@ typedef struct redis_write_procs {
  * every process whose leases count. Returns as redis_write_fetch, and -3
  * when procs is out of date (reload it: redis_write_procs_load), -4 when no
  * start is allowed now, *wait_ms (ms) until one may be. Nothing is taken on
- * -3 and -4. */
+ * -3 and -4 (a wait for a max_running slot is jittered, so that processes
+ * share the freed slots). */
 int redis_write_fetch_limited(redisContext *c, const redis_model *m, const char *plist, size_t n,
                               redis_write_lease *out, const redis_write_procs *procs,
                               int64_t *wait_ms);

@@ -41,15 +41,24 @@ static void flow_config(char *buf, size_t len, const char *prefix, int workers,
 }
 
 /* Starts n jobd processes (into procs) on one fresh prefix with
- * flow_config's queues. */
+ * flow_config's queues, logging each job's start (--verbose). */
 static void flow_up(ts_jobd *procs, int n, int workers, const char *queue_opts,
                     const char *mem_opts)
 {
+    static const char *const verbose[] = {"--verbose", NULL};
     char prefix[32], cfg[2048];
     ts_unique(prefix);
     flow_config(cfg, sizeof cfg, prefix, workers, queue_opts, mem_opts);
     for (int i = 0; i < n; i++)
-        rt_jobd_up(&procs[i], cfg, NULL);
+        rt_jobd_up(&procs[i], cfg, verbose);
+}
+
+/* Every one of procs[0..n) started jobs: a limit across processes was
+ * tested with all of them taking part. */
+static void flow_all_started_jobs(const ts_jobd *procs, int n)
+{
+    for (int i = 0; i < n; i++)
+        cr_expect(ts_log_contains(&procs[i], "job.started"), "process %d started no job", i);
 }
 
 /* Stops procs[0..n) with sig. */
@@ -282,6 +291,7 @@ Test(flow, redis_rate_across_two_processes, .timeout = 90)
     /* 20/s with a burst of 2: 200 (+1) starts in 10 s; without the shared
      * limit the two processes would start 400. */
     flow_measure_rate(p[0].port, "q", 180, 220);
+    flow_all_started_jobs(p, 2);
     json_t *v = rt_queue_of(p[1].port, "q");
     json_t *rate = json_object_get(json_object_get(v, "limits"), "rate");
     cr_expect_eq(json_integer_value(json_object_get(rate, "limit")), 20);
@@ -335,6 +345,7 @@ Test(flow, redis_max_running_across_two_processes)
     flow_up(p, 2, 4, "\"max_running\": 3", "");
     /* 8 workers in all, at most 3 of them busy with q. */
     flow_check_running(p[0].port, "q", 3);
+    flow_all_started_jobs(p, 2);
     flow_down(p, 2, SIGTERM);
 }
 

@@ -12,8 +12,10 @@
 -- rate or max_running allows fewer, and leases the enqueued ones, all under
 -- one new fencing token. Returns -1 (paused: nothing taken); -2 (the
 -- processes given are not those of procs and orphans: nothing taken, ask
--- again with the right ones); {'WAIT', ms} (the rate or max_running allows
--- no start now: nothing taken, ms until one may be); or {token, now, then
+-- again with the right ones); {'WAIT', ms, 'rate'|'running'} (the rate or
+-- max_running allows no start now: nothing taken, ms until one may be; for
+-- max_running a polling interval, since no one knows when a run ends); or
+-- {token, now, then
 -- per lease: id view attempts}: what a run needs (its last error and run_at
 -- do not matter to it).
 
@@ -40,7 +42,7 @@ if max_run > 0 then
     if not known[ARGV[i]] then return -2 end
     running = running + redis.call('HLEN', KEYS[NC + 11 + i - FIRST_PID])
   end
-  if running >= max_run then return {'WAIT', RUN_WAIT_MS} end
+  if running >= max_run then return {'WAIT', RUN_WAIT_MS, 'running'} end
   want = math.min(want, max_run - running)
 end
 local t = redis.call('TIME')
@@ -52,7 +54,7 @@ if rate_t > 0 then
   tat = math.max(tonumber(redis.call('GET', ratek) or 0), now_us)
   local allowed = math.floor((now_us + rate_tau + rate_t - tat) / rate_t)
   if allowed < 1 then
-    return {'WAIT', math.ceil((tat - rate_tau - now_us) / 1000)}
+    return {'WAIT', math.ceil((tat - rate_tau - now_us) / 1000), 'rate'}
   end
   want = math.min(want, allowed)
 end
