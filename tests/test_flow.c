@@ -4,6 +4,7 @@
  * rate measured from the jobs' start times, the most runs at once from their
  * start and end times, 429 queue_full at max_depth and after a drain. */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -527,4 +528,55 @@ Test(flow, buffered_aggregate_keeps_jobs_over_max_depth)
     }
     ts_jobd_stop(&w, SIGTERM, 5000);
     ts_jobd_stop(&a, SIGTERM, 5000);
+}
+
+/* Concurrent submissions through two processes, to a plain and an
+ * aggregate queue: exactly max_depth jobs are accepted, never more. */
+typedef struct flow_racer {
+    int port;
+    const char *queue;
+    int tag, ok, full;
+} flow_racer;
+
+static void *flow_race(void *arg)
+{
+    flow_racer *r = arg;
+    for (int i = 0; i < 20; i++) {
+        char body[128];
+        snprintf(body, sizeof body, "{\"type\":\"noop\",\"id\":\"race-%d-%d\"}", r->tag, i);
+        ts_resp resp;
+        char path[64];
+        snprintf(path, sizeof path, "/queues/%s/jobs", r->queue);
+        if (ts_post(&resp, r->port, path, body) == 0) {
+            r->ok += resp.status == 202;
+            r->full += resp.status == 429;
+        }
+        ts_resp_free(&resp);
+    }
+    return NULL;
+}
+
+Test(flow, max_depth_holds_under_concurrent_submissions)
+{
+    ts_jobd p[2];
+    flow_up(p, 2, 0, "\"max_depth\": 50", "");
+    static const char *const queues[] = {"q", "agg"};
+    for (size_t qi = 0; qi < 2; qi++) {
+        flow_racer r[8];
+        pthread_t th[8];
+        for (int i = 0; i < 8; i++) {
+            r[i] = (flow_racer){.port = p[i % 2].port, .queue = queues[qi], .tag = i};
+            cr_assert_eq(pthread_create(&th[i], NULL, flow_race, &r[i]), 0);
+        }
+        int ok = 0, full = 0;
+        for (int i = 0; i < 8; i++) {
+            pthread_join(th[i], NULL);
+            ok += r[i].ok;
+            full += r[i].full;
+        }
+        cr_expect_eq(ok, 50, "%s: %d accepted of 160, max_depth 50", queues[qi], ok);
+        cr_expect_eq(full, 110, "%s: %d refused", queues[qi], full);
+        cr_expect_eq(flow_queue_int(p[1].port, queues[qi], "limits", "depth"), 50);
+    }
+    flow_down(p, 2, SIGTERM);
 }
