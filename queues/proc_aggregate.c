@@ -39,6 +39,8 @@
 #define AGGREGATE_MAX_BATCH_LIMIT 100000
 #define AGGREGATE_BACKOFF_MIN_MS 100
 #define AGGREGATE_BACKOFF_MAX_MS 5000
+/* The "why" of proc_aggregate_take_copies for a 429 rather than a 503. */
+static const char AGGREGATE_QUEUE_FULL[] = "queue full";
 
 /* One delegate call in flight; lives on its flusher's stack. */
 typedef struct aggregate_batch {
@@ -47,6 +49,7 @@ typedef struct aggregate_batch {
     aggregate_ref *refs;
     atomic_size_t remaining;
     atomic_size_t stored;
+    atomic_int full_retry_after; /* > 0: jobs were refused for max_depth */
     bool complete; /* under a->mu */
 } aggregate_batch;
 
@@ -253,9 +256,10 @@ static int proc_aggregate_copy(job_t *const *jobs, size_t n, job_t **copies,
 }
 
 /* Appends owned copies (sizes[i] bytes each) to pending. NULL, or why they
- * were not taken. */
+ * were not taken: AGGREGATE_QUEUE_FULL (the store refused jobs for
+ * max_depth lately) with its Retry-After in *retry_after, or a 503 reason. */
 static const char *proc_aggregate_take_copies(aggregate *a, job_t **copies, size_t n,
-                                              const size_t *sizes)
+                                              const size_t *sizes, int *retry_after)
 {
     size_t bytes = 0;
     for (size_t i = 0; i < n; i++)
@@ -264,6 +268,10 @@ static const char *proc_aggregate_take_copies(aggregate *a, job_t **copies, size
     const char *why = proc_aggregate_full(a, n, bytes);
     if (!why && proc_aggregate_buf_reserve(&a->pending, n) != 0)
         why = "out of memory";
+    if (!why && a->buffered && a->queue_full) {
+        why = AGGREGATE_QUEUE_FULL;
+        *retry_after = a->full_retry_after;
+    }
     if (!why) {
         aggregate_buf *p = &a->pending;
         for (size_t i = 0; i < n; i++) {
@@ -288,9 +296,19 @@ static int proc_aggregate_call_buffered(aggregate *a, job_t *const *jobs, size_t
     const char *why = "out of memory";
     if (copies && views && sizes && proc_aggregate_copy(jobs, n, copies, views) == 0) {
         proc_aggregate_sizes(jobs, n, sizes);
-        why = proc_aggregate_take_copies(a, copies, n, sizes);
+        int retry_after = 1;
+        why = proc_aggregate_take_copies(a, copies, n, sizes, &retry_after);
         for (size_t i = 0; i < n; i++) {
-            if (why) {
+            if (why == AGGREGATE_QUEUE_FULL) {
+                job_free(copies[i]);
+                outcome_t out = {.kind = OUT_REFUSED};
+                jobd_fail(&out.err, 429, "queue_full",
+                          "queue %s is at its max_depth (the store refused this process's "
+                          "buffered jobs): retry later",
+                          jobs[i]->queue);
+                out.err.retry_after = retry_after;
+                done(done_ctx, i, &out);
+            } else if (why) {
                 job_free(copies[i]);
                 proc_aggregate_refuse(done, done_ctx, i, why);
             } else {
@@ -330,6 +348,9 @@ static void proc_aggregate_batch_done(void *done_ctx, size_t index, const outcom
     bool refused = out->kind == OUT_REFUSED;
     if (!refused)
         atomic_fetch_add_explicit(&b->stored, 1, memory_order_relaxed);
+    else if (out->err.status == 429)
+        atomic_store_explicit(&b->full_retry_after, out->err.retry_after > 0 ? out->err.retry_after : 1,
+                              memory_order_relaxed);
     if (r->done) {
         r->done(r->done_ctx, r->index, out);
     } else if (refused && out->err.status < 500 && out->err.status != 429) {
@@ -386,6 +407,7 @@ static void proc_aggregate_batch_run(proc_t *self, job_t **jobs, aggregate_ref *
     aggregate_batch b = {.a = a, .jobs = jobs, .refs = refs};
     atomic_init(&b.remaining, n);
     atomic_init(&b.stored, 0);
+    atomic_init(&b.full_retry_after, 0);
     for (size_t i = 0; i < n; i++)
         refs[i].keep = false;
     proc_t *d = self->delegate;
@@ -403,6 +425,13 @@ static void proc_aggregate_batch_run(proc_t *self, job_t **jobs, aggregate_ref *
     while (!b.complete)
         pthread_cond_wait(&a->batch_cv, &a->mu);
     size_t stored = atomic_load_explicit(&b.stored, memory_order_relaxed);
+    int full = atomic_load_explicit(&b.full_retry_after, memory_order_relaxed);
+    if (full > 0) {
+        a->queue_full = true;
+        a->full_retry_after = full;
+    } else if (stored > 0) {
+        a->queue_full = false;
+    }
     a->batches++;
     a->jobs += n;
     a->largest = n > a->largest ? n : a->largest;

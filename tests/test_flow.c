@@ -490,8 +490,9 @@ Test(flow, inline_max_depth_refuses_and_accepts_after_drain)
 }
 
 /* ack: buffered answers 202 before Redis sees the jobs: jobs over max_depth
- * wait in the buffer (never dropped), Redis never holds more than the bound,
- * and they are stored and run once workers drain the queue. */
+ * wait in the buffer (never dropped) and Redis never holds more than the
+ * bound; once Redis refused them, new submissions get 429 until it takes
+ * jobs again; all are stored and run once workers drain the queue. */
 Test(flow, buffered_aggregate_keeps_jobs_over_max_depth)
 {
     char prefix[32], api[2048], workers[2048];
@@ -506,26 +507,41 @@ Test(flow, buffered_aggregate_keeps_jobs_over_max_depth)
     ts_jobd a, w;
     rt_jobd_up(&a, api, NULL);
     char body[128];
-    for (int i = 0; i < 8; i++) {
-        snprintf(body, sizeof body, "{\"type\":\"noop\",\"id\":\"b-%d\"}", i);
-        cr_assert_eq(flow_submit(a.port, "q", body), 202, "job %d", i);
-    }
-    /* Redis fills to the bound and stays there. */
+    int accepted = 0;
+    /* Redis fills to the bound and stays there; the jobs after it wait in
+     * the buffer; once Redis refused one of them, submissions get 429. */
     long long deadline = ts_now_ms() + ts_patience(5000);
-    while (flow_queue_int(a.port, "q", "limits", "depth") < 5 && ts_now_ms() < deadline)
-        ts_sleep_ms(20);
-    long long until = ts_now_ms() + 500;
-    while (ts_now_ms() < until) {
-        cr_assert_eq(flow_queue_int(a.port, "q", "limits", "depth"), 5);
-        ts_sleep_ms(50);
+    ts_resp r = {0};
+    bool refused = false;
+    while (!refused && ts_now_ms() < deadline && accepted < 1000) {
+        cr_assert_leq(flow_queue_int(a.port, "q", "limits", "depth"), 5);
+        snprintf(body, sizeof body, "{\"type\":\"noop\",\"id\":\"b-%d\"}", accepted);
+        flow_post(&r, a.port, "q", body);
+        refused = r.status == 429;
+        if (!refused) {
+            cr_assert_eq(r.status, 202, "%s", r.body);
+            accepted++;
+            ts_resp_free(&r);
+            ts_sleep_ms(20);
+        }
     }
+    cr_assert(refused, "no 429 while Redis refused the buffered jobs");
+    cr_expect_geq(accepted, 6, "a 429 before Redis refused a buffered job");
+    cr_expect_str_eq(ts_error_code(&r), "queue_full");
+    char ra[32];
+    cr_assert_not_null(ts_resp_header(&r, "Retry-After", ra, sizeof ra));
+    cr_expect(atoi(ra) >= 1 && atoi(ra) <= 60, "Retry-After %s", ra);
+    ts_resp_free(&r);
+    cr_expect_eq(flow_queue_int(a.port, "q", "limits", "depth"), 5);
     rt_jobd_up(&w, workers, NULL);
-    cr_assert(flow_wait_processed(a.port, "q", 8, 15000), "buffered jobs were not stored and run");
-    for (int i = 0; i < 8; i++) {
+    cr_assert(flow_wait_processed(a.port, "q", accepted, 15000),
+              "buffered jobs were not stored and run");
+    for (int i = 0; i < accepted; i++) {
         char id[16];
         snprintf(id, sizeof id, "b-%d", i);
         cr_expect(ts_wait_state(a.port, "q", id, "succeeded", 1000, NULL), "%s", id);
     }
+    cr_expect_eq(flow_submit(a.port, "q", "{\"type\":\"noop\",\"id\":\"after\"}"), 202);
     ts_jobd_stop(&w, SIGTERM, 5000);
     ts_jobd_stop(&a, SIGTERM, 5000);
 }
