@@ -527,6 +527,7 @@ Test(flow, buffered_aggregate_keeps_jobs_over_max_depth)
     }
     cr_assert(refused, "no 429 while Redis refused the buffered jobs");
     cr_expect_geq(accepted, 6, "a 429 before Redis refused a buffered job");
+    cr_log_info("buffered: the first 429 after %d jobs accepted (max_depth 5)", accepted);
     cr_expect_str_eq(ts_error_code(&r), "queue_full");
     char ra[32];
     cr_assert_not_null(ts_resp_header(&r, "Retry-After", ra, sizeof ra));
