@@ -349,7 +349,8 @@ static void proc_aggregate_batch_done(void *done_ctx, size_t index, const outcom
     if (!refused)
         atomic_fetch_add_explicit(&b->stored, 1, memory_order_relaxed);
     else if (out->err.status == 429)
-        atomic_store_explicit(&b->full_retry_after, out->err.retry_after > 0 ? out->err.retry_after : 1,
+        atomic_store_explicit(&b->full_retry_after,
+                              out->err.retry_after > 0 ? out->err.retry_after : 1,
                               memory_order_relaxed);
     if (r->done) {
         r->done(r->done_ctx, r->index, out);
@@ -378,10 +379,10 @@ static bool proc_aggregate_same_ref(const aggregate_ref *a, const aggregate_ref 
     return a->done && a->done == b->done && a->done_ctx == b->done_ctx;
 }
 
-/* Under max_depth, a store that can take the batch's submissions as parts
- * (call_parts) admits each whole in one call: calls it with the sizes of the
- * submissions of refs[0..n). 0; -1 when it reported nothing (out of memory,
- * or no call_parts: call once per submission instead). */
+/* Under max_depth, hands the batch to a store that takes submissions as
+ * parts (d->ops->call_parts), which admits each whole: calls it with the
+ * sizes of the submissions of refs[0..n). 0; -1 when it reported nothing
+ * (out of memory). */
 static int proc_aggregate_call_parts(proc_t *d, job_t **jobs, aggregate_ref *refs, size_t n,
                                      aggregate_batch *b)
 {
