@@ -421,10 +421,10 @@ static int proc_redis_fetch_limited(proc_redis_store *st, proc_redis_fetch_state
             fs->procs_loaded = false;
             continue;
         }
-        if (n == -4)
-            proc_redis_limit_sleep(st, wait_ms < 1                         ? 1
-                                       : wait_ms > PROC_REDIS_LIMIT_WAIT_MS ? PROC_REDIS_LIMIT_WAIT_MS
-                                                                            : wait_ms);
+        if (n == -4) {
+            int64_t ms = wait_ms > PROC_REDIS_LIMIT_WAIT_MS ? PROC_REDIS_LIMIT_WAIT_MS : wait_ms;
+            proc_redis_limit_sleep(st, ms < 1 ? 1 : ms);
+        }
         return n;
     }
     /* The processes keep changing: try again next round, not at once. */

@@ -40,7 +40,9 @@ if max_depth > 0 then
     local fresh, mine = 0, {}
     for i = first, last do
       local id = ids[i]
-      if not known[i] and not admitted[id] and not mine[id] then fresh = fresh + 1; mine[id] = true end
+      if not known[i] and not admitted[id] and not mine[id] then
+        fresh = fresh + 1; mine[id] = true
+      end
     end
     if fresh > 0 and depth + fresh > max_depth then
       -- Retry-After: the time the recent drain rate (starts counted by
