@@ -106,6 +106,12 @@ typedef struct proc_ops {
     /* Frees self->priv. Called after stop. */
     void (*destroy)(proc_t *self);
     const store_ops *store; /* non-NULL for store processors */
+    /* Optional: call for jobs made of several submissions, parts[0..nparts)
+     * jobs each, in order (summing to n), so that a store that admits jobs
+     * by a bound (max_depth) admits or refuses each submission whole in one
+     * call. NULL: callers that need that call once per submission. */
+    int (*call_parts)(proc_t *self, job_t *const *jobs, size_t n, const size_t *parts,
+                      size_t nparts, proc_done_fn done, void *done_ctx);
 } proc_ops;
 
 struct proc {

@@ -40,6 +40,8 @@
 #define AGGREGATE_MAX_BATCH_LIMIT 100000
 #define AGGREGATE_BACKOFF_MIN_MS 100
 #define AGGREGATE_BACKOFF_MAX_MS 5000
+/* The "why" of proc_aggregate_take_copies for a 429 rather than a 503. */
+static const char AGGREGATE_QUEUE_FULL[] = "queue full";
 
 /* One delegate call in flight; lives on its flusher's stack. */
 typedef struct aggregate_batch {
@@ -48,6 +50,7 @@ typedef struct aggregate_batch {
     aggregate_ref *refs;
     atomic_size_t remaining;
     atomic_size_t stored;
+    atomic_int full_retry_after; /* > 0: jobs were refused for max_depth */
     bool complete; /* under a->mu */
 } aggregate_batch;
 
@@ -254,9 +257,10 @@ static int proc_aggregate_copy(job_t *const *jobs, size_t n, job_t **copies,
 }
 
 /* Appends owned copies (sizes[i] bytes each) to pending. NULL, or why they
- * were not taken. */
+ * were not taken: AGGREGATE_QUEUE_FULL (the store refused jobs for
+ * max_depth lately) with its Retry-After in *retry_after, or a 503 reason. */
 static const char *proc_aggregate_take_copies(aggregate *a, job_t **copies, size_t n,
-                                              const size_t *sizes)
+                                              const size_t *sizes, int *retry_after)
 {
     size_t bytes = 0;
     for (size_t i = 0; i < n; i++)
@@ -265,6 +269,10 @@ static const char *proc_aggregate_take_copies(aggregate *a, job_t **copies, size
     const char *why = proc_aggregate_full(a, n, bytes);
     if (!why && proc_aggregate_buf_reserve(&a->pending, n) != 0)
         why = "out of memory";
+    if (!why && a->buffered && a->queue_full) {
+        why = AGGREGATE_QUEUE_FULL;
+        *retry_after = a->full_retry_after;
+    }
     if (!why) {
         aggregate_buf *p = &a->pending;
         for (size_t i = 0; i < n; i++) {
@@ -289,9 +297,19 @@ static int proc_aggregate_call_buffered(aggregate *a, job_t *const *jobs, size_t
     const char *why = "out of memory";
     if (copies && views && sizes && proc_aggregate_copy(jobs, n, copies, views) == 0) {
         proc_aggregate_sizes(jobs, n, sizes);
-        why = proc_aggregate_take_copies(a, copies, n, sizes);
+        int retry_after = 1;
+        why = proc_aggregate_take_copies(a, copies, n, sizes, &retry_after);
         for (size_t i = 0; i < n; i++) {
-            if (why) {
+            if (why == AGGREGATE_QUEUE_FULL) {
+                job_free(copies[i]);
+                outcome_t out = {.kind = OUT_REFUSED};
+                jobd_fail(&out.err, 429, "queue_full",
+                          "queue %s is at its max_depth (the store refused this process's "
+                          "buffered jobs): retry later",
+                          jobs[i]->queue);
+                out.err.retry_after = retry_after;
+                done(done_ctx, i, &out);
+            } else if (why) {
                 job_free(copies[i]);
                 proc_aggregate_refuse(done, done_ctx, i, why);
             } else {
@@ -331,15 +349,21 @@ static void proc_aggregate_batch_done(void *done_ctx, size_t index, const outcom
     bool refused = out->kind == OUT_REFUSED;
     if (!refused)
         atomic_fetch_add_explicit(&b->stored, 1, memory_order_relaxed);
+    else if (out->err.status == 429)
+        atomic_store_explicit(&b->full_retry_after,
+                              out->err.retry_after > 0 ? out->err.retry_after : 1,
+                              memory_order_relaxed);
     if (r->done) {
         r->done(r->done_ctx, r->index, out);
-    } else if (refused && out->err.status < 500) {
+    } else if (refused && out->err.status < 500 && out->err.status != 429) {
         /* Refused for what the job is, not for lack of service: a retry
          * cannot help. Said loudly, since the submitter was told "stored". */
         log_event(LOG_ERROR, "aggregate.dropped", b->jobs[index],
                   "refused by the store after it was acknowledged: %s (%s)", out->err.message,
                   out->err.code);
     } else {
+        /* Lack of service, or the queue's max_depth (429): the job was
+         * acknowledged, so it waits here until the store takes it. */
         r->keep = refused;
     }
     if (atomic_fetch_sub_explicit(&b->remaining, 1, memory_order_acq_rel) == 1) {
@@ -350,6 +374,33 @@ static void proc_aggregate_batch_done(void *done_ctx, size_t index, const outcom
     }
 }
 
+/* True when refs a and b belong to one waiting submission. */
+static bool proc_aggregate_same_ref(const aggregate_ref *a, const aggregate_ref *b)
+{
+    return a->done && a->done == b->done && a->done_ctx == b->done_ctx;
+}
+
+/* Under max_depth, hands the batch to a store that takes submissions as
+ * parts (d->ops->call_parts), which admits each whole: calls it with the
+ * sizes of the submissions of refs[0..n). 0; -1 when it reported nothing
+ * (out of memory). */
+static int proc_aggregate_call_parts(proc_t *d, job_t **jobs, aggregate_ref *refs, size_t n,
+                                     aggregate_batch *b)
+{
+    size_t *parts = d->ops->call_parts ? malloc(n * sizeof *parts) : NULL;
+    if (!parts)
+        return -1;
+    size_t np = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i == 0 || !proc_aggregate_same_ref(&refs[i - 1], &refs[i]))
+            parts[np++] = 0;
+        parts[np - 1]++;
+    }
+    int rc = d->ops->call_parts(d, jobs, n, parts, np, proc_aggregate_batch_done, b);
+    free(parts);
+    return rc;
+}
+
 /* Hands jobs[0..n) to the delegate in one call and waits for every outcome
  * (the entries are reused right after). */
 static void proc_aggregate_batch_run(proc_t *self, job_t **jobs, aggregate_ref *refs, size_t n)
@@ -358,10 +409,14 @@ static void proc_aggregate_batch_run(proc_t *self, job_t **jobs, aggregate_ref *
     aggregate_batch b = {.a = a, .jobs = jobs, .refs = refs};
     atomic_init(&b.remaining, n);
     atomic_init(&b.stored, 0);
+    atomic_init(&b.full_retry_after, 0);
     for (size_t i = 0; i < n; i++)
         refs[i].keep = false;
     proc_t *d = self->delegate;
-    if (d->ops->call(d, jobs, n, proc_aggregate_batch_done, &b) != 0) {
+    int rc = self->queue->cfg->max_depth > 0 && d->ops->call_parts
+                 ? proc_aggregate_call_parts(d, jobs, refs, n, &b)
+                 : d->ops->call(d, jobs, n, proc_aggregate_batch_done, &b);
+    if (rc != 0) {
         for (size_t i = 0; i < n; i++) {
             outcome_t out = {.kind = OUT_REFUSED};
             jobd_fail(&out.err, 503, "unavailable", "the store cannot take jobs now");
@@ -372,6 +427,13 @@ static void proc_aggregate_batch_run(proc_t *self, job_t **jobs, aggregate_ref *
     while (!b.complete)
         pthread_cond_wait(&a->batch_cv, &a->mu);
     size_t stored = atomic_load_explicit(&b.stored, memory_order_relaxed);
+    int full = atomic_load_explicit(&b.full_retry_after, memory_order_relaxed);
+    if (full > 0) {
+        a->queue_full = true;
+        a->full_retry_after = full;
+    } else if (stored > 0) {
+        a->queue_full = false;
+    }
     a->batches++;
     a->jobs += n;
     a->largest = n > a->largest ? n : a->largest;
@@ -407,8 +469,7 @@ static size_t proc_aggregate_compact(aggregate_buf *f, size_t *from_spill, size_
 /* True when entries i-1 and i belong to one waiting submission. */
 static bool proc_aggregate_same_call(const aggregate_buf *f, size_t i)
 {
-    const aggregate_ref *a = &f->refs[i - 1], *b = &f->refs[i];
-    return a->done && a->done == b->done && a->done_ctx == b->done_ctx;
+    return proc_aggregate_same_ref(&f->refs[i - 1], &f->refs[i]);
 }
 
 /* Flushes f in batches of about max_batch. A batch ends only between
@@ -420,8 +481,14 @@ static size_t proc_aggregate_flush(proc_t *self, aggregate_buf *f, size_t *from_
                                    size_t *bytes)
 {
     aggregate *a = self->priv;
+    /* Under max_depth a store without call_parts admits or refuses a call
+     * whole: one call per submission, so that one that does not fit refuses
+     * no other. */
+    size_t max_batch = self->queue->cfg->max_depth > 0 && !self->delegate->ops->call_parts
+                           ? 1
+                           : a->max_batch;
     for (size_t off = 0, end; off < f->n; off = end) {
-        end = f->n - off < a->max_batch ? f->n : off + a->max_batch;
+        end = f->n - off < max_batch ? f->n : off + max_batch;
         while (end < f->n && proc_aggregate_same_call(f, end))
             end++;
         metrics_batch(self->queue->ctx->metrics, self->queue->cfg, end - off);

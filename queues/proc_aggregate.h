@@ -53,6 +53,11 @@ typedef struct aggregate {
     bool stopping;
     int64_t deadline_ms; /* of stop(), mono */
     uint64_t batches, jobs, largest, stored, refused, spilled; /* under mu */
+    /* The store's last answer refused jobs for max_depth (429), with that
+     * Retry-After: ack buffered then answers 429 itself until the store takes
+     * jobs again. Under mu. */
+    bool queue_full;
+    int full_retry_after;
 } aggregate;
 
 /* proc_aggregate.c */

@@ -16,6 +16,7 @@
  * 503; finished and dead jobs by the retention settings; running ones by the
  * workers. */
 #include <errno.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,7 +71,14 @@ typedef struct inline_store {
     int64_t trim_logged_at;      /* unix ms */
     bool paused, stopping, started;
     pthread_t dispatcher;
+    /* Flow limits of this process (README, Rate limits...). */
+    double rate_tat;             /* GCRA theoretical arrival time, mono ms */
+    int64_t drain_t;             /* start of the current drain window, mono ms */
+    long drain_c, drain_p;       /* starts in the current window and in the one before */
 } inline_store;
+
+#define INLINE_DRAIN_MS 5000     /* the windows of the drain rate (max_depth's Retry-After) */
+#define INLINE_LIMIT_WAIT_MS 1000
 
 /* --- containers --- */
 
@@ -201,6 +209,60 @@ static void inline_trim(inline_store *st, proc_t *self, int64_t now)
     }
 }
 
+/* --- flow limits --- */
+
+/* Counts a start in the drain windows. Called with st->mu held. */
+static void inline_drain_count(inline_store *st, int64_t now)
+{
+    if (now - st->drain_t >= 2 * INLINE_DRAIN_MS) {
+        st->drain_p = 0;
+        st->drain_c = 0;
+        st->drain_t = now;
+    } else if (now - st->drain_t >= INLINE_DRAIN_MS) {
+        st->drain_p = st->drain_c;
+        st->drain_c = 0;
+        st->drain_t = now;
+    }
+    st->drain_c++;
+}
+
+/* Seconds until over more jobs have started at the recent drain rate,
+ * 1..60 (60 when nothing started lately). Called with st->mu held. */
+static int inline_retry_after(const inline_store *st, int64_t now, size_t over)
+{
+    double elapsed = (double)(now - st->drain_t);
+    if (elapsed >= 2 * INLINE_DRAIN_MS || st->drain_c + st->drain_p == 0)
+        return 60;
+    double rate = (double)(st->drain_c + st->drain_p) * 1000.0 / (elapsed + INLINE_DRAIN_MS);
+    double wait = ceil((double)over / rate);
+    return wait < 1 ? 1 : wait > 60 ? 60 : (int)wait;
+}
+
+/* Milliseconds until max_running and the rate allow a start; 0 = now.
+ * Called with st->mu held. */
+static int64_t inline_flow_hold(const inline_store *st, const queue_cfg *qc, int64_t now)
+{
+    if (qc->max_running > 0 && st->counts[JOB_RUNNING] >= (size_t)qc->max_running)
+        return INLINE_LIMIT_WAIT_MS; /* a run's end wakes the dispatcher sooner */
+    if (qc->rate.limit <= 0)
+        return 0;
+    double t = qc->rate.per * 1000.0 / qc->rate.limit;
+    double tau = t * (qc->rate.burst - 1);
+    double ahead = st->rate_tat - (double)now - tau; /* GCRA: wait until tat - tau */
+    return ahead > 0 ? (int64_t)ceil(ahead) : 0;
+}
+
+/* Counts a start against the rate and the drain. Called with st->mu held. */
+static void inline_flow_start(inline_store *st, const queue_cfg *qc, int64_t now)
+{
+    if (qc->rate.limit > 0) {
+        double t = qc->rate.per * 1000.0 / qc->rate.limit;
+        st->rate_tat = (st->rate_tat > (double)now ? st->rate_tat : (double)now) + t;
+    }
+    if (qc->max_depth > 0)
+        inline_drain_count(st, now);
+}
+
 /* --- submission --- */
 
 static ientry *inline_add(inline_store *st, proc_t *self, const job_t *job)
@@ -226,19 +288,47 @@ static ientry *inline_add(inline_store *st, proc_t *self, const job_t *job)
     return e;
 }
 
+/* How many of jobs[0..n) would be new once the waiting jobs (scheduled,
+ * enqueued, retrying) number *waiting: 0 when n new ones still fit under
+ * bound (no lookups), else the count of unknown ids. Called with st->mu held. */
+static size_t inline_fresh(inline_store *st, job_t *const *jobs, size_t n, size_t bound,
+                           size_t *waiting)
+{
+    *waiting = st->counts[JOB_SCHEDULED] + st->counts[JOB_ENQUEUED] + st->counts[JOB_RETRYING];
+    if (*waiting + n <= bound)
+        return 0;
+    size_t fresh = 0;
+    for (size_t i = 0; i < n; i++)
+        fresh += inline_find(st, jobs[i]->id) == NULL;
+    return fresh;
+}
+
 /* Why jobs[0..n) cannot be taken now because of max_jobs, or NULL. Replays
  * of known ids add nothing. Called with st->mu held. */
 static const char *inline_full(inline_store *st, job_t *const *jobs, size_t n)
 {
-    size_t waiting = st->counts[JOB_SCHEDULED] + st->counts[JOB_ENQUEUED] + st->counts[JOB_RETRYING];
-    if (waiting + n <= st->max_jobs)
-        return NULL; /* fits even if none is a replay: no lookups */
-    size_t fresh = 0;
-    for (size_t i = 0; i < n; i++)
-        fresh += inline_find(st, jobs[i]->id) == NULL;
+    size_t waiting, fresh = inline_fresh(st, jobs, n, st->max_jobs, &waiting);
     if (fresh && waiting + fresh > st->max_jobs)
         return "the queue holds max_jobs waiting jobs: retry later";
     return NULL;
+}
+
+/* 429 queue_full in err when the new ids of jobs[0..n) would take the
+ * waiting jobs past max_depth (replays add nothing): true then. Called with
+ * st->mu held. */
+static bool inline_over_depth(inline_store *st, long max_depth, job_t *const *jobs, size_t n,
+                              jobd_error *err)
+{
+    if (max_depth <= 0)
+        return false;
+    size_t waiting, fresh = inline_fresh(st, jobs, n, (size_t)max_depth, &waiting);
+    if (!fresh || waiting + fresh <= (size_t)max_depth)
+        return false;
+    jobd_fail(err, 429, "queue_full",
+              "queue %s would hold more than its max_depth of %ld waiting jobs: retry later",
+              jobs[0]->queue, max_depth);
+    err->retry_after = inline_retry_after(st, jobd_mono_ms(), waiting + fresh - (size_t)max_depth);
+    return true;
 }
 
 static int inline_call(proc_t *self, job_t *const *jobs, size_t n, proc_done_fn done,
@@ -254,8 +344,15 @@ static int inline_call(proc_t *self, job_t *const *jobs, size_t n, proc_done_fn 
         return 0;
     }
     pthread_mutex_lock(&st->mu);
-    const char *full = inline_full(st, jobs, n);
+    jobd_error deep = {0};
+    bool too_deep = inline_over_depth(st, self->queue->cfg->max_depth, jobs, n, &deep);
+    const char *full = too_deep ? NULL : inline_full(st, jobs, n);
     for (size_t i = 0; i < n; i++) {
+        if (too_deep) {
+            outs[i].kind = OUT_REFUSED;
+            outs[i].err = deep;
+            continue;
+        }
         if (full) {
             /* All or nothing: a batch that does not fit is refused whole. */
             outs[i].kind = OUT_REFUSED;
@@ -362,6 +459,13 @@ static void *inline_dispatch(void *arg)
             inline_wait(st, now);
             continue;
         }
+        int64_t hold = inline_flow_hold(st, q->cfg, jobd_mono_ms());
+        if (hold > 0) {
+            int64_t until = now + (hold < INLINE_LIMIT_WAIT_MS ? hold : INLINE_LIMIT_WAIT_MS);
+            struct timespec ts = {until / 1000, (until % 1000) * 1000000L};
+            pthread_cond_timedwait(&st->cv, &st->mu, &ts);
+            continue;
+        }
         pthread_mutex_unlock(&st->mu);
         int reserved = worker_pool_reserve(pool, q, jobd_mono_ms() + 200);
         pthread_mutex_lock(&st->mu);
@@ -376,6 +480,7 @@ static void *inline_dispatch(void *arg)
             continue;
         }
         inline_place(st, e, JOB_RUNNING);
+        inline_flow_start(st, q->cfg, jobd_mono_ms());
         e->job->started_at = jobd_now_ms();
         job_t *job = e->job;
         pthread_mutex_unlock(&st->mu);

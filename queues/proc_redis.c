@@ -150,15 +150,18 @@ static int64_t proc_redis_not_after(proc_redis_store *st, int64_t deadline)
     return at > 0 ? at : 0;
 }
 
-/* Reports each job's outcome: refused (rc != 0), replayed or stored; a
- * stored job with the text that was stored. */
-static void proc_redis_report(job_t *const *jobs, job_t **replayed, char **texts, size_t n,
-                              int rc, const jobd_error *err, proc_done_fn done, void *done_ctx)
+/* Reports each job's outcome: refused (rc != 0, or waits[i] > 0 for
+ * max_depth), replayed or stored; a stored job with the text that was stored. */
+static void proc_redis_report(proc_redis_store *st, job_t **replayed, const int *waits,
+                              char **texts, size_t n, int rc, const jobd_error *err,
+                              proc_done_fn done, void *done_ctx)
 {
     for (size_t i = 0; i < n; i++) {
         job_t *rep = replayed ? replayed[i] : NULL;
         outcome_t out = {.kind = OUT_REFUSED, .err = *err};
-        if (rc == 0) {
+        if (rc == 0 && waits[i] > 0) {
+            redis_write_queue_full(&st->m, waits[i], &out.err);
+        } else if (rc == 0) {
             out.kind = rep ? OUT_REPLAYED : OUT_STORED;
             if (rep)
                 out.view = job_view(rep);
@@ -181,16 +184,17 @@ static void proc_redis_sent_unanswered(jobd_error *err)
              "; the jobs may have been stored: retry with the same ids (a replay is safe)");
 }
 
-static int proc_redis_call(proc_t *self, job_t *const *jobs, size_t n, proc_done_fn done,
-                           void *done_ctx)
+static int proc_redis_call_parts(proc_t *self, job_t *const *jobs, size_t n, const size_t *parts,
+                                 size_t nparts, proc_done_fn done, void *done_ctx)
 {
     proc_redis_store *st = self->priv;
     jobd_error err = {0};
     job_t **replayed = calloc(n ? n : 1, sizeof *replayed);
     char **texts = calloc(n ? n : 1, sizeof *texts);
+    int *waits = calloc(n ? n : 1, sizeof *waits);
     int rc = -1;
     proc_redis_use u;
-    if (!replayed || !texts) {
+    if (!replayed || !texts || !waits) {
         jobd_fail(&err, 503, "unavailable", "out of memory");
         err.retry_after = 1;
     } else if (proc_redis_acquire(st, &u, &err)) {
@@ -201,17 +205,25 @@ static int proc_redis_call(proc_t *self, job_t *const *jobs, size_t n, proc_done
                 free(texts[i]);
                 texts[i] = NULL;
             }
-            rc = redis_write_enqueue(u.c, &st->m, jobs, n, not_after, replayed, texts, &err);
+            rc = redis_write_enqueue_parts(u.c, &st->m, jobs, n, parts, nparts, not_after,
+                                           replayed, waits, texts, &err);
             unanswered = unanswered || (rc != 0 && u.c->err);
         } while (rc != 0 && proc_redis_again(st, &u, &err));
         if (rc != 0 && unanswered)
             proc_redis_sent_unanswered(&err);
         proc_redis_release(st, &u);
     }
-    proc_redis_report(jobs, replayed, texts, n, rc, &err, done, done_ctx);
+    proc_redis_report(st, replayed, waits, texts, n, rc, &err, done, done_ctx);
     free(replayed);
     free(texts);
+    free(waits);
     return 0;
+}
+
+static int proc_redis_call(proc_t *self, job_t *const *jobs, size_t n, proc_done_fn done,
+                           void *done_ctx)
+{
+    return proc_redis_call_parts(self, jobs, n, NULL, 0, done, done_ctx);
 }
 
 /* --- start and stop --- */
@@ -594,6 +606,7 @@ static const proc_ops proc_redis_ops = {
     .stats = proc_redis_stats,
     .destroy = proc_redis_destroy,
     .store = &proc_redis_store_ops,
+    .call_parts = proc_redis_call_parts,
 };
 
 /* --- creation --- */
@@ -681,6 +694,7 @@ static proc_t *proc_redis_create(jobd_t *ctx, queue_t *q, const json_t *opts, pr
     const json_t *pi = json_object_get(opts, "poll_interval");
     st->poll_interval = pi ? json_number_value(pi) : cfg->poll_interval;
     redis_model_init(&st->m, cfg->redis_prefix, q->cfg->name, q->cfg->max_attempts);
+    redis_model_limits(&st->m, q->cfg);
     proc_redis_new_pid(st->pid);
     if (proc_redis_first_contact(st, err, errlen) != 0) {
         proc_redis_free_store(st);

@@ -18,6 +18,9 @@
 #define PROC_REDIS_DONE_LOG_EVERY 10 /* error answers between two log lines of one outcome */
 #define PROC_REDIS_PAUSE_CHECK_MS 250
 #define PROC_REDIS_RESERVE_WAIT_MS 200
+#define PROC_REDIS_LIMIT_WAIT_MS 1000 /* longest wait for the rate or max_running */
+#define PROC_REDIS_PROCS_TRIES 3      /* process-list reloads in one fetch round */
+#define PROC_REDIS_PROCS_WAIT_MS 50   /* then the pause before the next round */
 
 /* --- leases --- */
 
@@ -381,7 +384,55 @@ typedef struct proc_redis_fetch_state {
     bool reconcile; /* a reply may have been lost: check our lease set */
     bool paused;
     int64_t paused_checked;
+    redis_write_procs procs; /* max_running: the processes whose leases count */
+    bool procs_loaded;
 } proc_redis_fetch_state;
+
+/* Waits ms in full, unless the fetch thread is told to stop: other wake-ups
+ * of st->cv (this process's last lease ending) must not cut it short, or a
+ * process would poll right after its own runs end and take every freed
+ * max_running slot before the others look. */
+static void proc_redis_limit_sleep(proc_redis_store *st, int64_t ms)
+{
+    int64_t until = jobd_mono_ms() + ms;
+    pthread_mutex_lock(&st->mu);
+    for (int64_t left = ms; left > 0 && !proc_redis_stopping_locked(&st->fetch);
+         left = until - jobd_mono_ms())
+        proc_redis_wait_locked(st, left, &st->fetch);
+    pthread_mutex_unlock(&st->mu);
+}
+
+/* The fetch script under the queue's limits: reloads the process list when
+ * the script finds it out of date (a process came or went), and waits out
+ * (at most PROC_REDIS_LIMIT_WAIT_MS, so stop is seen) the time until the
+ * rate or max_running allows a start. Returns as redis_write_fetch; -4 when
+ * limited (waited). */
+static int proc_redis_fetch_limited(proc_redis_store *st, proc_redis_fetch_state *fs,
+                                    const char *plist, int k, redis_write_lease *leases)
+{
+    for (int tries = 0; tries < PROC_REDIS_PROCS_TRIES; tries++) {
+        if (st->m.max_running > 0 && !fs->procs_loaded) {
+            if (redis_write_procs_load(fs->c, &st->m, &fs->procs) != 0)
+                return -1;
+            fs->procs_loaded = true;
+        }
+        int64_t wait_ms = 0;
+        int n = redis_write_fetch_limited(fs->c, &st->m, plist, (size_t)k, leases, &fs->procs,
+                                          &wait_ms);
+        if (n == -3) {
+            fs->procs_loaded = false;
+            continue;
+        }
+        if (n == -4) {
+            int64_t ms = wait_ms > PROC_REDIS_LIMIT_WAIT_MS ? PROC_REDIS_LIMIT_WAIT_MS : wait_ms;
+            proc_redis_limit_sleep(st, ms < 1 ? 1 : ms);
+        }
+        return n;
+    }
+    /* The processes keep changing: try again next round, not at once. */
+    proc_redis_wait(st, PROC_REDIS_PROCS_WAIT_MS, &st->fetch);
+    return -4;
+}
 
 /* One round: (wait for jobs while idle,) reserve workers, fetch, run. */
 static void proc_redis_fetch_round(proc_redis_store *st, proc_redis_fetch_state *fs)
@@ -401,8 +452,10 @@ static void proc_redis_fetch_round(proc_redis_store *st, proc_redis_fetch_state 
     proc_redis_pid(st, pid);
     redis_model_proc_key(&st->m, pid, plist);
     redis_write_lease leases[PROC_REDIS_FETCH_MAX];
-    int n = redis_write_fetch(fs->c, &st->m, plist, (size_t)k, leases);
+    int n = proc_redis_fetch_limited(st, fs, plist, k, leases);
     proc_redis_release_slots(st, n > 0 ? k - n : k);
+    if (n == -4)
+        return; /* limited: waited already; ready may hold jobs, so not idle */
     if (n == -2) {
         fs->paused = true;
         fs->paused_checked = jobd_mono_ms();
@@ -473,6 +526,7 @@ void *proc_redis_fetch_main(void *arg)
         fs.backoff = PROC_REDIS_BACKOFF_MIN_MS;
         proc_redis_fetch_round(st, &fs);
     }
+    redis_write_procs_free(&fs.procs);
     proc_redis_drop(st, &fs.c);
     return NULL;
 }

@@ -31,6 +31,7 @@ void redis_model_init(redis_model *m, const char *prefix, const char *queue, int
         {m->failed, "failed"},     {m->trimmed, "trimmed"},   {m->procs, "procs"},
         {m->orphans, "orphans"},   {m->enqueued, "enqueued"}, {m->running, "running"},
         {m->periodic, "periodic"},
+        {m->rate, "rate"},         {m->drain, "drain"},
     };
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
         snprintf(keys[i].dst, REDIS_KEY_MAX, "%s%s", base, keys[i].name);
@@ -41,6 +42,18 @@ void redis_model_init(redis_model *m, const char *prefix, const char *queue, int
         snprintf(m->col[i], REDIS_KEY_MAX, "%sjobs:%c", base, cols[i]);
     m->default_max = default_max;
     redis_script_init_all(m->scripts);
+}
+
+void redis_model_limits(redis_model *m, const queue_cfg *qc)
+{
+    m->max_depth = qc->max_depth;
+    m->max_running = qc->max_running;
+    m->rate_t_us = m->rate_tau_us = 0;
+    if (qc->rate.limit > 0) {
+        double t = qc->rate.per * 1e6 / qc->rate.limit;
+        m->rate_t_us = t < 1 ? 1 : (long long)t;
+        m->rate_tau_us = (long long)(t * (qc->rate.burst - 1));
+    }
 }
 
 void redis_model_proc_key(const redis_model *m, const char *pid, char out[REDIS_KEY_MAX])

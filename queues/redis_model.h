@@ -32,10 +32,13 @@
  *   P:{q}:paused flag;  P:schema  data model version
  *   P:{q}:periodic      zset: periodic schedule name -> its last tick enqueued
  *                       (unix ms; only ever raised, ZADD GT)
+ *   P:{q}:rate          the start rate's theoretical arrival time (GCRA, us)
+ *   P:{q}:drain         recent starts {t, c, p}, for max_depth's Retry-After
  * Times that decide anything come from Redis TIME inside the scripts. */
 #ifndef JOBD_REDIS_MODEL_H
 #define JOBD_REDIS_MODEL_H
 
+#include "../server/config.h"
 #include "job.h"
 #include "redis_conn.h"
 #include "redis_script.h"
@@ -71,14 +74,22 @@ typedef struct redis_model {
     char processed[REDIS_KEY_MAX], failed[REDIS_KEY_MAX], trimmed[REDIS_KEY_MAX];
     char procs[REDIS_KEY_MAX], orphans[REDIS_KEY_MAX];
     char periodic[REDIS_KEY_MAX];
+    char rate[REDIS_KEY_MAX], drain[REDIS_KEY_MAX];
     char state[JOB_STATE_COUNT][REDIS_KEY_MAX]; /* used for the rare states only */
     char col[REDIS_COL_COUNT][REDIS_KEY_MAX];
     int default_max; /* the queue's max_attempts */
+    /* Flow control (README, Rate limits...): 0 = off. */
+    long max_depth;
+    int max_running;
+    long long rate_t_us, rate_tau_us; /* GCRA: interval between starts, burst tolerance */
     redis_script scripts[REDIS_SCRIPT_COUNT];
 } redis_model;
 
 /* Fills m for queue under prefix; default_max is the queue's max_attempts. */
 void redis_model_init(redis_model *m, const char *prefix, const char *queue, int default_max);
+
+/* Sets m's flow limits from the queue's config (all 0 by redis_model_init). */
+void redis_model_limits(redis_model *m, const queue_cfg *qc);
 
 /* Key of a process's lease set or its heartbeat, into out. */
 void redis_model_proc_key(const redis_model *m, const char *pid, char out[REDIS_KEY_MAX]);

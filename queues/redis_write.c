@@ -29,14 +29,17 @@ static void redis_write_enqueue_args(redis_cmd *cmd, const job_t *job, const cha
     redis_cmd_addi(cmd, job->max_attempts);
 }
 
-/* Reads the enqueue reply into replayed[]; -1 (all freed) if a record is unreadable. */
+/* Reads the enqueue reply into replayed[] and waits[] (-S: refused for
+ * max_depth, retry in S s); -1 (all freed) if a record is unreadable. */
 static int redis_write_enqueue_reply(const redis_model *m, job_t *const *jobs, const redisReply *r,
-                                     size_t n, job_t **replayed, jobd_error *err)
+                                     size_t n, job_t **replayed, int *waits, jobd_error *err)
 {
     for (size_t i = 0; i < n; i++) {
         const redisReply *e = r->element[i];
-        if (e->type == REDIS_REPLY_INTEGER)
+        if (e->type == REDIS_REPLY_INTEGER) {
+            waits[i] = e->integer < 0 ? (int)-e->integer : 0;
             continue;
+        }
         if (!(replayed[i] = redis_model_record(m, jobs[i]->id, e))) {
             for (size_t j = 0; j < i; j++) {
                 job_free(replayed[j]);
@@ -50,8 +53,9 @@ static int redis_write_enqueue_reply(const redis_model *m, job_t *const *jobs, c
     return 0;
 }
 
-int redis_write_enqueue(redisContext *c, const redis_model *m, job_t *const *jobs, size_t n,
-                        int64_t not_after, job_t **replayed, char **texts, jobd_error *err)
+int redis_write_enqueue_parts(redisContext *c, const redis_model *m, job_t *const *jobs, size_t n,
+                              const size_t *parts, size_t nparts, int64_t not_after,
+                              job_t **replayed, int *waits, char **texts, jobd_error *err)
 {
     char **views = texts ? texts : calloc(n ? n : 1, sizeof *views);
     if (!views)
@@ -59,7 +63,17 @@ int redis_write_enqueue(redisContext *c, const redis_model *m, job_t *const *job
     redis_cmd cmd;
     redis_model_script(&cmd, m, REDIS_SCRIPT_ENQUEUE);
     redis_model_keys(&cmd, m->ready, m->sched, m->state[JOB_SCHEDULED], m->enqueued, m->seq, NULL);
+    /* max_depth's keys and arguments only when it is on: hiredis formats
+     * each argument, which a submission would pay for nothing. */
+    if (m->max_depth > 0)
+        redis_model_keys(&cmd, m->state[JOB_RETRYING], m->drain, NULL);
     redis_cmd_addi(&cmd, not_after);
+    if (m->max_depth > 0) {
+        redis_cmd_addi(&cmd, m->max_depth);
+        redis_cmd_addi(&cmd, parts ? (long long)nparts : 1);
+        for (size_t k = 0; k < (parts ? nparts : 1); k++)
+            redis_cmd_addi(&cmd, parts ? (long long)parts[k] : (long long)n);
+    }
     for (size_t i = 0; i < n; i++) {
         size_t len = 0;
         views[i] = job_view_text(jobs[i], &len);
@@ -67,6 +81,7 @@ int redis_write_enqueue(redisContext *c, const redis_model *m, job_t *const *job
             cmd.oom = true;
         redis_write_enqueue_args(&cmd, jobs[i], views[i] ? views[i] : "", len);
         replayed[i] = NULL;
+        waits[i] = 0;
     }
     redisReply *r = redis_conn_call(c, &cmd, err);
     if (!texts) {
@@ -77,9 +92,34 @@ int redis_write_enqueue(redisContext *c, const redis_model *m, job_t *const *job
     if (!r)
         return -1;
     int rc = redis_conn_is_array(r, n)
-                 ? redis_write_enqueue_reply(m, jobs, r, n, replayed, err)
+                 ? redis_write_enqueue_reply(m, jobs, r, n, replayed, waits, err)
                  : jobd_fail(err, 503, "unavailable", "unexpected answer from Redis");
     freeReplyObject(r);
+    return rc;
+}
+
+void redis_write_queue_full(const redis_model *m, int wait, jobd_error *err)
+{
+    jobd_fail(err, 429, "queue_full",
+              "queue %s would hold more than its max_depth of %ld waiting jobs: retry later",
+              m->queue, m->max_depth);
+    err->retry_after = wait;
+}
+
+int redis_write_enqueue(redisContext *c, const redis_model *m, job_t *const *jobs, size_t n,
+                        int64_t not_after, job_t **replayed, char **texts, jobd_error *err)
+{
+    int *waits = calloc(n ? n : 1, sizeof *waits);
+    if (!waits)
+        return jobd_fail(err, 503, "unavailable", "out of memory");
+    int rc = redis_write_enqueue_parts(c, m, jobs, n, NULL, 0, not_after, replayed, waits, texts,
+                                       err);
+    if (rc == 0 && n > 0 && waits[0] > 0) {
+        /* One part: refused whole. */
+        redis_write_queue_full(m, waits[0], err);
+        rc = -1;
+    }
+    free(waits);
     return rc;
 }
 
@@ -140,22 +180,96 @@ static int redis_write_fetch_reply(redisContext *c, const redis_model *m, const 
 int redis_write_fetch(redisContext *c, const redis_model *m, const char *plist, size_t n,
                       redis_write_lease *out)
 {
+    int64_t wait_ms;
+    return redis_write_fetch_limited(c, m, plist, n, out, NULL, &wait_ms);
+}
+
+int redis_write_fetch_limited(redisContext *c, const redis_model *m, const char *plist, size_t n,
+                              redis_write_lease *out, const redis_write_procs *procs,
+                              int64_t *wait_ms)
+{
+    *wait_ms = 0;
     if (n == 0)
         return 0;
+    bool limit_running = m->max_running > 0 && procs;
+    /* The limits' keys and arguments only when one is on (each costs
+     * formatting on every fetch). */
+    bool limited = limit_running || m->rate_t_us > 0 || m->max_depth > 0;
     redis_cmd cmd;
     redis_model_script(&cmd, m, REDIS_SCRIPT_FETCH);
     redis_model_keys(&cmd, m->ready, plist, m->paused, m->fence, m->enqueued, m->running, NULL);
+    if (limited)
+        redis_model_keys(&cmd, m->rate, m->drain, m->procs, m->orphans, NULL);
+    for (size_t i = 0; limit_running && i < procs->n; i++)
+        redis_cmd_key(&cmd, procs->plists[i]);
     redis_cmd_addi(&cmd, (long long)(n > REDIS_BATCH_MAX ? REDIS_BATCH_MAX : n));
+    if (limited) {
+        redis_cmd_addi(&cmd, m->rate_t_us);
+        redis_cmd_addi(&cmd, m->rate_tau_us);
+        redis_cmd_addi(&cmd, limit_running ? m->max_running : 0);
+        redis_cmd_adds(&cmd, m->max_depth > 0 ? "1" : "0");
+    }
+    for (size_t i = 0; limit_running && i < procs->n; i++)
+        redis_cmd_adds(&cmd, procs->pids[i]);
     redisReply *r = redis_conn_call(c, &cmd, NULL);
     if (!r)
         return -1;
     int got = -1;
-    if (r->type == REDIS_REPLY_INTEGER)
-        got = -2;
-    else if (r->type == REDIS_REPLY_ARRAY)
+    if (r->type == REDIS_REPLY_INTEGER) {
+        got = r->integer == -2 ? -3 : -2;
+    } else if (redis_conn_is_array(r, 3) && redis_conn_is_str(r->element[0])) {
+        *wait_ms = redis_conn_int(r->element[1]);
+        /* A poll for a free max_running slot is spread over 0.5..1.5 times
+         * the interval: a process that polled at fixed steps would fall into
+         * step with its own runs' ends (its poll right after its own run
+         * ended) and take every freed slot, starving the others. */
+        if (redis_conn_is_str(r->element[2]) && strcmp(r->element[2]->str, "running") == 0 &&
+            *wait_ms > 1)
+            *wait_ms = *wait_ms / 2 + arc4random_uniform((uint32_t)*wait_ms);
+        got = -4;
+    } else if (r->type == REDIS_REPLY_ARRAY) {
         got = redis_write_fetch_reply(c, m, plist, r, n, out);
+    }
     freeReplyObject(r);
     return got;
+}
+
+int redis_write_procs_load(redisContext *c, const redis_model *m, redis_write_procs *procs)
+{
+    redis_cmd cmd;
+    redis_cmd_init(&cmd, "SUNION");
+    redis_cmd_adds(&cmd, m->procs);
+    redis_cmd_adds(&cmd, m->orphans);
+    redisReply *r = redis_conn_call_array(c, &cmd);
+    if (!r)
+        return -1;
+    size_t n = r->elements;
+    char(*pids)[REDIS_PID_LEN + 1] = calloc(n ? n : 1, sizeof *pids);
+    char(*plists)[REDIS_KEY_MAX] = calloc(n ? n : 1, sizeof *plists);
+    if (!pids || !plists) {
+        free(pids);
+        free(plists);
+        freeReplyObject(r);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *e = r->element[i];
+        snprintf(pids[i], sizeof pids[i], "%s", redis_conn_is_str(e) ? e->str : "");
+        redis_model_proc_key(m, pids[i], plists[i]);
+    }
+    freeReplyObject(r);
+    redis_write_procs_free(procs);
+    procs->pids = pids;
+    procs->plists = plists;
+    procs->n = n;
+    return 0;
+}
+
+void redis_write_procs_free(redis_write_procs *procs)
+{
+    free(procs->pids);
+    free(procs->plists);
+    *procs = (redis_write_procs){0};
 }
 
 int redis_write_wait(redisContext *c, const redis_model *m, double block)

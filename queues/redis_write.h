@@ -21,9 +21,24 @@ typedef struct redis_write_outcome {
     double delay;     /* JOB_RETRYING: seconds before the next attempt */
 } redis_write_outcome;
 
+/* redis_write_enqueue for jobs made of parts (submissions): parts[0..nparts)
+ * are their sizes, in order, summing to n (NULL: one part). Under
+ * m->max_depth a part whose new ids would take the waiting jobs past it is
+ * refused whole: waits[i] = seconds to retry (1..60) for each of its jobs,
+ * 0 for the others (stored or replayed as redis_write_enqueue says). 0, or
+ * -1 with 503 in err. */
+int redis_write_enqueue_parts(redisContext *c, const redis_model *m, job_t *const *jobs, size_t n,
+                              const size_t *parts, size_t nparts, int64_t not_after,
+                              job_t **replayed, int *waits, char **texts, jobd_error *err);
+
+/* Fills err with 429 queue_full for m's queue, Retry-After wait seconds. */
+void redis_write_queue_full(const redis_model *m, int wait, jobd_error *err);
+
 /* Stores jobs[0..n) in one script: new ids go to ready (or sched when their
  * state is scheduled); an id that exists is left alone and replayed[i] gets a
- * new job with its stored state (NULL for stored jobs). When Redis runs the
+ * new job with its stored state (NULL for stored jobs). With m->max_depth,
+ * when the new ids would take the waiting jobs past it, nothing is stored:
+ * -1 with 429 queue_full and its retry_after in err. When Redis runs the
  * script later than not_after (unix ms on Redis's clock; 0 = no limit) it
  * stores nothing. texts (n slots, may be NULL) receives each job's view as
  * the JSON text sent (new memory, the caller frees each, also on error; a
@@ -43,6 +58,33 @@ int redis_write_enqueue(redisContext *c, const redis_model *m, job_t *const *job
  * the answer was lost on the way: see redis_write_release_strays). */
 int redis_write_fetch(redisContext *c, const redis_model *m, const char *plist, size_t n,
                       redis_write_lease *out);
+
+/* The ids of the processes whose leases count for max_running (live and
+ * orphaned: SUNION of procs and orphans) and their lease-set keys. */
+typedef struct redis_write_procs {
+    char (*pids)[REDIS_PID_LEN + 1]; /* owned */
+    char (*plists)[REDIS_KEY_MAX];   /* owned */
+    size_t n;
+} redis_write_procs;
+
+/* redis_write_fetch under the queue's flow limits (m->rate_*, max_running,
+ * max_depth's drain count): takes only as many jobs as the rate and
+ * max_running allow now. procs (may be NULL: max_running not applied) names
+ * every process whose leases count. Returns as redis_write_fetch, and -3
+ * when procs is out of date (reload it: redis_write_procs_load), -4 when no
+ * start is allowed now, *wait_ms (ms) until one may be. Nothing is taken on
+ * -3 and -4 (a wait for a max_running slot is jittered, so that processes
+ * share the freed slots). */
+int redis_write_fetch_limited(redisContext *c, const redis_model *m, const char *plist, size_t n,
+                              redis_write_lease *out, const redis_write_procs *procs,
+                              int64_t *wait_ms);
+
+/* Fills procs (freeing what it held) with the current processes of the
+ * queue. 0, or -1 (procs unchanged) when the connection failed or out of memory. */
+int redis_write_procs_load(redisContext *c, const redis_model *m, redis_write_procs *procs);
+
+/* Frees what procs holds and empties it. */
+void redis_write_procs_free(redis_write_procs *procs);
 
 /* Waits up to block seconds until ready holds an id, taking none
  * (BLMOVE ready ready RIGHT RIGHT leaves the list as it was, and wakes

@@ -59,6 +59,7 @@ static int read_log_format(pctx *c, json_t *v, void *base, const char *path);
 static int read_periodic(pctx *c, json_t *v, void *base, const char *path);
 static int read_enqueue(pctx *c, json_t *v, void *base, const char *path);
 static int read_dequeue(pctx *c, json_t *v, void *base, const char *path);
+static int read_rate(pctx *c, json_t *v, void *base, const char *path);
 static bool redis_url_ok(const char *s);
 static bool redis_prefix_ok(const char *s);
 static bool path_ok(const char *s);
@@ -66,6 +67,7 @@ static bool path_ok(const char *s);
 #define CFG(m) offsetof(config_t, m)
 #define QCFG(m) offsetof(queue_cfg, m)
 #define BCFG(m) offsetof(backoff_cfg, m)
+#define RCFG(m) offsetof(rate_cfg, m)
 /* A number in lo..hi; a number >= 0; a number > 0; a nested object; a custom reader; the end. */
 #define RANGE(k, t, o, lo, hi, d) {.key = k, .type = t, .off = o, .min = lo, .max = hi, .def = d}
 #define NONNEG(k, o, d) {.key = k, .type = F_NUM, .off = o, .max = NOMAX, .def = d}
@@ -150,6 +152,14 @@ static const field backoff_fields[] = {
     NONNEG("max", BCFG(max), 3600),
     END};
 
+/* limit and burst default to 0 here: read_rate requires limit and makes
+ * burst default to it. */
+static const field rate_fields[] = {
+    RANGE("limit", F_INT, RCFG(limit), 1, NOMAX, 0),
+    POSITIVE("per", RCFG(per), 1),
+    RANGE("burst", F_INT, RCFG(burst), 1, NOMAX, 0),
+    END};
+
 static const field queue_fields[] = {
     CUSTOM("enqueue", read_enqueue),
     CUSTOM("dequeue", read_dequeue),
@@ -157,6 +167,9 @@ static const field queue_fields[] = {
     POSITIVE("timeout", QCFG(timeout), 60),
     RANGE("concurrency", F_INT, QCFG(concurrency), 0, NOMAX, 0),
     OBJECT("backoff", QCFG(backoff), backoff_fields),
+    CUSTOM("rate", read_rate),
+    RANGE("max_running", F_INT, QCFG(max_running), 1, NOMAX, 0),
+    RANGE("max_depth", F_LONG, QCFG(max_depth), 1, NOMAX, 0),
     END};
 
 typedef enum env_form { ENV_TEXT, ENV_JSON, ENV_LIST } env_form;
@@ -431,6 +444,22 @@ static int read_dequeue(pctx *c, json_t *v, void *base, const char *path)
 {
     queue_cfg *q = base;
     return read_procs(c, v, &q->dequeue, &q->n_dequeue, path);
+}
+
+/* "rate": {"limit": L, "per": S, "burst": B}: limit required, burst = limit
+ * unless given. */
+static int read_rate(pctx *c, json_t *v, void *base, const char *path)
+{
+    rate_cfg *r = &((queue_cfg *)base)->rate;
+    char sub[PATH_LEN];
+    if (apply_defaults(c, rate_fields, r) < 0 || read_object(c, v, rate_fields, r, path) < 0)
+        return -1;
+    path_key(sub, path, "limit");
+    if (r->limit == 0)
+        return fail(c, sub, "required: an integer >= 1");
+    if (r->burst == 0)
+        r->burst = r->limit;
+    return 0;
 }
 
 static int count_stores(const proc_cfg *list, size_t n)

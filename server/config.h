@@ -10,6 +10,14 @@ typedef struct backoff_cfg {
     double base, factor, exponent, jitter, max; /* seconds; the curve of README, Jobs */
 } backoff_cfg;
 
+/* A queue's start rate (README, Rate limits): at most limit starts per per
+ * seconds, burst of them at once. limit 0 = no rate limit. */
+typedef struct rate_cfg {
+    int limit;  /* >= 1 when set */
+    double per; /* seconds > 0 */
+    int burst;  /* >= 1; the config's default is limit */
+} rate_cfg;
+
 /* One processor entry: "name" or {"name": ..., options...}. The options stay
  * opaque here: the module that owns them checks them (config_checks). */
 typedef struct proc_cfg {
@@ -28,6 +36,9 @@ typedef struct queue_cfg {
     double timeout;     /* seconds, default 60 */
     int concurrency;    /* 0 = all workers */
     backoff_cfg backoff;
+    rate_cfg rate;      /* limit 0 = off */
+    int max_running;    /* jobs running at once across all processes; 0 = off */
+    long max_depth;     /* waiting jobs (scheduled, enqueued, retrying) at most; 0 = off */
     json_t *extra;      /* owned reference: the whole queue object as given, for later keys */
 } queue_cfg;
 

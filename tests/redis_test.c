@@ -85,11 +85,28 @@ long rt_submit(int port, const char *body, char *id)
     return status;
 }
 
+redisContext *rt_script_setup(redis_model *m)
+{
+    char err[256], prefix[32];
+    redis_addr a = {.host = "127.0.0.1", .port = ts_redis_port()};
+    redisContext *c = redis_conn_open(&a, 2, 2, err, sizeof err);
+    cr_assert_not_null(c, "%s", err);
+    redis_model_init(m, ts_unique(prefix), "q", 3);
+    return c;
+}
+
 json_t *rt_queue(int port)
 {
+    return rt_queue_of(port, "q");
+}
+
+json_t *rt_queue_of(int port, const char *queue)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/queues/%s", queue);
     ts_resp r;
     json_t *v = NULL;
-    if (ts_get(&r, port, "/queues/q") == 0 && r.status == 200)
+    if (ts_get(&r, port, path) == 0 && r.status == 200)
         v = json_incref(r.json);
     ts_resp_free(&r);
     return v;

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "../queues/redis_model.h"
 #include "../server/jobd.h"
 #include "support.h"
 
@@ -29,6 +30,14 @@ long rt_submit(int port, const char *body, char *id);
 
 /* GET /queues/q: new reference to the queue view, or NULL. */
 json_t *rt_queue(int port);
+
+/* A connection to the suite's redis-server (caller redisFree's it) and m
+ * filled for queue "q" under a fresh prefix, max_attempts 3: what the
+ * script-level suites start from. Fails the test when it cannot connect. */
+redisContext *rt_script_setup(redis_model *m);
+
+/* GET /queues/<queue>: new reference to the queue view, or NULL. */
+json_t *rt_queue_of(int port, const char *queue);
 
 /* counts.<state> of /queues/q, or -1. */
 long rt_count(int port, const char *state);

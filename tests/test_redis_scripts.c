@@ -9,7 +9,7 @@
 #include "../queues/job.h"
 #include "../queues/redis_read.h"
 #include "../queues/redis_write.h"
-#include "support.h"
+#include "redis_test.h"
 
 static redisContext *rc;
 static redis_model model;
@@ -17,11 +17,7 @@ static const char *const plist_pid = "p0000000000000000000000000000000";
 
 static void setup(void)
 {
-    char err[256], prefix[32];
-    redis_addr a = {.host = "127.0.0.1", .port = ts_redis_port()};
-    rc = redis_conn_open(&a, 2, 2, err, sizeof err);
-    cr_assert_not_null(rc, "%s", err);
-    redis_model_init(&model, ts_unique(prefix), "q", 3);
+    rc = rt_script_setup(&model);
 }
 
 static void teardown(void)

@@ -57,6 +57,11 @@ static void fuzz_check_config(const config_t *cfg)
         FUZZ_CHECK(q->max_attempts >= 1 && q->max_attempts <= 1000, "max_attempts %d",
                    q->max_attempts);
         FUZZ_CHECK(q->timeout > 0, "queue timeout %g", q->timeout);
+        FUZZ_CHECK(q->rate.limit == 0 ||
+                       (q->rate.limit >= 1 && q->rate.per > 0 && q->rate.burst >= 1),
+                   "rate %d/%g burst %d", q->rate.limit, q->rate.per, q->rate.burst);
+        FUZZ_CHECK(q->max_running >= 0 && q->max_depth >= 0, "max_running %d max_depth %ld",
+                   q->max_running, q->max_depth);
         int stores = 0;
         for (size_t j = 0; j < q->n_enqueue + q->n_dequeue; j++) {
             const proc_cfg *p = j < q->n_enqueue ? &q->enqueue[j] : &q->dequeue[j - q->n_enqueue];
