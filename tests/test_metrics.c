@@ -221,6 +221,54 @@ Test(metrics, inline_queue_counts_a_known_sequence)
     ts_jobd_stop(&j, SIGTERM, 10000);
 }
 
+/* The sequence of inline_queue_counts_a_known_sequence on a Redis queue:
+ * the outcomes are filed by the Redis store's completion path, replays
+ * come from its enqueue script, so each counter has its own way there. */
+Test(metrics, redis_queue_counts_a_known_sequence)
+{
+    char prefix[32], cfg[2048];
+    rt_config(cfg, sizeof cfg, 0, ts_unique(prefix), 2);
+    ts_jobd j;
+    rt_jobd_up(&j, cfg, NULL);
+    int port = j.port;
+    const char *p = "/queues/q/jobs";
+    cr_assert_eq(mt_post(port, p, "{\"type\": \"noop\", \"id\": \"ok1\"}"), 202);
+    cr_assert(ts_wait_state(port, "q", "ok1", "succeeded", 5000, NULL));
+    cr_assert_eq(mt_post(port, p, "{\"type\": \"fail\", \"id\": \"f1\", \"max_attempts\": 2}"), 202);
+    cr_assert(ts_wait_state(port, "q", "f1", "dead", 10000, NULL));
+    cr_assert_eq(mt_post(port, p, "{\"type\": \"noop\", \"id\": \"c1\", \"delay\": 600}"), 202);
+    cr_assert_eq(mt_call(port, "DELETE", "/queues/q/jobs/c1"), 200);
+    cr_assert_eq(mt_call(port, "DELETE", "/queues/q/jobs/c1"), 409, "cancelled once only");
+    cr_assert_eq(mt_post(port, p, "{\"type\": \"noop\", \"id\": \"ok1\"}"), 200);
+    cr_assert_eq(mt_post(port, p, "{\"type\": \"no_such_type\"}"), 422);
+    cr_assert_eq(mt_post(port, p, "{not json"), 400);
+
+    cr_assert_eq(mt_wait(port, "jobd_queue_jobs{queue=\"q\",state=\"dead\"}", 1, 1, 5000), 1);
+    ts_resp r;
+    mt_scrape(port, &r);
+    const char *t = r.body;
+    mt_expect(t, "jobd_jobs_submitted_total{queue=\"q\"}", 3);
+    mt_expect(t, "jobd_jobs_started_total{queue=\"q\"}", 3);
+    mt_expect(t, "jobd_jobs_succeeded_total{queue=\"q\"}", 1);
+    mt_expect(t, "jobd_jobs_failed_total{queue=\"q\"}", 2);
+    mt_expect(t, "jobd_jobs_retried_total{queue=\"q\"}", 1);
+    mt_expect(t, "jobd_jobs_dead_total{queue=\"q\"}", 1);
+    mt_expect(t, "jobd_jobs_cancelled_total{queue=\"q\"}", 1);
+    mt_expect(t, "jobd_jobs_replayed_total{queue=\"q\"}", 1);
+    mt_expect(t, "jobd_submissions_refused_total{queue=\"q\",code=\"invalid_job\"}", 1);
+    mt_expect(t, "jobd_submissions_refused_total{queue=\"q\",code=\"invalid_json\"}", 1);
+    mt_expect(t, "jobd_queue_jobs{queue=\"q\",state=\"scheduled\"}", 0);
+    mt_expect(t, "jobd_queue_jobs{queue=\"q\",state=\"enqueued\"}", 0);
+    mt_expect(t, "jobd_queue_jobs{queue=\"q\",state=\"retrying\"}", 0);
+    mt_expect(t, "jobd_job_run_seconds_count{queue=\"q\",type=\"noop\"}", 1);
+    mt_expect(t, "jobd_job_run_seconds_count{queue=\"q\",type=\"fail\"}", 2);
+    mt_expect(t, "jobd_job_wait_seconds_count{queue=\"q\"}", 3);
+    mt_expect(t, "jobd_redis_up", 1);
+    mt_expect_promtool_ok(t);
+    ts_resp_free(&r);
+    ts_jobd_stop(&j, SIGTERM, 10000);
+}
+
 Test(metrics, redis_queues_share_store_gauges_and_count_refusals_while_redis_is_down)
 {
     rt_redis rs;
