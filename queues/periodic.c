@@ -185,7 +185,13 @@ static void periodic_submit(periodic_t *p, periodic_sched *s, int64_t tick, int6
     pthread_mutex_lock(&p->mu);
     s->answered = false;
     pthread_mutex_unlock(&p->mu);
-    pipeline_submit(s->q, &s->job, 1, periodic_done, s);
+    if (pipeline_submit(s->q, &s->job, 1, periodic_done, s) != 0) {
+        /* Nothing will be reported: without an outcome of our own the
+         * schedule would wait for one forever. */
+        outcome_t out = {.kind = OUT_REFUSED};
+        jobd_fail(&out.err, 503, "unavailable", "the queue cannot take jobs now");
+        periodic_done(s, 0, &out);
+    }
 }
 
 /* Takes the outcome of s's submission, if it came. False while it has not. */
