@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "../server/log.h"
+#include "../server/metrics.h"
 #include "../util/rfc3339.h"
 #include "job.h"
 #include "store.h"
@@ -221,6 +222,9 @@ static bool periodic_collect(periodic_t *p, periodic_sched *s)
                   kind == OUT_STORED ? "enqueued" : "already enqueued (by another process)");
         s->last = s->job_tick;
         s->pending = 0;
+        /* A replay is another process's tick: counted there, not here. */
+        if (kind == OUT_STORED)
+            metrics_job_submitted(p->ctx->metrics, s->q->cfg, false);
         if (store_tick_set(s->q, s->cfg->name, s->job_tick, &err) < 0)
             log_event(LOG_WARN, "periodic.record_failed", s->job, "schedule %s: %s",
                       s->cfg->name, err.message);

@@ -352,6 +352,16 @@ Test(periodic, list_and_trigger)
     nightly = json_array_get(json_object_get(r.json, "periodic"), 0);
     cr_expect(json_is_null(json_object_get(nightly, "last_tick_at")), "%s", r.body);
     ts_resp_free(&r);
+    /* The metrics count the trigger's job and the ticks' jobs as submitted. */
+    cr_assert_eq(ts_get(&r, j.port, "/metrics"), 0);
+    const char *q_sub = strstr(r.body, "jobd_jobs_submitted_total{queue=\"q\"} ");
+    const char *local_sub = strstr(r.body, "jobd_jobs_submitted_total{queue=\"local\"} ");
+    cr_expect(q_sub && strtol(q_sub + strlen("jobd_jobs_submitted_total{queue=\"q\"} "), NULL, 10) == 1,
+              "%s", r.body);
+    cr_expect(local_sub &&
+                  strtol(local_sub + strlen("jobd_jobs_submitted_total{queue=\"local\"} "), NULL, 10) >= 1,
+              "%s", r.body);
+    ts_resp_free(&r);
 
     /* 404 unknown_periodic, for an unknown and an impossible name; 405. */
     cr_assert_eq(ts_post(&r, j.port, "/periodic/nope/trigger", NULL), 0);
