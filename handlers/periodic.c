@@ -7,6 +7,7 @@
 #include "../queues/job.h"
 #include "../queues/periodic.h"
 #include "../queues/pipeline.h"
+#include "../server/metrics.h"
 #include "handlers.h"
 
 void handle_periodic(http_req *req)
@@ -22,6 +23,7 @@ void handle_periodic(http_req *req)
 /* A trigger between pipeline_submit and its answer. */
 typedef struct trigger_state {
     http_req *req;
+    queue_t *q;     /* borrowed: the schedule's queue */
     job_t *job;     /* owned; borrowed by the pipeline until done */
     char *text;     /* owned: the view as stored, as JSON text */
     json_t *view;   /* owned reference: the view, when the store gave no text */
@@ -48,6 +50,7 @@ static void trigger_done(void *done_ctx, size_t index, const outcome_t *out)
             st->text = strdup(out->view_text);
         else
             st->view = json_incref(out->view);
+        metrics_job_submitted(st->req->ctx->metrics, st->q->cfg, false);
     } else {
         st->err = out->err;
         st->refused = true;
@@ -93,6 +96,7 @@ void handle_periodic_trigger(http_req *req)
         return;
     }
     st->req = req;
+    st->q = q;
     st->job = job;
     req->async = st;
     req->async_free = trigger_state_free;

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "../server/log.h"
+#include "../server/metrics.h"
 #include "../util/rfc3339.h"
 #include "job.h"
 #include "store.h"
@@ -185,7 +186,13 @@ static void periodic_submit(periodic_t *p, periodic_sched *s, int64_t tick, int6
     pthread_mutex_lock(&p->mu);
     s->answered = false;
     pthread_mutex_unlock(&p->mu);
-    pipeline_submit(s->q, &s->job, 1, periodic_done, s);
+    if (pipeline_submit(s->q, &s->job, 1, periodic_done, s) != 0) {
+        /* Nothing will be reported: without an outcome of our own the
+         * schedule would wait for one forever. */
+        outcome_t out = {.kind = OUT_REFUSED};
+        jobd_fail(&out.err, 503, "unavailable", "the queue cannot take jobs now");
+        periodic_done(s, 0, &out);
+    }
 }
 
 /* Takes the outcome of s's submission, if it came. False while it has not. */
@@ -215,6 +222,9 @@ static bool periodic_collect(periodic_t *p, periodic_sched *s)
                   kind == OUT_STORED ? "enqueued" : "already enqueued (by another process)");
         s->last = s->job_tick;
         s->pending = 0;
+        /* A replay is another process's tick: counted there, not here. */
+        if (kind == OUT_STORED)
+            metrics_job_submitted(p->ctx->metrics, s->q->cfg, false);
         if (store_tick_set(s->q, s->cfg->name, s->job_tick, &err) < 0)
             log_event(LOG_WARN, "periodic.record_failed", s->job, "schedule %s: %s",
                       s->cfg->name, err.message);

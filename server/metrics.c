@@ -68,7 +68,7 @@ enum metrics_counter {
 static const struct {
     const char *name, *help;
 } metrics_counters[MC_COUNT] = {
-    [MC_SUBMITTED] = {"jobd_jobs_submitted_total", "Jobs this process stored (202), per queue."},
+    [MC_SUBMITTED] = {"jobd_jobs_submitted_total", "Jobs this process stored (submissions, periodic ticks and triggers), per queue."},
     [MC_STARTED] = {"jobd_jobs_started_total", "Runs this process started, per queue."},
     [MC_SUCCEEDED] = {"jobd_jobs_succeeded_total", "Runs of this process that succeeded."},
     [MC_FAILED] = {"jobd_jobs_failed_total",

@@ -109,20 +109,20 @@ Test(cron, an_impossible_date_never_runs)
     tz_free(z);
 }
 
-/* Every minute of a day across each DST change runs each wall time once:
- * 1440 runs on a normal day, 1380 on the spring-forward day (its 23 hours:
- * the skipped hour's minutes and 03:00 all run at the jump, once) and 1440
- * on the fall-back day (25 hours, the repeated hour runs once). */
-Test(cron, every_minute_across_dst_runs_each_wall_time_once)
+/* "* * * * *" is a wildcard expression: as in Vixie cron it follows the
+ * clocks, one run per minute they show: 1440 on a normal day, 1380 on the
+ * spring-forward day (23 hours: the skipped hour does not run) and 1500 on
+ * the fall-back day (25 hours: the repeated hour runs at both showings). */
+Test(cron, every_minute_across_dst_runs_each_minute_the_clocks_show)
 {
     static const struct {
         char zone[24], from[24], to[24];
         int runs;
     } days[] = {
         {"Europe/Berlin", "2026-03-28T23:00:00Z", "2026-03-29T22:00:00Z", 1380},
-        {"Europe/Berlin", "2026-10-24T22:00:00Z", "2026-10-25T23:00:00Z", 1440},
+        {"Europe/Berlin", "2026-10-24T22:00:00Z", "2026-10-25T23:00:00Z", 1500},
         {"America/New_York", "2026-03-08T05:00:00Z", "2026-03-09T04:00:00Z", 1380},
-        {"America/New_York", "2026-11-01T04:00:00Z", "2026-11-02T05:00:00Z", 1440},
+        {"America/New_York", "2026-11-01T04:00:00Z", "2026-11-02T05:00:00Z", 1500},
         {"UTC", "2026-03-29T00:00:00Z", "2026-03-30T00:00:00Z", 1440},
     };
     char err[128];
@@ -163,6 +163,12 @@ Test(cron, zone_offsets_and_wall_times)
     /* 2026-10-25 02:30 in Berlin happens twice: the first, 00:30Z. */
     wall = tz_days_from_civil(2026, 10, 25) * 86400 + 2 * 3600 + 1800;
     cr_expect_eq(tz_wall_to_utc(b, wall), cron_secs("2026-10-25T00:30:00Z"));
+    cr_expect_eq(tz_wall_to_utc_last(b, wall), cron_secs("2026-10-25T01:30:00Z"));
+    /* shown once: the last showing is the only one; a gap still gives the jump */
+    wall = tz_days_from_civil(2026, 7, 1) * 86400 + 12 * 3600;
+    cr_expect_eq(tz_wall_to_utc_last(b, wall), cron_secs("2026-07-01T10:00:00Z"));
+    wall = tz_days_from_civil(2026, 3, 29) * 86400 + 2 * 3600 + 1800;
+    cr_expect_eq(tz_wall_to_utc_last(b, wall), cron_secs("2026-03-29T01:00:00Z"));
     tz_free(b);
     tz_free(ny);
 }

@@ -138,28 +138,74 @@ static long mt_call(int port, const char *method, const char *path)
     return status;
 }
 
+/* The known sequence on queue q: a run that succeeds (ok1), one that fails,
+ * is retried, fails and dies (f1), a cancel (c1, and a second one refused),
+ * a replay of ok1, and two refusals (invalid_job, invalid_json). */
+static void mt_sequence(int port, const char *q)
+{
+    char p[64], job[96];
+    snprintf(p, sizeof p, "/queues/%s/jobs", q);
+    cr_assert_eq(mt_post(port, p, "{\"type\": \"noop\", \"id\": \"ok1\"}"), 202);
+    cr_assert(ts_wait_state(port, q, "ok1", "succeeded", 5000, NULL));
+    cr_assert_eq(mt_post(port, p, "{\"type\": \"fail\", \"id\": \"f1\", \"max_attempts\": 2}"), 202);
+    cr_assert(ts_wait_state(port, q, "f1", "dead", 10000, NULL));
+    cr_assert_eq(mt_post(port, p, "{\"type\": \"noop\", \"id\": \"c1\", \"delay\": 600}"), 202);
+    snprintf(job, sizeof job, "%s/c1", p);
+    cr_assert_eq(mt_call(port, "DELETE", job), 200);
+    cr_assert_eq(mt_call(port, "DELETE", job), 409, "cancelled once only");
+    cr_assert_eq(mt_post(port, p, "{\"type\": \"noop\", \"id\": \"ok1\"}"), 200);
+    cr_assert_eq(mt_post(port, p, "{\"type\": \"no_such_type\"}"), 422);
+    cr_assert_eq(mt_post(port, p, "{not json"), 400);
+}
+
+/* Asserts the counters of mt_sequence on queue q in text, given the jobs
+ * stored and the invalid_job refusals of the whole test. */
+static void mt_expect_sequence(const char *t, const char *q, double submitted, double invalid)
+{
+    static const struct {
+        const char *series;
+        double n;
+    } fixed[] = {
+        {"jobd_jobs_started_total{queue=\"%s\"}", 3},
+        {"jobd_jobs_succeeded_total{queue=\"%s\"}", 1},
+        {"jobd_jobs_failed_total{queue=\"%s\"}", 2},
+        {"jobd_jobs_retried_total{queue=\"%s\"}", 1},
+        {"jobd_jobs_dead_total{queue=\"%s\"}", 1},
+        {"jobd_jobs_cancelled_total{queue=\"%s\"}", 1},
+        {"jobd_jobs_replayed_total{queue=\"%s\"}", 1},
+        {"jobd_submissions_refused_total{queue=\"%s\",code=\"invalid_json\"}", 1},
+        {"jobd_queue_jobs{queue=\"%s\",state=\"dead\"}", 1},
+        {"jobd_queue_jobs{queue=\"%s\",state=\"scheduled\"}", 0},
+        {"jobd_queue_jobs{queue=\"%s\",state=\"running\"}", 0},
+        {"jobd_queue_jobs{queue=\"%s\",state=\"retrying\"}", 0},
+        {"jobd_job_run_seconds_count{queue=\"%s\",type=\"noop\"}", 1},
+        {"jobd_job_run_seconds_count{queue=\"%s\",type=\"fail\"}", 2},
+        {"jobd_job_run_seconds_bucket{queue=\"%s\",type=\"fail\",le=\"+Inf\"}", 2},
+        {"jobd_job_wait_seconds_count{queue=\"%s\"}", 3},
+    };
+    char series[256];
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
+        snprintf(series, sizeof series, fixed[i].series, q);
+        mt_expect(t, series, fixed[i].n);
+    }
+    snprintf(series, sizeof series, "jobd_jobs_submitted_total{queue=\"%s\"}", q);
+    mt_expect(t, series, submitted);
+    snprintf(series, sizeof series, "jobd_submissions_refused_total{queue=\"%s\",code=\"invalid_job\"}", q);
+    mt_expect(t, series, invalid);
+    /* the retry waited its backoff from its due time, not from its creation */
+    snprintf(series, sizeof series, "jobd_job_wait_seconds_sum{queue=\"%s\"}", q);
+    cr_expect(mt_value(t, series) < 5);
+}
+
 Test(metrics, inline_queue_counts_a_known_sequence)
 {
     ts_jobd j;
     rt_jobd_up(&j, mt_inline_config, NULL);
     int port = j.port;
     const char *p = "/queues/m/jobs";
-    /* run and succeed */
-    cr_assert_eq(mt_post(port, p, "{\"type\": \"noop\", \"id\": \"ok1\"}"), 202);
-    cr_assert(ts_wait_state(port, "m", "ok1", "succeeded", 5000, NULL));
-    /* fail, retry, fail, die */
-    cr_assert_eq(mt_post(port, p, "{\"type\": \"fail\", \"id\": \"f1\", \"max_attempts\": 2}"), 202);
-    cr_assert(ts_wait_state(port, "m", "f1", "dead", 5000, NULL));
-    /* cancel */
-    cr_assert_eq(mt_post(port, p, "{\"type\": \"noop\", \"id\": \"c1\", \"delay\": 600}"), 202);
-    cr_assert_eq(mt_call(port, "DELETE", "/queues/m/jobs/c1"), 200);
-    cr_assert_eq(mt_call(port, "DELETE", "/queues/m/jobs/c1"), 409, "cancelled once only");
-    /* replay */
-    cr_assert_eq(mt_post(port, p, "{\"type\": \"noop\", \"id\": \"ok1\"}"), 200);
-    /* refuse */
-    cr_assert_eq(mt_post(port, p, "{\"type\": \"no_such_type\"}"), 422);
+    mt_sequence(port, "m");
+    /* more refusals, of a batch and of an unknown field */
     cr_assert_eq(mt_post(port, p, "{\"type\": \"noop\", \"bogus\": 1}"), 422);
-    cr_assert_eq(mt_post(port, p, "{not json"), 400);
     cr_assert_eq(mt_post(port, p, "[{\"type\": \"noop\"}, {\"type\": 5}]"), 422);
     /* a job left enqueued: the queue is paused */
     cr_assert_eq(mt_call(port, "POST", "/queues/m/pause"), 200);
@@ -174,26 +220,7 @@ Test(metrics, inline_queue_counts_a_known_sequence)
     ts_resp r;
     mt_scrape(port, &r);
     const char *t = r.body;
-    mt_expect(t, "jobd_jobs_submitted_total{queue=\"m\"}", 4);
-    mt_expect(t, "jobd_jobs_started_total{queue=\"m\"}", 3);
-    mt_expect(t, "jobd_jobs_succeeded_total{queue=\"m\"}", 1);
-    mt_expect(t, "jobd_jobs_failed_total{queue=\"m\"}", 2);
-    mt_expect(t, "jobd_jobs_retried_total{queue=\"m\"}", 1);
-    mt_expect(t, "jobd_jobs_dead_total{queue=\"m\"}", 1);
-    mt_expect(t, "jobd_jobs_cancelled_total{queue=\"m\"}", 1);
-    mt_expect(t, "jobd_jobs_replayed_total{queue=\"m\"}", 1);
-    mt_expect(t, "jobd_submissions_refused_total{queue=\"m\",code=\"invalid_job\"}", 3);
-    mt_expect(t, "jobd_submissions_refused_total{queue=\"m\",code=\"invalid_json\"}", 1);
-    mt_expect(t, "jobd_queue_jobs{queue=\"m\",state=\"dead\"}", 1);
-    mt_expect(t, "jobd_queue_jobs{queue=\"m\",state=\"scheduled\"}", 0);
-    mt_expect(t, "jobd_queue_jobs{queue=\"m\",state=\"running\"}", 0);
-    mt_expect(t, "jobd_queue_jobs{queue=\"m\",state=\"retrying\"}", 0);
-    mt_expect(t, "jobd_job_run_seconds_count{queue=\"m\",type=\"noop\"}", 1);
-    mt_expect(t, "jobd_job_run_seconds_count{queue=\"m\",type=\"fail\"}", 2);
-    mt_expect(t, "jobd_job_run_seconds_bucket{queue=\"m\",type=\"fail\",le=\"+Inf\"}", 2);
-    mt_expect(t, "jobd_job_wait_seconds_count{queue=\"m\"}", 3);
-    /* the retry waited its 0.05 s backoff from its due time, not from its creation */
-    cr_expect(mt_value(t, "jobd_job_wait_seconds_sum{queue=\"m\"}") < 5);
+    mt_expect_sequence(t, "m", 4, 3);
     const char *submit = "route=\"/queues/{q}/jobs\",method=\"POST\"";
     char series[256];
     static const struct {
@@ -217,6 +244,28 @@ Test(metrics, inline_queue_counts_a_known_sequence)
     cr_expect(fabs(start - (double)time(NULL)) < 600, "start time %f", start);
     cr_expect(isnan(mt_value(t, "jobd_redis_up")), "no Redis queue, no Redis gauge");
     mt_expect_promtool_ok(t);
+    ts_resp_free(&r);
+    ts_jobd_stop(&j, SIGTERM, 10000);
+}
+
+/* The same sequence on a Redis queue: there the outcomes are filed by the
+ * Redis store's completion path and replays come from its enqueue script,
+ * so each counter is reached another way. */
+Test(metrics, redis_queue_counts_a_known_sequence)
+{
+    char prefix[32], cfg[2048];
+    rt_config(cfg, sizeof cfg, 0, ts_unique(prefix), 2);
+    ts_jobd j;
+    rt_jobd_up(&j, cfg, NULL);
+    int port = j.port;
+    mt_sequence(port, "q");
+    cr_assert_eq(mt_wait(port, "jobd_queue_jobs{queue=\"q\",state=\"dead\"}", 1, 1, 5000), 1);
+    ts_resp r;
+    mt_scrape(port, &r);
+    mt_expect_sequence(r.body, "q", 3, 1);
+    mt_expect(r.body, "jobd_queue_jobs{queue=\"q\",state=\"enqueued\"}", 0);
+    mt_expect(r.body, "jobd_redis_up", 1);
+    mt_expect_promtool_ok(r.body);
     ts_resp_free(&r);
     ts_jobd_stop(&j, SIGTERM, 10000);
 }

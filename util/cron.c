@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#define CRON_DAY 86400
 #define CRON_YEARS 10 /* how far cron_next_wall looks: Feb 29 recurs within 8 years */
 
 typedef struct cron_field {
@@ -190,6 +191,7 @@ int cron_parse(const char *text, cron_expr *out, char *err, size_t errlen)
     out->dow = (uint8_t)bits[4];
     out->dom_star = star[2];
     out->dow_star = star[4];
+    out->wild = star[0] || star[1];
     return 0;
 }
 
@@ -234,8 +236,37 @@ int64_t cron_next_wall(const cron_expr *e, int64_t wall)
     return -1;
 }
 
+/* cron_next of a wildcard expression: the earliest instant after t whose
+ * wall time matches. Walls are tried in order, from below t's when a
+ * fall-back comes within a day (it shows lower walls again), until one's
+ * first showing is after t; the second showing of an earlier wall may come
+ * before that, so the least candidate wins. Bounded: each round moves the
+ * wall forward by at least a minute, and a fall-back spans hours. */
+static int64_t cron_next_wild(const cron_expr *e, const tz_zone *z, int64_t t)
+{
+    int now = tz_offset(z, t), soon = tz_offset(z, t + CRON_DAY);
+    int64_t wall = t + (soon < now ? soon : now), best = -1;
+    for (int i = 0; i < 1000; i++) {
+        int64_t w = cron_next_wall(e, wall);
+        if (w < 0)
+            break;
+        wall = w;
+        int64_t first = tz_wall_to_utc(z, w);
+        if (first + tz_offset(z, first) != w)
+            continue; /* skipped by a spring-forward: the clocks never show it */
+        int64_t u = first > t ? first : tz_wall_to_utc_last(z, w);
+        if (u > t && (best < 0 || u < best))
+            best = u;
+        if (first > t)
+            break;
+    }
+    return best;
+}
+
 int64_t cron_next(const cron_expr *e, const tz_zone *z, int64_t t)
 {
+    if (e->wild)
+        return cron_next_wild(e, z, t);
     int64_t wall = t + tz_offset(z, t);
     /* A wall time that maps at or before t (a repeat after a fall-back, or
      * a skipped one already run at the jump) is passed over. Bounded: each

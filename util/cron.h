@@ -17,6 +17,7 @@ typedef struct cron_expr {
     uint16_t month;  /* bits 1-12 */
     uint8_t dow;     /* bits 0-6, Sunday = 0 (7 is read as 0) */
     bool dom_star, dow_star; /* the field starts with '*' (the OR rule, cron_next_wall) */
+    bool wild; /* the minute or hour field starts with '*' (Vixie's wildcard jobs, cron_next) */
 } cron_expr;
 
 /* Parses text: five fields "min hour dom month dow" (numbers, ranges a-b,
@@ -31,10 +32,14 @@ int cron_parse(const char *text, cron_expr *out, char *err, size_t errlen);
  * with '*' either one is enough (Vixie cron). */
 int64_t cron_next_wall(const cron_expr *e, int64_t wall);
 
-/* The first unix time (seconds) strictly after t at which e runs in zone z:
- * each matching wall time runs once, at its first occurrence when a
- * fall-back repeats it, and at the jump when a spring-forward skips it
- * (wall times skipped by one jump all run at that instant, once). -1 when none. */
+/* The first unix time (seconds) strictly after t at which e runs in zone z,
+ * with Vixie cron's DST rules. A fixed-time expression (minute and hour
+ * fields not starting with '*') runs each matching wall time once: at its
+ * first showing when a fall-back repeats it, and at the jump when a
+ * spring-forward skips it (wall times skipped by one jump all run at that
+ * instant, once). A wildcard one (e->wild, @hourly included) follows the
+ * clocks as they show: skipped wall times do not run, repeated ones run at
+ * each showing. -1 when none. */
 int64_t cron_next(const cron_expr *e, const tz_zone *z, int64_t t);
 
 #endif

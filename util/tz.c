@@ -401,7 +401,8 @@ int tz_offset(const tz_zone *z, int64_t t)
     return z->offs[z->idx[lo]];
 }
 
-int64_t tz_wall_to_utc(const tz_zone *z, int64_t wall)
+/* tz_wall_to_utc (last false) and tz_wall_to_utc_last (last true). */
+static int64_t tz_wall_pick(const tz_zone *z, int64_t wall, bool last)
 {
     /* The offsets that may hold around wall; transitions are days apart. */
     int o0 = tz_offset(z, wall);
@@ -416,7 +417,7 @@ int64_t tz_wall_to_utc(const tz_zone *z, int64_t wall)
             lo = cand[i];
         if (cand[i] > hi)
             hi = cand[i];
-        if (tz_offset(z, t) == cand[i] && (!found || t < best)) {
+        if (tz_offset(z, t) == cand[i] && (!found || (last ? t > best : t < best))) {
             best = t;
             found = true;
         }
@@ -433,4 +434,14 @@ int64_t tz_wall_to_utc(const tz_zone *z, int64_t wall)
             a = mid + 1;
     }
     return a;
+}
+
+int64_t tz_wall_to_utc(const tz_zone *z, int64_t wall)
+{
+    return tz_wall_pick(z, wall, false);
+}
+
+int64_t tz_wall_to_utc_last(const tz_zone *z, int64_t wall)
+{
+    return tz_wall_pick(z, wall, true);
 }

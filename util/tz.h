@@ -37,6 +37,10 @@ int tz_offset(const tz_zone *z, int64_t t);
  * the instant of the jump, when the clocks pass it. */
 int64_t tz_wall_to_utc(const tz_zone *z, int64_t wall);
 
+/* As tz_wall_to_utc, but a wall time shown twice (fall-back) gives the
+ * second showing. */
+int64_t tz_wall_to_utc_last(const tz_zone *z, int64_t wall);
+
 /* Days since 1970-01-01 of the civil date y-m-d (proleptic Gregorian). */
 int64_t tz_days_from_civil(int64_t y, int m, int d);
 
