@@ -62,7 +62,6 @@ typedef struct inline_store {
     long drain_c, drain_p;       /* starts in the current window and in the one before */
 } inline_store;
 
-
 /* proc_inline.c; each called with st->mu held. */
 
 /* The entry of that id, or NULL; borrowed, valid while st->mu is held. */
