@@ -333,9 +333,11 @@ int redis_write_finish(redisContext *c, const redis_model *m, const char *plist,
     return redis_write_finish_batch(c, m, plist, &o, 1, &done, NULL) == 0 ? done : -1;
 }
 
-/* One requeue script call over ids[0..n) of pid's set. */
-static long redis_write_requeue(redisContext *c, const redis_model *m, const char *pid,
-                                bool abandon, const char *why, const char *const *ids, size_t n)
+/* One requeue script call over ids[0..n) of pid's set, its counts added
+ * to *got. 0, or -1 when the connection failed. */
+static int redis_write_requeue(redisContext *c, const redis_model *m, const char *pid,
+                               bool abandon, const char *why, const char *const *ids, size_t n,
+                               redis_write_taken *got)
 {
     char plist[REDIS_KEY_MAX];
     redis_model_proc_key(m, pid, plist);
@@ -349,7 +351,14 @@ static long redis_write_requeue(redisContext *c, const redis_model *m, const cha
     redis_cmd_adds(&cmd, why);
     for (size_t i = 0; i < n; i++)
         redis_cmd_adds(&cmd, ids[i]);
-    return (long)redis_conn_call_int(c, &cmd);
+    redisReply *r = redis_conn_call_array(c, &cmd);
+    bool ok = redis_conn_is_array(r, 2);
+    if (ok) {
+        got->moved += (long)redis_conn_int(r->element[0]);
+        got->dead += (long)redis_conn_int(r->element[1]);
+    }
+    freeReplyObject(r);
+    return ok ? 0 : -1;
 }
 
 /* Up to count ids of pid's lease set (HRANDFIELD): an array reply, or NULL. */
@@ -365,10 +374,12 @@ static redisReply *redis_write_proc_ids(redisContext *c, const redis_model *m, c
     return redis_conn_call_array(c, &cmd);
 }
 
-/* Requeues the ids of an id array reply for which keep (may be NULL) says no. */
-static long redis_write_requeue_reply(redisContext *c, const redis_model *m, const char *pid,
-                                      bool abandon, const char *why, const redisReply *r,
-                                      bool (*keep)(void *arg, const char *id), void *arg)
+/* Requeues the ids of an id array reply for which keep (may be NULL) says
+ * no; as redis_write_requeue. */
+static int redis_write_requeue_reply(redisContext *c, const redis_model *m, const char *pid,
+                                     bool abandon, const char *why, const redisReply *r,
+                                     bool (*keep)(void *arg, const char *id), void *arg,
+                                     redis_write_taken *got)
 {
     const char **ids = calloc(r->elements ? r->elements : 1, sizeof *ids);
     if (!ids)
@@ -377,30 +388,28 @@ static long redis_write_requeue_reply(redisContext *c, const redis_model *m, con
     for (size_t i = 0; i < r->elements; i++)
         if (!keep || !keep(arg, r->element[i]->str))
             ids[n++] = r->element[i]->str;
-    long moved = redis_write_requeue(c, m, pid, abandon, why, ids, n);
+    int rc = redis_write_requeue(c, m, pid, abandon, why, ids, n, got);
     free(ids);
-    return moved;
+    return rc;
 }
 
-long redis_write_give_back(redisContext *c, const redis_model *m, const char *pid, bool abandon,
-                           const char *why)
+int redis_write_give_back(redisContext *c, const redis_model *m, const char *pid, bool abandon,
+                          const char *why, redis_write_taken *got)
 {
-    long total = 0;
     for (int round = 0; round < REDIS_WRITE_GIVE_BACK_ROUNDS; round++) {
         redisReply *ids = redis_write_proc_ids(c, m, pid, REDIS_WRITE_GIVE_BACK_BATCH);
         if (!ids)
             return -1;
-        size_t got = ids->elements;
+        size_t got_ids = ids->elements;
         /* Run even with no ids: the script forgets an orphan whose set is empty. */
-        long moved = redis_write_requeue_reply(c, m, pid, abandon, why, ids, NULL, NULL);
+        int rc = redis_write_requeue_reply(c, m, pid, abandon, why, ids, NULL, NULL, got);
         freeReplyObject(ids);
-        if (moved < 0)
+        if (rc < 0)
             return -1;
-        total += moved;
-        if (got == 0)
+        if (got_ids == 0)
             break;
     }
-    return total;
+    return 0;
 }
 
 long redis_write_release_strays(redisContext *c, const redis_model *m, const char *pid,
@@ -409,9 +418,10 @@ long redis_write_release_strays(redisContext *c, const redis_model *m, const cha
     redisReply *ids = redis_write_proc_ids(c, m, pid, REDIS_BATCH_MAX);
     if (!ids)
         return -1;
-    long moved = redis_write_requeue_reply(c, m, pid, false, "", ids, held, arg);
+    redis_write_taken got = {0};
+    int rc = redis_write_requeue_reply(c, m, pid, false, "", ids, held, arg, &got);
     freeReplyObject(ids);
-    return moved;
+    return rc < 0 ? -1 : got.moved;
 }
 
 /* --- processes --- */
@@ -471,23 +481,23 @@ static int redis_write_find_orphans(redisContext *c, const redis_model *m, const
     return rc;
 }
 
-long redis_write_reap(redisContext *c, const redis_model *m, const char *self)
+int redis_write_reap(redisContext *c, const redis_model *m, const char *self,
+                     redis_write_taken *got)
 {
     if (redis_write_find_orphans(c, m, self) != 0)
         return -1;
     redisReply *orphans = redis_write_members(c, m->orphans);
     if (!orphans)
         return -1;
-    long total = 0;
-    for (size_t i = 0; i < orphans->elements && total >= 0; i++) {
+    int rc = 0;
+    for (size_t i = 0; i < orphans->elements && rc == 0; i++) {
         char why[128];
         snprintf(why, sizeof why, "lease lost: process %.40s stopped heartbeating",
                  orphans->element[i]->str);
-        long n = redis_write_give_back(c, m, orphans->element[i]->str, true, why);
-        total = n < 0 ? -1 : total + n;
+        rc = redis_write_give_back(c, m, orphans->element[i]->str, true, why, got);
     }
     freeReplyObject(orphans);
-    return total;
+    return rc;
 }
 
 /* --- due jobs and retention --- */

@@ -207,6 +207,19 @@ void metrics_job_filed(metrics_t *m, const queue_cfg *qc, job_state next)
         metrics_count(m, qc, MC_DEAD);
 }
 
+void metrics_jobs_taken_back(metrics_t *m, const queue_cfg *qc, long n, long dead, bool lost)
+{
+    metrics_queue *mq = metrics_queue_of(m, qc);
+    if (!mq || n <= 0)
+        return;
+    if (lost)
+        metrics_add(&mq->c[MC_FAILED], (uint64_t)n);
+    if (dead > 0)
+        metrics_add(&mq->c[MC_DEAD], (uint64_t)dead);
+    if (n > dead)
+        metrics_add(&mq->c[MC_RETRIED], (uint64_t)(n - dead));
+}
+
 void metrics_job_started(metrics_t *m, const queue_cfg *qc, double wait)
 {
     metrics_queue *mq = metrics_queue_of(m, qc);

@@ -270,6 +270,37 @@ Test(metrics, redis_queue_counts_a_known_sequence)
     ts_jobd_stop(&j, SIGTERM, 10000);
 }
 
+/* A process killed with SIGKILL mid-run never files its runs: the process
+ * whose reaper takes its leases back counts them (failed, and dead or
+ * retried), so a job that went dead in Redis moves jobd_jobs_dead_total. */
+Test(metrics, leases_of_a_killed_process_are_counted_by_the_reaper)
+{
+    char prefix[32], cfg[2048];
+    rt_config(cfg, sizeof cfg, 0, ts_unique(prefix), 2);
+    ts_jobd a, b;
+    rt_jobd_up(&a, cfg, NULL);
+    cr_assert_eq(mt_post(a.port, "/queues/q/jobs",
+                         "[{\"type\": \"sleep\", \"id\": \"last\", \"max_attempts\": 1,"
+                         " \"args\": {\"ms\": 30000}},"
+                         " {\"type\": \"sleep\", \"id\": \"again\", \"max_attempts\": 3,"
+                         " \"args\": {\"ms\": 30000}}]"),
+                 202);
+    cr_assert(ts_wait_state(a.port, "q", "last", "running", 5000, NULL));
+    cr_assert(ts_wait_state(a.port, "q", "again", "running", 5000, NULL));
+    cr_assert_eq(ts_jobd_stop(&a, SIGKILL, 2000), 128 + SIGKILL);
+    rt_jobd_up(&b, cfg, NULL);
+    cr_assert(ts_wait_state(b.port, "q", "last", "dead", 10000, NULL), "its attempt used up");
+    cr_assert_eq(mt_wait(b.port, "jobd_jobs_dead_total{queue=\"q\"}", 1, 1, 5000), 1);
+    ts_resp r;
+    mt_scrape(b.port, &r);
+    mt_expect(r.body, "jobd_jobs_retried_total{queue=\"q\"}", 1);
+    mt_expect(r.body, "jobd_jobs_failed_total{queue=\"q\"}", 2);
+    mt_expect(r.body, "jobd_jobs_succeeded_total{queue=\"q\"}", 0);
+    mt_expect_promtool_ok(r.body);
+    ts_resp_free(&r);
+    ts_jobd_stop(&b, SIGTERM, 10000);
+}
+
 Test(metrics, redis_queues_share_store_gauges_and_count_refusals_while_redis_is_down)
 {
     rt_redis rs;
