@@ -317,8 +317,9 @@ static void proc_redis_give_back(proc_redis_store *st)
     metrics_jobs_taken_back(st->ctx->metrics, st->q->cfg, got.moved, got.dead, false);
     if (got.moved > 0)
         log_event(LOG_INFO, "redis.given_back", NULL,
-                  "queue %s: %ld unfinished jobs went back to ready (%ld) or dead (%ld), an attempt "
-                  "counted", st->q->cfg->name, got.moved, got.moved - got.dead, got.dead);
+                  "queue %s: %ld unfinished jobs went back to ready (%ld) or dead (%ld), "
+                  "an attempt counted",
+                  st->q->cfg->name, got.moved, got.moved - got.dead, got.dead);
     if (rc == 0 && redis_write_beat(c, &st->m, pid, "leave", 0) == 1) {
         pthread_mutex_lock(&st->mu);
         st->registered = false;
