@@ -6,6 +6,7 @@
  * with `promtool check metrics` (Debian's prometheus package). */
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <hiredis/hiredis.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -299,6 +300,45 @@ Test(metrics, leases_of_a_killed_process_are_counted_by_the_reaper)
     mt_expect_promtool_ok(r.body);
     ts_resp_free(&r);
     ts_jobd_stop(&b, SIGTERM, 10000);
+}
+
+/* Cancelled jobs stay in ready (fetch drops them): with more of them at its
+ * oldest end than one look of the gauges script takes, the latency still
+ * reads the age of the job that waits behind them, and they are dropped. */
+Test(metrics, latency_looks_past_cancelled_jobs)
+{
+    enum { CANCELLED = 40 };
+    char prefix[32], cfg[2048], body[4096], path[96];
+    rt_config(cfg, sizeof cfg, 0, ts_unique(prefix), 2);
+    ts_jobd j;
+    rt_jobd_up(&j, cfg, NULL);
+    int port = j.port;
+    cr_assert_eq(mt_call(port, "POST", "/queues/q/pause"), 200);
+    size_t len = (size_t)snprintf(body, sizeof body, "[");
+    for (int i = 0; i < CANCELLED; i++)
+        len += (size_t)snprintf(body + len, sizeof body - len,
+                                "%s{\"type\": \"noop\", \"id\": \"c%d\"}", i ? "," : "", i);
+    snprintf(body + len, sizeof body - len, "]");
+    cr_assert_eq(mt_post(port, "/queues/q/jobs", body), 202);
+    cr_assert_eq(mt_post(port, "/queues/q/jobs", "{\"type\": \"noop\", \"id\": \"w1\"}"), 202);
+    for (int i = 0; i < CANCELLED; i++) {
+        snprintf(path, sizeof path, "/queues/q/jobs/c%d", i);
+        cr_assert_eq(mt_call(port, "DELETE", path), 200);
+    }
+    cr_assert_eq(mt_wait(port, "jobd_queue_jobs{queue=\"q\",state=\"enqueued\"}", 1, 1, 5000), 1);
+    double age = mt_wait(port, "jobd_queue_latency_seconds{queue=\"q\"}", 0.3, 1e9, 5000);
+    cr_assert(age >= 0.3 && age < 60, "w1 waits behind %d cancelled jobs: age %g", CANCELLED, age);
+    redisContext *c = redisConnect("127.0.0.1", ts_redis_port());
+    cr_assert(c && !c->err);
+    redisReply *r = redisCommand(c, "LLEN %s:{q}:ready", prefix);
+    cr_assert(r && r->type == REDIS_REPLY_INTEGER);
+    cr_expect_eq(r->integer, 1, "the cancelled ids are dropped from ready, w1 stays");
+    freeReplyObject(r);
+    redisFree(c);
+    cr_assert_eq(mt_call(port, "POST", "/queues/q/resume"), 200);
+    cr_assert(ts_wait_state(port, "q", "w1", "succeeded", 5000, NULL));
+    cr_assert_eq(mt_wait(port, "jobd_queue_latency_seconds{queue=\"q\"}", 0, 0, 5000), 0);
+    ts_jobd_stop(&j, SIGTERM, 10000);
 }
 
 Test(metrics, redis_queues_share_store_gauges_and_count_refusals_while_redis_is_down)
