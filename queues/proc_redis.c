@@ -314,7 +314,7 @@ static void proc_redis_give_back(proc_redis_store *st)
     redis_write_taken got = {0};
     int rc = c ? redis_write_give_back(c, &st->m, pid, true, JOBD_INTERRUPTED, &got) : -1;
     /* Not counted failed here: a run cut short by shutdown was, where it ran. */
-    metrics_jobs_taken_back(st->ctx->metrics, st->q->cfg, got.moved, got.dead, false);
+    metrics_leases_ended(st->ctx->metrics, st->q->cfg, got.moved, got.dead, false);
     if (got.moved > 0)
         log_event(LOG_INFO, "redis.given_back", NULL,
                   "queue %s: %ld unfinished jobs went back to ready (%ld) or dead (%ld), "

@@ -105,7 +105,7 @@ static int proc_redis_reap(proc_redis_store *st, redisContext *c)
     int rc = redis_write_reap(c, &st->m, pid, &got);
     if (got.moved > 0) {
         atomic_fetch_add(&st->n_reaped, got.moved);
-        metrics_jobs_taken_back(st->ctx->metrics, st->q->cfg, got.moved, got.dead, true);
+        metrics_leases_ended(st->ctx->metrics, st->q->cfg, got.moved, got.dead, true);
         log_event(LOG_WARN, "redis.requeued", NULL,
                   "queue %s: %ld jobs of dead processes went back to ready (%ld) or dead (%ld)",
                   st->q->cfg->name, got.moved, got.moved - got.dead, got.dead);

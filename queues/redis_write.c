@@ -130,12 +130,13 @@ int redis_write_enqueue(redisContext *c, const redis_model *m, job_t *const *job
     "the stored record of this job is unreadable (not valid job JSON); it cannot run"
 
 /* Makes dead at once the leased jobs ids[0..n) of plist whose record
- * cannot be read (logged; a failure is left to stop or a reap). */
-static void redis_write_bury(redisContext *c, const redis_model *m, const char *plist,
+ * cannot be read (logged; a failure is left to stop or a reap). Returns how
+ * many went dead (0 on failure). */
+static long redis_write_bury(redisContext *c, const redis_model *m, const char *plist,
                              const char *const *ids, size_t n)
 {
     if (n == 0)
-        return;
+        return 0;
     redis_cmd cmd;
     redis_model_script(&cmd, m, REDIS_SCRIPT_BURY);
     redis_model_keys(&cmd, plist, m->state[JOB_DEAD], m->failed, m->seq, m->running, NULL);
@@ -147,13 +148,16 @@ static void redis_write_bury(redisContext *c, const redis_model *m, const char *
         log_event(LOG_ERROR, "job.unreadable", NULL, "queue key %s: job %s: %s%s", m->base, ids[i],
                   REDIS_WRITE_UNREADABLE,
                   dead < 0 ? " (not yet marked dead: Redis failed)" : "; now dead");
+    return dead > 0 ? (long)dead : 0;
 }
 
 /* Reads the leases of a fetch reply {token, now, then per lease: id view
  * attempts} into out; returns how many. A job whose record cannot be read
- * goes dead at once (it would fail the same way on every run). */
+ * goes dead at once (it would fail the same way on every run): *buried
+ * gets how many did. */
 static int redis_write_fetch_reply(redisContext *c, const redis_model *m, const char *plist,
-                                   const redisReply *r, size_t n, redis_write_lease *out)
+                                   const redisReply *r, size_t n, redis_write_lease *out,
+                                   long *buried)
 {
     if (r->elements < 2)
         return 0;
@@ -173,7 +177,7 @@ static int redis_write_fetch_reply(redisContext *c, const redis_model *m, const 
         job->started_at = now;
         out[k++] = (redis_write_lease){.job = job, .token = token};
     }
-    redis_write_bury(c, m, plist, bad, nbad);
+    *buried = redis_write_bury(c, m, plist, bad, nbad);
     return k;
 }
 
@@ -181,14 +185,16 @@ int redis_write_fetch(redisContext *c, const redis_model *m, const char *plist, 
                       redis_write_lease *out)
 {
     int64_t wait_ms;
-    return redis_write_fetch_limited(c, m, plist, n, out, NULL, &wait_ms);
+    long buried;
+    return redis_write_fetch_limited(c, m, plist, n, out, NULL, &wait_ms, &buried);
 }
 
 int redis_write_fetch_limited(redisContext *c, const redis_model *m, const char *plist, size_t n,
                               redis_write_lease *out, const redis_write_procs *procs,
-                              int64_t *wait_ms)
+                              int64_t *wait_ms, long *buried)
 {
     *wait_ms = 0;
+    *buried = 0;
     if (n == 0)
         return 0;
     bool limit_running = m->max_running > 0 && procs;
@@ -228,7 +234,7 @@ int redis_write_fetch_limited(redisContext *c, const redis_model *m, const char 
             *wait_ms = *wait_ms / 2 + arc4random_uniform((uint32_t)*wait_ms);
         got = -4;
     } else if (r->type == REDIS_REPLY_ARRAY) {
-        got = redis_write_fetch_reply(c, m, plist, r, n, out);
+        got = redis_write_fetch_reply(c, m, plist, r, n, out, buried);
     }
     freeReplyObject(r);
     return got;

@@ -81,10 +81,11 @@ typedef struct redis_write_procs {
  * when procs is out of date (reload it: redis_write_procs_load), -4 when no
  * start is allowed now, *wait_ms (ms) until one may be. Nothing is taken on
  * -3 and -4 (a wait for a max_running slot is jittered, so that processes
- * share the freed slots). */
+ * share the freed slots). *buried gets how many jobs with an unreadable
+ * record went dead (see redis_write_fetch). */
 int redis_write_fetch_limited(redisContext *c, const redis_model *m, const char *plist, size_t n,
                               redis_write_lease *out, const redis_write_procs *procs,
-                              int64_t *wait_ms);
+                              int64_t *wait_ms, long *buried);
 
 /* Fills procs (freeing what it held) with the current processes of the
  * queue. 0, or -1 (procs unchanged) when the connection failed or out of memory. */

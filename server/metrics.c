@@ -207,7 +207,7 @@ void metrics_job_filed(metrics_t *m, const queue_cfg *qc, job_state next)
         metrics_count(m, qc, MC_DEAD);
 }
 
-void metrics_jobs_taken_back(metrics_t *m, const queue_cfg *qc, long n, long dead, bool lost)
+void metrics_leases_ended(metrics_t *m, const queue_cfg *qc, long n, long dead, bool lost)
 {
     metrics_queue *mq = metrics_queue_of(m, qc);
     if (!mq || n <= 0)
