@@ -9,7 +9,10 @@
  * never enqueued. A tick counts as done once its job is stored or replayed
  * (another process enqueued it first); it is then recorded in the store
  * (Redis: ZADD GT), where a process that starts reads where the schedules
- * stand. A due tick refused (Redis down) is tried again each second. */
+ * stand. A due tick refused (Redis down) is tried again each second until it
+ * is stored or a later tick comes due; then the later tick is tried instead
+ * and the refused one is missed like a tick no process ran for: after a long
+ * outage the tick stored is a recent one, not the first refused. */
 #include "periodic.h"
 
 #include <errno.h>
@@ -179,6 +182,7 @@ static void periodic_submit(periodic_t *p, periodic_sched *s, int64_t tick, int6
         log_event(LOG_ERROR, "periodic.failed", NULL, "schedule %s: tick %s: %s", s->cfg->name, id,
                   err.message);
         s->last = tick; /* the next try would fail the same way */
+        s->pending = 0;
         return;
     }
     s->job = job;
@@ -263,9 +267,21 @@ static int64_t periodic_round(periodic_t *p, periodic_sched *s)
         return PERIODIC_WAIT_MAX_MS; /* the store's clock or record is not known yet */
     if (s->pending) {
         int64_t left = s->retry_mono - jobd_mono_ms();
-        if (left <= 0)
-            periodic_submit(p, s, s->pending, now);
-        return left > 0 ? left : PERIODIC_WAIT_MAX_MS;
+        if (left > 0)
+            return left;
+        int64_t later = periodic_latest(s->cfg, s->pending, now);
+        if (later) {
+            char old[JOB_ID_MAX + 1], id[JOB_ID_MAX + 1];
+            periodic_tick_id(s->cfg, s->pending, old);
+            periodic_tick_id(s->cfg, later, id);
+            log_event(LOG_INFO, "periodic.missed", NULL,
+                      "schedule %s: tick %s was refused and tick %s has come due since: the "
+                      "refused tick is not tried again", s->cfg->name, old, id);
+            s->last = s->pending;
+            s->pending = later;
+        }
+        periodic_submit(p, s, s->pending, now);
+        return PERIODIC_WAIT_MAX_MS;
     }
     int64_t latest = periodic_latest(s->cfg, s->last, now);
     if (latest) {

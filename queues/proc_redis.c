@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "../server/log.h"
+#include "../server/metrics.h"
 #include "job.h"
 #include "proc_redis.h"
 #include "redis_gauges.h"
@@ -310,12 +311,16 @@ static void proc_redis_give_back(proc_redis_store *st)
     char pid[REDIS_PID_LEN + 1];
     proc_redis_pid(st, pid);
     redisContext *c = proc_redis_open(st, st->link.timeout);
-    long n = c ? redis_write_give_back(c, &st->m, pid, true, JOBD_INTERRUPTED) : -1;
-    if (n > 0)
+    redis_write_taken got = {0};
+    int rc = c ? redis_write_give_back(c, &st->m, pid, true, JOBD_INTERRUPTED, &got) : -1;
+    /* Not counted failed here: a run cut short by shutdown was, where it ran. */
+    metrics_leases_ended(st->ctx->metrics, st->q->cfg, got.moved, got.dead, false);
+    if (got.moved > 0)
         log_event(LOG_INFO, "redis.given_back", NULL,
-                  "queue %s: %ld unfinished jobs went back to ready (or dead), an attempt counted",
-                  st->q->cfg->name, n);
-    if (n >= 0 && redis_write_beat(c, &st->m, pid, "leave", 0) == 1) {
+                  "queue %s: %ld unfinished jobs went back to ready (%ld) or dead (%ld), "
+                  "an attempt counted",
+                  st->q->cfg->name, got.moved, got.moved - got.dead, got.dead);
+    if (rc == 0 && redis_write_beat(c, &st->m, pid, "leave", 0) == 1) {
         pthread_mutex_lock(&st->mu);
         st->registered = false;
         pthread_mutex_unlock(&st->mu);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../server/log.h"
+#include "../server/metrics.h"
 #include "proc_redis.h"
 
 #define PROC_REDIS_PROMOTE_BATCH 500
@@ -100,14 +101,16 @@ static int proc_redis_reap(proc_redis_store *st, redisContext *c)
 {
     char pid[REDIS_PID_LEN + 1];
     proc_redis_pid(st, pid);
-    long n = redis_write_reap(c, &st->m, pid);
-    if (n > 0) {
-        atomic_fetch_add(&st->n_reaped, n);
+    redis_write_taken got = {0};
+    int rc = redis_write_reap(c, &st->m, pid, &got);
+    if (got.moved > 0) {
+        atomic_fetch_add(&st->n_reaped, got.moved);
+        metrics_leases_ended(st->ctx->metrics, st->q->cfg, got.moved, got.dead, true);
         log_event(LOG_WARN, "redis.requeued", NULL,
-                  "queue %s: %ld jobs of dead processes went back to ready (or dead)",
-                  st->q->cfg->name, n);
+                  "queue %s: %ld jobs of dead processes went back to ready (%ld) or dead (%ld)",
+                  st->q->cfg->name, got.moved, got.moved - got.dead, got.dead);
     }
-    return n < 0 ? -1 : 0;
+    return rc;
 }
 
 static int proc_redis_promote(proc_redis_store *st, redisContext *c)

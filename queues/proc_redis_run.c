@@ -417,8 +417,10 @@ static int proc_redis_fetch_limited(proc_redis_store *st, proc_redis_fetch_state
             fs->procs_loaded = true;
         }
         int64_t wait_ms = 0;
+        long buried = 0;
         int n = redis_write_fetch_limited(fs->c, &st->m, plist, (size_t)k, leases, &fs->procs,
-                                          &wait_ms);
+                                          &wait_ms, &buried);
+        metrics_leases_ended(st->ctx->metrics, st->q->cfg, buried, buried, false);
         if (n == -3) {
             fs->procs_loaded = false;
             continue;

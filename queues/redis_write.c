@@ -130,12 +130,13 @@ int redis_write_enqueue(redisContext *c, const redis_model *m, job_t *const *job
     "the stored record of this job is unreadable (not valid job JSON); it cannot run"
 
 /* Makes dead at once the leased jobs ids[0..n) of plist whose record
- * cannot be read (logged; a failure is left to stop or a reap). */
-static void redis_write_bury(redisContext *c, const redis_model *m, const char *plist,
+ * cannot be read (logged; a failure is left to stop or a reap). Returns how
+ * many went dead (0 on failure). */
+static long redis_write_bury(redisContext *c, const redis_model *m, const char *plist,
                              const char *const *ids, size_t n)
 {
     if (n == 0)
-        return;
+        return 0;
     redis_cmd cmd;
     redis_model_script(&cmd, m, REDIS_SCRIPT_BURY);
     redis_model_keys(&cmd, plist, m->state[JOB_DEAD], m->failed, m->seq, m->running, NULL);
@@ -147,13 +148,16 @@ static void redis_write_bury(redisContext *c, const redis_model *m, const char *
         log_event(LOG_ERROR, "job.unreadable", NULL, "queue key %s: job %s: %s%s", m->base, ids[i],
                   REDIS_WRITE_UNREADABLE,
                   dead < 0 ? " (not yet marked dead: Redis failed)" : "; now dead");
+    return dead > 0 ? (long)dead : 0;
 }
 
 /* Reads the leases of a fetch reply {token, now, then per lease: id view
  * attempts} into out; returns how many. A job whose record cannot be read
- * goes dead at once (it would fail the same way on every run). */
+ * goes dead at once (it would fail the same way on every run): *buried
+ * gets how many did. */
 static int redis_write_fetch_reply(redisContext *c, const redis_model *m, const char *plist,
-                                   const redisReply *r, size_t n, redis_write_lease *out)
+                                   const redisReply *r, size_t n, redis_write_lease *out,
+                                   long *buried)
 {
     if (r->elements < 2)
         return 0;
@@ -173,7 +177,7 @@ static int redis_write_fetch_reply(redisContext *c, const redis_model *m, const 
         job->started_at = now;
         out[k++] = (redis_write_lease){.job = job, .token = token};
     }
-    redis_write_bury(c, m, plist, bad, nbad);
+    *buried = redis_write_bury(c, m, plist, bad, nbad);
     return k;
 }
 
@@ -181,14 +185,16 @@ int redis_write_fetch(redisContext *c, const redis_model *m, const char *plist, 
                       redis_write_lease *out)
 {
     int64_t wait_ms;
-    return redis_write_fetch_limited(c, m, plist, n, out, NULL, &wait_ms);
+    long buried;
+    return redis_write_fetch_limited(c, m, plist, n, out, NULL, &wait_ms, &buried);
 }
 
 int redis_write_fetch_limited(redisContext *c, const redis_model *m, const char *plist, size_t n,
                               redis_write_lease *out, const redis_write_procs *procs,
-                              int64_t *wait_ms)
+                              int64_t *wait_ms, long *buried)
 {
     *wait_ms = 0;
+    *buried = 0;
     if (n == 0)
         return 0;
     bool limit_running = m->max_running > 0 && procs;
@@ -228,7 +234,7 @@ int redis_write_fetch_limited(redisContext *c, const redis_model *m, const char 
             *wait_ms = *wait_ms / 2 + arc4random_uniform((uint32_t)*wait_ms);
         got = -4;
     } else if (r->type == REDIS_REPLY_ARRAY) {
-        got = redis_write_fetch_reply(c, m, plist, r, n, out);
+        got = redis_write_fetch_reply(c, m, plist, r, n, out, buried);
     }
     freeReplyObject(r);
     return got;
@@ -333,9 +339,11 @@ int redis_write_finish(redisContext *c, const redis_model *m, const char *plist,
     return redis_write_finish_batch(c, m, plist, &o, 1, &done, NULL) == 0 ? done : -1;
 }
 
-/* One requeue script call over ids[0..n) of pid's set. */
-static long redis_write_requeue(redisContext *c, const redis_model *m, const char *pid,
-                                bool abandon, const char *why, const char *const *ids, size_t n)
+/* One requeue script call over ids[0..n) of pid's set, its counts added
+ * to *got. 0, or -1 when the connection failed. */
+static int redis_write_requeue(redisContext *c, const redis_model *m, const char *pid,
+                               bool abandon, const char *why, const char *const *ids, size_t n,
+                               redis_write_taken *got)
 {
     char plist[REDIS_KEY_MAX];
     redis_model_proc_key(m, pid, plist);
@@ -349,7 +357,14 @@ static long redis_write_requeue(redisContext *c, const redis_model *m, const cha
     redis_cmd_adds(&cmd, why);
     for (size_t i = 0; i < n; i++)
         redis_cmd_adds(&cmd, ids[i]);
-    return (long)redis_conn_call_int(c, &cmd);
+    redisReply *r = redis_conn_call_array(c, &cmd);
+    bool ok = redis_conn_is_array(r, 2);
+    if (ok) {
+        got->moved += (long)redis_conn_int(r->element[0]);
+        got->dead += (long)redis_conn_int(r->element[1]);
+    }
+    freeReplyObject(r);
+    return ok ? 0 : -1;
 }
 
 /* Up to count ids of pid's lease set (HRANDFIELD): an array reply, or NULL. */
@@ -365,10 +380,12 @@ static redisReply *redis_write_proc_ids(redisContext *c, const redis_model *m, c
     return redis_conn_call_array(c, &cmd);
 }
 
-/* Requeues the ids of an id array reply for which keep (may be NULL) says no. */
-static long redis_write_requeue_reply(redisContext *c, const redis_model *m, const char *pid,
-                                      bool abandon, const char *why, const redisReply *r,
-                                      bool (*keep)(void *arg, const char *id), void *arg)
+/* Requeues the ids of an id array reply for which keep (may be NULL) says
+ * no; as redis_write_requeue. */
+static int redis_write_requeue_reply(redisContext *c, const redis_model *m, const char *pid,
+                                     bool abandon, const char *why, const redisReply *r,
+                                     bool (*keep)(void *arg, const char *id), void *arg,
+                                     redis_write_taken *got)
 {
     const char **ids = calloc(r->elements ? r->elements : 1, sizeof *ids);
     if (!ids)
@@ -377,30 +394,28 @@ static long redis_write_requeue_reply(redisContext *c, const redis_model *m, con
     for (size_t i = 0; i < r->elements; i++)
         if (!keep || !keep(arg, r->element[i]->str))
             ids[n++] = r->element[i]->str;
-    long moved = redis_write_requeue(c, m, pid, abandon, why, ids, n);
+    int rc = redis_write_requeue(c, m, pid, abandon, why, ids, n, got);
     free(ids);
-    return moved;
+    return rc;
 }
 
-long redis_write_give_back(redisContext *c, const redis_model *m, const char *pid, bool abandon,
-                           const char *why)
+int redis_write_give_back(redisContext *c, const redis_model *m, const char *pid, bool abandon,
+                          const char *why, redis_write_taken *got)
 {
-    long total = 0;
     for (int round = 0; round < REDIS_WRITE_GIVE_BACK_ROUNDS; round++) {
         redisReply *ids = redis_write_proc_ids(c, m, pid, REDIS_WRITE_GIVE_BACK_BATCH);
         if (!ids)
             return -1;
-        size_t got = ids->elements;
+        size_t got_ids = ids->elements;
         /* Run even with no ids: the script forgets an orphan whose set is empty. */
-        long moved = redis_write_requeue_reply(c, m, pid, abandon, why, ids, NULL, NULL);
+        int rc = redis_write_requeue_reply(c, m, pid, abandon, why, ids, NULL, NULL, got);
         freeReplyObject(ids);
-        if (moved < 0)
+        if (rc < 0)
             return -1;
-        total += moved;
-        if (got == 0)
+        if (got_ids == 0)
             break;
     }
-    return total;
+    return 0;
 }
 
 long redis_write_release_strays(redisContext *c, const redis_model *m, const char *pid,
@@ -409,9 +424,10 @@ long redis_write_release_strays(redisContext *c, const redis_model *m, const cha
     redisReply *ids = redis_write_proc_ids(c, m, pid, REDIS_BATCH_MAX);
     if (!ids)
         return -1;
-    long moved = redis_write_requeue_reply(c, m, pid, false, "", ids, held, arg);
+    redis_write_taken got = {0};
+    int rc = redis_write_requeue_reply(c, m, pid, false, "", ids, held, arg, &got);
     freeReplyObject(ids);
-    return moved;
+    return rc < 0 ? -1 : got.moved;
 }
 
 /* --- processes --- */
@@ -471,23 +487,23 @@ static int redis_write_find_orphans(redisContext *c, const redis_model *m, const
     return rc;
 }
 
-long redis_write_reap(redisContext *c, const redis_model *m, const char *self)
+int redis_write_reap(redisContext *c, const redis_model *m, const char *self,
+                     redis_write_taken *got)
 {
     if (redis_write_find_orphans(c, m, self) != 0)
         return -1;
     redisReply *orphans = redis_write_members(c, m->orphans);
     if (!orphans)
         return -1;
-    long total = 0;
-    for (size_t i = 0; i < orphans->elements && total >= 0; i++) {
+    int rc = 0;
+    for (size_t i = 0; i < orphans->elements && rc == 0; i++) {
         char why[128];
         snprintf(why, sizeof why, "lease lost: process %.40s stopped heartbeating",
                  orphans->element[i]->str);
-        long n = redis_write_give_back(c, m, orphans->element[i]->str, true, why);
-        total = n < 0 ? -1 : total + n;
+        rc = redis_write_give_back(c, m, orphans->element[i]->str, true, why, got);
     }
     freeReplyObject(orphans);
-    return total;
+    return rc;
 }
 
 /* --- due jobs and retention --- */

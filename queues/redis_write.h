@@ -21,6 +21,13 @@ typedef struct redis_write_outcome {
     double delay;     /* JOB_RETRYING: seconds before the next attempt */
 } redis_write_outcome;
 
+/* What giving leases back did: jobs that went back to ready or dead, and of
+ * them how many went dead. */
+typedef struct redis_write_taken {
+    long moved;
+    long dead;
+} redis_write_taken;
+
 /* redis_write_enqueue for jobs made of parts (submissions): parts[0..nparts)
  * are their sizes, in order, summing to n (NULL: one part). Under
  * m->max_depth a part whose new ids would take the waiting jobs past it is
@@ -74,10 +81,11 @@ typedef struct redis_write_procs {
  * when procs is out of date (reload it: redis_write_procs_load), -4 when no
  * start is allowed now, *wait_ms (ms) until one may be. Nothing is taken on
  * -3 and -4 (a wait for a max_running slot is jittered, so that processes
- * share the freed slots). */
+ * share the freed slots). *buried gets how many jobs with an unreadable
+ * record went dead (see redis_write_fetch). */
 int redis_write_fetch_limited(redisContext *c, const redis_model *m, const char *plist, size_t n,
                               redis_write_lease *out, const redis_write_procs *procs,
-                              int64_t *wait_ms);
+                              int64_t *wait_ms, long *buried);
 
 /* Fills procs (freeing what it held) with the current processes of the
  * queue. 0, or -1 (procs unchanged) when the connection failed or out of memory. */
@@ -106,10 +114,10 @@ int redis_write_finish(redisContext *c, const redis_model *m, const char *plist,
 /* Takes every id out of process pid's lease set, in batches: running jobs
  * go back to ready, without counting an attempt (abandon false) or counting
  * one (abandon true: the process died, or shutdown cut the run short; a job
- * whose attempts reach max_attempts goes dead, why as its error). Returns how many jobs went
- * back or dead, or -1 when the connection failed. */
-long redis_write_give_back(redisContext *c, const redis_model *m, const char *pid, bool abandon,
-                           const char *why);
+ * whose attempts reach max_attempts goes dead, why as its error). Adds what it
+ * did to *got (also when it fails: the batches done). 0, or -1 when the connection failed. */
+int redis_write_give_back(redisContext *c, const redis_model *m, const char *pid, bool abandon,
+                          const char *why, redis_write_taken *got);
 
 /* After a lost reply on a fetch connection: gives back, without counting an
  * attempt, the ids in pid's lease set that held(arg, id) says this process
@@ -125,9 +133,10 @@ int redis_write_beat(redisContext *c, const redis_model *m, const char *pid, con
                      long long ttl_ms);
 
 /* Declares dead every registered process (other than self) whose heartbeat
- * expired and gives their leases back counting an attempt. Returns the number
- * of jobs requeued or dead, or -1 when the connection failed. */
-long redis_write_reap(redisContext *c, const redis_model *m, const char *self);
+ * expired and gives their leases back counting an attempt; adds what went back
+ * or dead to *got (also when it fails). 0, or -1 when the connection failed. */
+int redis_write_reap(redisContext *c, const redis_model *m, const char *self,
+                     redis_write_taken *got);
 
 /* Moves due scheduled/retrying jobs to ready, at most batch. Returns how many,
  * or -1 when the connection failed. */

@@ -72,10 +72,14 @@ static const struct {
     [MC_STARTED] = {"jobd_jobs_started_total", "Runs this process started, per queue."},
     [MC_SUCCEEDED] = {"jobd_jobs_succeeded_total", "Runs of this process that succeeded."},
     [MC_FAILED] = {"jobd_jobs_failed_total",
-                   "Runs of this process that failed (attempts, retryable or not)."},
+                   "Runs of this process that failed (attempts, retryable or not), and runs of "
+                   "dead processes whose leases this process took back."},
     [MC_RETRIED] = {"jobd_jobs_retried_total",
-                    "Failed runs of this process whose job waits to be retried."},
-    [MC_DEAD] = {"jobd_jobs_dead_total", "Jobs this process moved to the dead set after a run."},
+                    "Failed runs, and leases taken back with an attempt counted, whose job waits "
+                    "for another attempt."},
+    [MC_DEAD] = {"jobd_jobs_dead_total",
+                 "Jobs this process moved to the dead set: after a run, on taking a lease back "
+                 "with the last attempt, or at the fetch (unreadable record)."},
     [MC_CANCELLED] = {"jobd_jobs_cancelled_total", "Jobs cancelled through this process."},
     [MC_REPLAYED] = {"jobd_jobs_replayed_total",
                      "Submissions this process answered as idempotent replays of a known job."},
@@ -205,6 +209,19 @@ void metrics_job_filed(metrics_t *m, const queue_cfg *qc, job_state next)
         metrics_count(m, qc, MC_RETRIED);
     else if (next == JOB_DEAD)
         metrics_count(m, qc, MC_DEAD);
+}
+
+void metrics_leases_ended(metrics_t *m, const queue_cfg *qc, long n, long dead, bool lost)
+{
+    metrics_queue *mq = metrics_queue_of(m, qc);
+    if (!mq || n <= 0)
+        return;
+    if (lost)
+        metrics_add(&mq->c[MC_FAILED], (uint64_t)n);
+    if (dead > 0)
+        metrics_add(&mq->c[MC_DEAD], (uint64_t)dead);
+    if (n > dead)
+        metrics_add(&mq->c[MC_RETRIED], (uint64_t)(n - dead));
 }
 
 void metrics_job_started(metrics_t *m, const queue_cfg *qc, double wait)

@@ -51,6 +51,14 @@ void metrics_job_ran(metrics_t *m, const queue_cfg *qc, const char *type, double
  * JOB_DEAD are counted; other states (a run cut short by shutdown) are not. */
 void metrics_job_filed(metrics_t *m, const queue_cfg *qc, job_state next);
 
+/* Leases of n jobs of qc ended counting an attempt without a run's outcome
+ * (taken back from a dead process or at shutdown, or buried at the fetch: an
+ * unreadable record): dead of them went dead, the others back to ready for
+ * another attempt (counted retried). lost: they were a dead process's
+ * (taken back by the reaper), whose runs never ended where they ran: also
+ * counted as failed runs. */
+void metrics_leases_ended(metrics_t *m, const queue_cfg *qc, long n, long dead, bool lost);
+
 /* A job of qc was cancelled. */
 void metrics_job_cancelled(metrics_t *m, const queue_cfg *qc);
 

@@ -64,7 +64,9 @@ static int fetch(const char *pid, size_t n, const redis_write_procs *procs, int6
     char plist[REDIS_KEY_MAX];
     redis_write_lease out[16];
     redis_model_proc_key(&model, pid, plist);
-    int got = redis_write_fetch_limited(rc, &model, plist, n, out, procs, wait_ms);
+    long buried;
+    int got = redis_write_fetch_limited(rc, &model, plist, n, out, procs, wait_ms, &buried);
+    cr_assert_eq(buried, 0, "every record here is readable");
     for (int i = 0; i < got; i++)
         job_free(out[i].job);
     return got;

@@ -6,6 +6,7 @@
  * with `promtool check metrics` (Debian's prometheus package). */
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <hiredis/hiredis.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -267,6 +268,76 @@ Test(metrics, redis_queue_counts_a_known_sequence)
     mt_expect(r.body, "jobd_redis_up", 1);
     mt_expect_promtool_ok(r.body);
     ts_resp_free(&r);
+    ts_jobd_stop(&j, SIGTERM, 10000);
+}
+
+/* A process killed with SIGKILL mid-run never files its runs: the process
+ * whose reaper takes its leases back counts them (failed, and dead or
+ * retried), so a job that went dead in Redis moves jobd_jobs_dead_total. */
+Test(metrics, leases_of_a_killed_process_are_counted_by_the_reaper)
+{
+    char prefix[32], cfg[2048];
+    rt_config(cfg, sizeof cfg, 0, ts_unique(prefix), 2);
+    ts_jobd a, b;
+    rt_jobd_up(&a, cfg, NULL);
+    cr_assert_eq(mt_post(a.port, "/queues/q/jobs",
+                         "[{\"type\": \"sleep\", \"id\": \"last\", \"max_attempts\": 1,"
+                         " \"args\": {\"ms\": 30000}},"
+                         " {\"type\": \"sleep\", \"id\": \"again\", \"max_attempts\": 3,"
+                         " \"args\": {\"ms\": 30000}}]"),
+                 202);
+    cr_assert(ts_wait_state(a.port, "q", "last", "running", 5000, NULL));
+    cr_assert(ts_wait_state(a.port, "q", "again", "running", 5000, NULL));
+    cr_assert_eq(ts_jobd_stop(&a, SIGKILL, 2000), 128 + SIGKILL);
+    rt_jobd_up(&b, cfg, NULL);
+    cr_assert(ts_wait_state(b.port, "q", "last", "dead", 10000, NULL), "its attempt used up");
+    cr_assert_eq(mt_wait(b.port, "jobd_jobs_dead_total{queue=\"q\"}", 1, 1, 5000), 1);
+    ts_resp r;
+    mt_scrape(b.port, &r);
+    mt_expect(r.body, "jobd_jobs_retried_total{queue=\"q\"}", 1);
+    mt_expect(r.body, "jobd_jobs_failed_total{queue=\"q\"}", 2);
+    mt_expect(r.body, "jobd_jobs_succeeded_total{queue=\"q\"}", 0);
+    mt_expect_promtool_ok(r.body);
+    ts_resp_free(&r);
+    ts_jobd_stop(&b, SIGTERM, 10000);
+}
+
+/* Cancelled jobs stay in ready (fetch drops them): with more of them at its
+ * oldest end than one look of the gauges script takes, the latency still
+ * reads the age of the job that waits behind them, and they are dropped. */
+Test(metrics, latency_looks_past_cancelled_jobs)
+{
+    enum { CANCELLED = 40 };
+    char prefix[32], cfg[2048], body[4096], path[96];
+    rt_config(cfg, sizeof cfg, 0, ts_unique(prefix), 2);
+    ts_jobd j;
+    rt_jobd_up(&j, cfg, NULL);
+    int port = j.port;
+    cr_assert_eq(mt_call(port, "POST", "/queues/q/pause"), 200);
+    size_t len = (size_t)snprintf(body, sizeof body, "[");
+    for (int i = 0; i < CANCELLED; i++)
+        len += (size_t)snprintf(body + len, sizeof body - len,
+                                "%s{\"type\": \"noop\", \"id\": \"c%d\"}", i ? "," : "", i);
+    snprintf(body + len, sizeof body - len, "]");
+    cr_assert_eq(mt_post(port, "/queues/q/jobs", body), 202);
+    cr_assert_eq(mt_post(port, "/queues/q/jobs", "{\"type\": \"noop\", \"id\": \"w1\"}"), 202);
+    for (int i = 0; i < CANCELLED; i++) {
+        snprintf(path, sizeof path, "/queues/q/jobs/c%d", i);
+        cr_assert_eq(mt_call(port, "DELETE", path), 200);
+    }
+    cr_assert_eq(mt_wait(port, "jobd_queue_jobs{queue=\"q\",state=\"enqueued\"}", 1, 1, 5000), 1);
+    double age = mt_wait(port, "jobd_queue_latency_seconds{queue=\"q\"}", 0.3, 1e9, 5000);
+    cr_assert(age >= 0.3 && age < 60, "w1 waits behind %d cancelled jobs: age %g", CANCELLED, age);
+    redisContext *c = redisConnect("127.0.0.1", ts_redis_port());
+    cr_assert(c && !c->err);
+    redisReply *r = redisCommand(c, "LLEN %s:{q}:ready", prefix);
+    cr_assert(r && r->type == REDIS_REPLY_INTEGER);
+    cr_expect_eq(r->integer, 1, "the cancelled ids are dropped from ready, w1 stays");
+    freeReplyObject(r);
+    redisFree(c);
+    cr_assert_eq(mt_call(port, "POST", "/queues/q/resume"), 200);
+    cr_assert(ts_wait_state(port, "q", "w1", "succeeded", 5000, NULL));
+    cr_assert_eq(mt_wait(port, "jobd_queue_latency_seconds{queue=\"q\"}", 0, 0, 5000), 0);
     ts_jobd_stop(&j, SIGTERM, 10000);
 }
 

@@ -451,6 +451,11 @@ Test(redis_faults, unreadable_record_goes_dead_at_once)
     json_decref(view);
     cr_expect_eq(rt_count(w.port, "dead"), 1);
     cr_expect_eq(rt_count(w.port, "running"), 0);
+    /* it never ran, but went dead in the fetching process: counted there */
+    cr_assert_eq(ts_get(&resp, w.port, "/metrics"), 0);
+    cr_expect(strstr(resp.body, "\njobd_jobs_dead_total{queue=\"q\"} 1\n"), "%s", resp.body);
+    cr_expect(strstr(resp.body, "\njobd_jobs_succeeded_total{queue=\"q\"} 1\n"));
+    ts_resp_free(&resp);
     cr_assert_eq(ts_get(&resp, w.port, "/queues/q/dead"), 0);
     cr_assert_eq(resp.status, 200);
     json_t *jobs = json_object_get(resp.json, "jobs");

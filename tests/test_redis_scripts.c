@@ -484,7 +484,10 @@ Test(redis_scripts, counts_stay_exact_through_every_change)
     cr_assert_eq(count_of("enqueued"), 2);
     for (int i = 0; i < 3; i++)
         job_free(l[i].job);
-    cr_assert_eq(redis_write_give_back(rc, &model, plist_pid, false, ""), 2);
+    redis_write_taken got = {0};
+    cr_assert_eq(redis_write_give_back(rc, &model, plist_pid, false, "", &got), 0);
+    cr_assert_eq(got.moved, 2);
+    cr_assert_eq(got.dead, 0);
     cr_assert_eq(count_of("running"), 0);
     cr_assert_eq(count_of("enqueued"), 4);
     cr_assert_eq(take_lease(3, l), 3, "the two given back first, then n3");
@@ -508,9 +511,13 @@ Test(redis_scripts, requeue_abandoned_counts_an_attempt)
     cr_assert_eq(redis_write_beat(rc, &model, plist_pid, "register", 100), 1);
     redis_write_lease l[2];
     cr_assert_eq(take_lease(2, l), 2);
-    cr_assert_eq(redis_write_reap(rc, &model, "other"), 0, "heartbeat still alive");
+    redis_write_taken got = {0};
+    cr_assert_eq(redis_write_reap(rc, &model, "other", &got), 0);
+    cr_assert_eq(got.moved, 0, "heartbeat still alive");
     sleep_ms(150);
-    cr_assert_eq(redis_write_reap(rc, &model, "other"), 2);
+    cr_assert_eq(redis_write_reap(rc, &model, "other", &got), 0);
+    cr_assert_eq(got.moved, 2);
+    cr_assert_eq(got.dead, 1, "the job of max_attempts 1 went dead");
     assert_state("again", "enqueued");
     assert_state("last", "dead");
     jobd_error err = {0};
@@ -540,7 +547,9 @@ Test(redis_scripts, release_on_graceful_stop_counts_no_attempt)
     cr_assert_eq(take_lease(1, &l), 1);
     redis_write_lease none;
     cr_assert_eq(take_lease(1, &none), 0, "ready is empty");
-    cr_assert_eq(redis_write_give_back(rc, &model, plist_pid, false, "stop"), 1);
+    redis_write_taken got = {0};
+    cr_assert_eq(redis_write_give_back(rc, &model, plist_pid, false, "stop", &got), 0);
+    cr_assert_eq(got.moved, 1);
     cr_assert_eq(redis_write_beat(rc, &model, plist_pid, "leave", 0), 1);
     assert_state("g", "enqueued");
     jobd_error err = {0};

@@ -2,7 +2,7 @@
 --
 -- KEYS: common, sched st:scheduled st:retrying st:cancelled enqueued. ARGV: id.
 -- Returns {0} unknown, {2, state} not cancellable, {1, record} cancelled.
--- An enqueued id stays in ready: fetching it finds it cancelled and drops it.
+-- An enqueued id stays in ready: fetching it (or gauges.lua) finds it cancelled and drops it.
 
 --@include lib/prelude.lua
 

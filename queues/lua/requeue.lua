@@ -3,7 +3,8 @@
 -- KEYS: common, plist ready st:dead failed seq orphans enqueued running.
 -- ARGV: mode(release|abandon) default_max pid why, then the ids.
 -- Takes the ids out of plist; the running ones go back to ready (or dead).
--- Returns how many jobs went back to ready or dead.
+-- Returns {how many jobs went back to ready or dead, how many of them went dead}:
+-- the process that ran it counts them in its metrics.
 
 --@include lib/prelude.lua
 
@@ -58,4 +59,4 @@ if #back > 0 then redis.call('INCRBY', n_enq, #back) end
 if nrun > 0 then redis.call('DECRBY', n_run, nrun) end
 if abandon and nrun > 0 then redis.call('INCRBY', failed, nrun) end
 if redis.call('HLEN', plist) == 0 then redis.call('SREM', orphans, pid) end
-return nrun
+return {nrun, nd}
