@@ -53,19 +53,25 @@ void rt_sleep_ms(int ms)
     }
 }
 
-void rt_config(char *buf, size_t len, int port, const char *prefix, int workers)
+void rt_config_queues(char *buf, size_t len, int port, const char *prefix, int workers,
+                      const char *queues_json)
 {
     int n = snprintf(
         buf, len,
         "{\"workers\": %d, \"http_threads\": 2,"
         " \"redis\": {\"url\": \"redis://127.0.0.1:%d/0\", \"prefix\": \"%s\", \"timeout\": 0.5},"
         " \"heartbeat\": 0.2, \"lease_expiry\": 1, \"poll_interval\": 0.05,"
-        " \"shutdown_timeout\": 1,"
-        " \"queues\": {\"q\": {\"dequeue\": [\"redis\"], \"max_attempts\": 3,"
-        "   \"backoff\": {\"base\": 0.3, \"factor\": 0.3, \"exponent\": 1, \"jitter\": 0,"
-        "                 \"max\": 5}}}}",
-        workers, port ? port : ts_redis_port(), prefix);
+        " \"shutdown_timeout\": 1, \"queues\": %s}",
+        workers, port ? port : ts_redis_port(), prefix, queues_json);
     cr_assert(n > 0 && (size_t)n < len, "config buffer too small");
+}
+
+void rt_config(char *buf, size_t len, int port, const char *prefix, int workers)
+{
+    rt_config_queues(buf, len, port, prefix, workers,
+                     "{\"q\": {\"dequeue\": [\"redis\"], \"max_attempts\": 3,"
+                     "  \"backoff\": {\"base\": 0.3, \"factor\": 0.3, \"exponent\": 1,"
+                     "               \"jitter\": 0, \"max\": 5}}}");
 }
 
 void rt_jobd_up(ts_jobd *j, const char *config, const char *const *extra_args)

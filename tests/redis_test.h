@@ -20,6 +20,11 @@
  * max_attempts 3, backoff base 0.3 + 0.3 x n s without jitter. */
 void rt_config(char *buf, size_t len, int port, const char *prefix, int workers);
 
+/* rt_config's settings with the queues object given as JSON text instead of
+ * its queue "q" (e.g. "{\"q\": {\"dequeue\": [\"redis\"]}}"). */
+void rt_config_queues(char *buf, size_t len, int port, const char *prefix, int workers,
+                      const char *queues_json);
+
 /* Starts jobd on that config (extra args NULL-terminated, may be NULL);
  * fails the test if it does not come up. */
 void rt_jobd_up(ts_jobd *j, const char *config, const char *const *extra_args);

@@ -27,18 +27,15 @@ TestSuite(flow, .timeout = 60, .fini = rt_cleanup);
 static void flow_config(char *buf, size_t len, const char *prefix, int workers,
                         const char *queue_opts, const char *mem_opts)
 {
-    int n = snprintf(
-        buf, len,
-        "{\"workers\": %d, \"http_threads\": 2,"
-        " \"redis\": {\"url\": \"redis://127.0.0.1:%d/0\", \"prefix\": \"%s\", \"timeout\": 0.5},"
-        " \"heartbeat\": 0.2, \"lease_expiry\": 1, \"poll_interval\": 0.05,"
-        " \"shutdown_timeout\": 1,"
-        " \"queues\": {\"q\": {\"dequeue\": [\"redis\"]%s%s},"
-        "   \"agg\": {\"enqueue\": [\"aggregate\"], \"dequeue\": [\"redis\"]%s%s},"
-        "   \"mem\": {\"dequeue\": [\"inline\"]%s%s}}}",
-        workers, ts_redis_port(), prefix, *queue_opts ? ", " : "", queue_opts,
-        *queue_opts ? ", " : "", queue_opts, *mem_opts ? ", " : "", mem_opts);
-    cr_assert(n > 0 && (size_t)n < len, "config buffer too small");
+    char queues[1024];
+    int n = snprintf(queues, sizeof queues,
+                     "{\"q\": {\"dequeue\": [\"redis\"]%s%s},"
+                     " \"agg\": {\"enqueue\": [\"aggregate\"], \"dequeue\": [\"redis\"]%s%s},"
+                     " \"mem\": {\"dequeue\": [\"inline\"]%s%s}}",
+                     *queue_opts ? ", " : "", queue_opts, *queue_opts ? ", " : "", queue_opts,
+                     *mem_opts ? ", " : "", mem_opts);
+    cr_assert(n > 0 && (size_t)n < sizeof queues, "queue options too long");
+    rt_config_queues(buf, len, 0, prefix, workers, queues);
 }
 
 /* Starts n jobd processes (into procs) on one fresh prefix with
